@@ -1,0 +1,26 @@
+"""
+reconnect: outgoing Twisted connections that stay up.
+
+The public API; everything else lives in private modules.
+"""
+
+from ._backoff import (
+    RetryPolicy,
+    backoffPolicy,
+    decorrelatedJitterPolicy,
+    fullJitterPolicy,
+    limitRetries,
+)
+from ._errors import AttemptTimedOut, GaveUpConnecting
+from ._service import ClientService
+
+__all__ = [
+    "AttemptTimedOut",
+    "ClientService",
+    "GaveUpConnecting",
+    "RetryPolicy",
+    "backoffPolicy",
+    "decorrelatedJitterPolicy",
+    "fullJitterPolicy",
+    "limitRetries",
+]

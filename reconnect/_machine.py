@@ -1,0 +1,617 @@
+"""
+The state machine behind L{reconnect.ClientService}.
+
+Its states, inputs and outputs follow Twisted's C{ClientService} machine;
+one state (C{gaveUp}) and one input (C{_giveUp}) are added for retry
+policies that can say "no more".  Every transition is declared in the block
+at the bottom of L{_ClientMachine}, so the whole machine reads on one screen
+and automat can draw it.
+
+Inputs never run inside one another: an input that arrives while another is
+being handled (because an output fired a user's callback, and the callback
+called back into the service) waits in a queue and runs as soon as the
+current one is done.  That is what makes every public call safe from inside
+the service's own callbacks.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Optional
+
+from automat import MethodicalMachine
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ._attempt import _Attempt, abortTransport
+from ._backoff import RetryPolicy
+from ._errors import GaveUpConnecting
+from ._proxy import _ReconnectingProtocolProxy
+
+ConnectWaiter = tuple["Deferred[IProtocol]", Optional[int]]
+
+
+def _discard(outputs: Iterable[object]) -> None:
+    """
+    Run every output of a transition; inputs return nothing.
+    """
+    for _ in outputs:
+        pass
+
+
+class _ClientMachine:
+    """
+    Keeps one connection to C{endpoint}: the data and the machine of a
+    L{reconnect.ClientService}.
+
+    Public entry points (L{dispatch} and L{state}) are all the service uses;
+    the inputs themselves are only ever run through L{dispatch}.
+    """
+
+    _machine = MethodicalMachine()
+
+    def __init__(
+        self,
+        endpoint: IStreamClientEndpoint,
+        factory: IProtocolFactory,
+        retryPolicy: RetryPolicy,
+        clock: IReactorTime,
+        prepareConnection: Optional[Callable[[IProtocol], object]],
+        log: Logger,
+        attemptTimeout: Optional[float] = None,
+        isFatal: Optional[Callable[[Failure], bool]] = None,
+        resetAfter: Optional[float] = None,
+        onConnected: Optional[Callable[[IProtocol], object]] = None,
+        onDisconnected: Optional[Callable[[IProtocol, Failure], object]] = None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._factory = factory
+        self._retryPolicy = retryPolicy
+        self._clock = clock
+        self._prepareConnection = prepareConnection
+        self._log = log
+        self._attemptTimeout = attemptTimeout
+        self._isFatal = isFatal
+        self._resetAfter = resetAfter
+        self._onConnected = onConnected
+        self._onDisconnected = onDisconnected
+
+        self.failedAttempts = 0
+        self.attempts = 0
+        self.lastFailure: Optional[Failure] = None
+        self._nextDelay = 0.0
+        self._attempt: Optional[_Attempt] = None
+        self._connection: Optional[_ReconnectingProtocolProxy] = None
+        self._retryCall: Optional[IDelayedCall] = None
+        self._resetCall: Optional[IDelayedCall] = None
+        self._connectWaiters: list[ConnectWaiter] = []
+        self._stopWaiters: list[Deferred[None]] = []
+        self._queue: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
+        self._running = False
+
+    # -- running inputs one at a time ---------------------------------------
+
+    def dispatch(self, step: Callable[..., object], *args: Any) -> None:
+        """
+        Run C{step(*args)} now, or, if a step is already running, as soon as
+        it and every step queued before this one are done.
+        """
+        self._queue.append((step, args))
+        if self._running:
+            return
+        self._running = True
+        try:
+            while self._queue:
+                step, args = self._queue.popleft()
+                step(*args)
+        finally:
+            self._running = False
+
+    @_machine.serializer()
+    def state(self, state: str) -> str:
+        """
+        The name of the current state.
+        """
+        return state
+
+    # -- events from the connection, judged when their turn comes -----------
+
+    def _attemptSucceeded(self, proxy: _ReconnectingProtocolProxy) -> None:
+        """
+        The current attempt connected.  If the service was stopped while the
+        news was on its way, the connection is not wanted: it is aborted, and
+        the attempt counts as cancelled.
+        """
+        self._attempt = None
+        if self.state() == "connecting":
+            self._connectionMade(proxy)
+        else:
+            abortTransport(proxy)
+            self._connectionFailed(Failure(CancelledError()))
+
+    def _attemptFailed(self, reason: Failure) -> None:
+        """
+        The current attempt failed.  While connecting, ask the policy (and
+        C{isFatal}) whether to try again.
+        """
+        self._attempt = None
+        self.lastFailure = reason
+        if self.state() == "connecting" and not self._shouldRetry(reason):
+            self._giveUp(reason)
+        else:
+            self._connectionFailed(reason)
+
+    def _connectionEnded(
+        self, proxy: _ReconnectingProtocolProxy, reason: Failure
+    ) -> None:
+        """
+        An established connection ended.  Connections that are no longer
+        the current one are no news.
+        """
+        if proxy is not self._connection:
+            return
+        if self.state() == "connected" and not self._shouldRetry(None):
+            self._giveUp(reason)
+        else:
+            self._clientDisconnected(reason)
+
+    def _shouldRetry(self, reason: Optional[Failure]) -> bool:
+        """
+        Count one more failure and decide the delay before the next attempt.
+
+        @param reason: the attempt's failure, or L{None} for a lost
+            connection (which is never judged fatal).
+        @return: L{False} if no further attempt should be made.
+        """
+        self.failedAttempts += 1
+        if reason is not None and self._isFatal is not None:
+            if self._isFatal(reason):
+                return False
+        delay = self._retryPolicy(self.failedAttempts)
+        if delay is None:
+            return False
+        self._nextDelay = delay
+        return True
+
+    # -- states -------------------------------------------------------------
+
+    @_machine.state(initial=True, serialized="init")
+    def _init(self) -> None:
+        "The service has not been started."
+
+    @_machine.state(serialized="connecting")
+    def _connecting(self) -> None:
+        "A connection attempt is under way."
+
+    @_machine.state(serialized="waiting")
+    def _waiting(self) -> None:
+        "Waiting out the delay before the next attempt."
+
+    @_machine.state(serialized="connected")
+    def _connected(self) -> None:
+        "A prepared connection is up."
+
+    @_machine.state(serialized="disconnecting")
+    def _disconnecting(self) -> None:
+        "Stopping: waiting for the connection or attempt to end."
+
+    @_machine.state(serialized="restarting")
+    def _restarting(self) -> None:
+        "Stopping, then starting again once the connection has ended."
+
+    @_machine.state(serialized="stopped")
+    def _stopped(self) -> None:
+        "Stopped, with no connection and no attempt."
+
+    @_machine.state(serialized="gaveUp")
+    def _gaveUp(self) -> None:
+        "The policy said no more attempts; waiting to be stopped."
+
+    # -- inputs -------------------------------------------------------------
+
+    @_machine.input()
+    def start(self) -> None:
+        "The service was started."
+
+    @_machine.input()
+    def stop(self, stopped: Deferred[None]) -> None:
+        "The service was stopped; C{stopped} fires once it is quiet."
+
+    @_machine.input()
+    def whenConnected(
+        self, connected: Deferred[IProtocol], failAfterFailures: Optional[int]
+    ) -> None:
+        "Someone wants the current or next connection's protocol."
+
+    @_machine.input()
+    def _connectionMade(self, protocol: _ReconnectingProtocolProxy) -> None:
+        "The attempt connected, and the connection is prepared."
+
+    @_machine.input()
+    def _connectionFailed(self, reason: Failure) -> None:
+        "The attempt failed, and another is to follow."
+
+    @_machine.input()
+    def _giveUp(self, reason: Failure) -> None:
+        "A failure after which no further attempt is to be made."
+
+    @_machine.input()
+    def _reconnect(self) -> None:
+        "The delay before the next attempt is over."
+
+    @_machine.input()
+    def _clientDisconnected(self, reason: Failure) -> None:
+        "The established connection ended."
+
+    # -- outputs ------------------------------------------------------------
+
+    @_machine.output()
+    def _resetFailedAttempts(self) -> None:
+        "Forget failures from before the service was last stopped."
+        self.failedAttempts = 0
+
+    @_machine.output()
+    def _connect(self) -> None:
+        "Start an attempt."
+        self.attempts += 1
+        self._log.debug(
+            "Connecting to {endpoint} (attempt {attempt})",
+            endpoint=self._endpoint,
+            attempt=self.attempts,
+            reconnectEvent="attempt",
+        )
+        self._attempt = _Attempt(
+            self._endpoint,
+            self._factory,
+            self._clock,
+            self._prepareConnection,
+            self._attemptTimeout,
+            lambda proxy: self.dispatch(self._attemptSucceeded, proxy),
+            lambda reason: self.dispatch(self._attemptFailed, reason),
+            lambda proxy, reason: self.dispatch(self._connectionEnded, proxy, reason),
+        )
+
+    @_machine.output()
+    def _cancelAttempt(self) -> None:
+        "Abandon the attempt under way."
+        if self._attempt is not None:
+            self._attempt.cancel()
+
+    @_machine.output()
+    def _rememberConnection(self, protocol: _ReconnectingProtocolProxy) -> None:
+        "Keep the new connection, and hand it to everyone waiting for one."
+        self._connection = protocol
+        if self._resetAfter is None:
+            self.failedAttempts = 0
+        else:
+            self._resetCall = self._clock.callLater(
+                self._resetAfter, self._connectionIsStable
+            )
+        self._log.info(
+            "Connected to {endpoint}",
+            endpoint=self._endpoint,
+            peer=self._peerOf(protocol),
+            attempt=self.attempts,
+            reconnectEvent="connected",
+        )
+        self._fireConnectWaiters(protocol._protocol)
+        if self._onConnected is not None:
+            self._notify(self._onConnected, protocol._protocol)
+
+    @_machine.output()
+    def _deliverConnectionFailure(self, reason: Failure) -> None:
+        "Fail the waiters whose C{failAfterFailures} this failure reaches."
+        stillWaiting: list[ConnectWaiter] = []
+        due = []
+        for waiter, remaining in self._connectWaiters:
+            if remaining is None:
+                stillWaiting.append((waiter, None))
+            elif remaining <= 1:
+                due.append(waiter)
+            else:
+                stillWaiting.append((waiter, remaining - 1))
+        self._connectWaiters = stillWaiting
+        for waiter in due:
+            waiter.errback(reason)
+
+    @_machine.output()
+    def _wait(self) -> None:
+        "Schedule the next attempt after the delay the policy chose."
+        self._log.info(
+            "Scheduling retry {attempt} to connect {endpoint} in {delay} seconds.",
+            attempt=self.failedAttempts,
+            endpoint=self._endpoint,
+            delay=self._nextDelay,
+            reason=self.lastFailure,
+            reconnectEvent="waiting",
+        )
+        self._retryCall = self._clock.callLater(
+            self._nextDelay, self.dispatch, self._reconnect
+        )
+
+    @_machine.output()
+    def _cancelRetry(self) -> None:
+        "Call off the scheduled attempt."
+        if self._retryCall is not None:
+            self._retryCall.cancel()
+            self._retryCall = None
+
+    @_machine.output()
+    def _disconnect(self) -> None:
+        "Close the current connection."
+        assert self._connection is not None
+        transport = self._connection._transport
+        assert transport is not None
+        transport.loseConnection()
+
+    @_machine.output()
+    def _forgetConnection(self, reason: Failure) -> None:
+        "Let go of the connection that ended, and tell who asked to know."
+        protocol, self._connection = self._connection, None
+        if self._resetCall is not None:
+            if self._resetCall.active():
+                self._resetCall.cancel()
+            self._resetCall = None
+        assert protocol is not None
+        self._log.info(
+            "Disconnected from {endpoint}: {reason}",
+            endpoint=self._endpoint,
+            reason=reason.getErrorMessage(),
+            peer=self._peerOf(protocol),
+            reconnectEvent="disconnected",
+        )
+        if self._onDisconnected is not None:
+            self._notify(self._onDisconnected, protocol._protocol, reason)
+
+    @_machine.output()
+    def _awaitConnection(
+        self, connected: Deferred[IProtocol], failAfterFailures: Optional[int]
+    ) -> None:
+        "Keep C{connected} until the next connection, or enough failures."
+        self._connectWaiters.append((connected, failAfterFailures))
+
+    @_machine.output()
+    def _currentConnection(self, connected: Deferred[IProtocol]) -> None:
+        "Hand over the current connection's protocol."
+        assert self._connection is not None
+        connected.callback(self._connection._protocol)
+
+    @_machine.output()
+    def _noConnection(self, connected: Deferred[IProtocol]) -> None:
+        "Tell the caller no connection is coming: the service is stopped."
+        connected.errback(CancelledError())
+
+    @_machine.output()
+    def _noConnectionAfterGivingUp(self, connected: Deferred[IProtocol]) -> None:
+        "Tell the caller no connection is coming: the service gave up."
+        connected.errback(self._gaveUpError())
+
+    @_machine.output()
+    def _cancelConnectWaiters(self) -> None:
+        "Fail everyone waiting for a connection: none is coming."
+        self._failConnectWaiters(Failure(CancelledError()))
+
+    @_machine.output()
+    def _abandonConnectWaiters(self, reason: Failure) -> None:
+        "Fail everyone waiting for a connection with the give-up error."
+        self.lastFailure = reason
+        self._log.error(
+            "Gave up connecting to {endpoint} after {attempts} failed attempt(s): "
+            "{reason}",
+            endpoint=self._endpoint,
+            attempts=self.failedAttempts,
+            reason=reason.getErrorMessage(),
+            reconnectEvent="gaveUp",
+        )
+        self._failConnectWaiters(Failure(self._gaveUpError()))
+
+    @_machine.output()
+    def _awaitStop(self, stopped: Deferred[None]) -> None:
+        "Keep C{stopped} until the service is quiet."
+        self._stopWaiters.append(stopped)
+
+    @_machine.output()
+    def _finishStopping(self) -> None:
+        "The service is quiet: fire every stop waiter."
+        waiters, self._stopWaiters = self._stopWaiters, []
+        self._log.debug(
+            "Stopped connecting to {endpoint}",
+            endpoint=self._endpoint,
+            reconnectEvent="stopped",
+        )
+        for waiter in waiters:
+            waiter.callback(None)
+
+    # -- helpers of the outputs ---------------------------------------------
+
+    def _connectionIsStable(self) -> None:
+        self._resetCall = None
+        self.failedAttempts = 0
+
+    def _fireConnectWaiters(self, result: IProtocol) -> None:
+        waiters, self._connectWaiters = self._connectWaiters, []
+        for waiter, _ in waiters:
+            waiter.callback(result)
+
+    def _failConnectWaiters(self, failure: Failure) -> None:
+        waiters, self._connectWaiters = self._connectWaiters, []
+        for waiter, _ in waiters:
+            waiter.errback(failure)
+
+    def _gaveUpError(self) -> GaveUpConnecting:
+        assert self.lastFailure is not None
+        return GaveUpConnecting(self.lastFailure, self.failedAttempts)
+
+    def _notify(self, callback: Callable[..., object], *args: object) -> None:
+        """
+        Call a user's lifecycle callback; what it raises is logged, not
+        allowed to derail the machine.
+        """
+        try:
+            callback(*args)
+        except Exception:
+            self._log.failure(
+                "Error in connection callback {callback!r}", callback=callback
+            )
+
+    @staticmethod
+    def _peerOf(proxy: _ReconnectingProtocolProxy) -> object:
+        transport = proxy._transport
+        getPeer = getattr(transport, "getPeer", None)
+        return getPeer() if getPeer is not None else None
+
+    # -- the transitions ----------------------------------------------------
+
+    _init.upon(start, enter=_connecting, outputs=[_connect], collector=_discard)
+    _init.upon(
+        stop, enter=_stopped, outputs=[_awaitStop, _finishStopping], collector=_discard
+    )
+    _init.upon(
+        whenConnected, enter=_init, outputs=[_awaitConnection], collector=_discard
+    )
+
+    _connecting.upon(start, enter=_connecting, outputs=[], collector=_discard)
+    _connecting.upon(
+        stop,
+        enter=_disconnecting,
+        outputs=[_awaitStop, _cancelAttempt],
+        collector=_discard,
+    )
+    _connecting.upon(
+        whenConnected, enter=_connecting, outputs=[_awaitConnection], collector=_discard
+    )
+    _connecting.upon(
+        _connectionMade,
+        enter=_connected,
+        outputs=[_rememberConnection],
+        collector=_discard,
+    )
+    _connecting.upon(
+        _connectionFailed,
+        enter=_waiting,
+        outputs=[_deliverConnectionFailure, _wait],
+        collector=_discard,
+    )
+    _connecting.upon(
+        _giveUp,
+        enter=_gaveUp,
+        outputs=[_deliverConnectionFailure, _abandonConnectWaiters],
+        collector=_discard,
+    )
+
+    _waiting.upon(start, enter=_waiting, outputs=[], collector=_discard)
+    _waiting.upon(
+        stop,
+        enter=_stopped,
+        outputs=[_cancelRetry, _cancelConnectWaiters, _awaitStop, _finishStopping],
+        collector=_discard,
+    )
+    _waiting.upon(
+        whenConnected, enter=_waiting, outputs=[_awaitConnection], collector=_discard
+    )
+    _waiting.upon(_reconnect, enter=_connecting, outputs=[_connect], collector=_discard)
+
+    _connected.upon(start, enter=_connected, outputs=[], collector=_discard)
+    _connected.upon(
+        stop,
+        enter=_disconnecting,
+        outputs=[_awaitStop, _disconnect],
+        collector=_discard,
+    )
+    _connected.upon(
+        whenConnected,
+        enter=_connected,
+        outputs=[_currentConnection],
+        collector=_discard,
+    )
+    _connected.upon(
+        _clientDisconnected,
+        enter=_waiting,
+        outputs=[_forgetConnection, _wait],
+        collector=_discard,
+    )
+    _connected.upon(
+        _giveUp,
+        enter=_gaveUp,
+        outputs=[_forgetConnection, _abandonConnectWaiters],
+        collector=_discard,
+    )
+
+    _disconnecting.upon(start, enter=_restarting, outputs=[], collector=_discard)
+    _disconnecting.upon(
+        stop, enter=_disconnecting, outputs=[_awaitStop], collector=_discard
+    )
+    _disconnecting.upon(
+        whenConnected,
+        enter=_disconnecting,
+        outputs=[_awaitConnection],
+        collector=_discard,
+    )
+    _disconnecting.upon(
+        _connectionFailed,
+        enter=_stopped,
+        outputs=[_cancelConnectWaiters, _finishStopping],
+        collector=_discard,
+    )
+    _disconnecting.upon(
+        _clientDisconnected,
+        enter=_stopped,
+        outputs=[_forgetConnection, _cancelConnectWaiters, _finishStopping],
+        collector=_discard,
+    )
+
+    _restarting.upon(start, enter=_restarting, outputs=[], collector=_discard)
+    _restarting.upon(
+        stop, enter=_disconnecting, outputs=[_awaitStop], collector=_discard
+    )
+    _restarting.upon(
+        whenConnected,
+        enter=_restarting,
+        outputs=[_awaitConnection],
+        collector=_discard,
+    )
+    _restarting.upon(
+        _connectionFailed,
+        enter=_connecting,
+        outputs=[_finishStopping, _resetFailedAttempts, _connect],
+        collector=_discard,
+    )
+    _restarting.upon(
+        _clientDisconnected,
+        enter=_connecting,
+        outputs=[_forgetConnection, _finishStopping, _resetFailedAttempts, _connect],
+        collector=_discard,
+    )
+
+    _stopped.upon(
+        start,
+        enter=_connecting,
+        outputs=[_resetFailedAttempts, _connect],
+        collector=_discard,
+    )
+    _stopped.upon(
+        stop, enter=_stopped, outputs=[_awaitStop, _finishStopping], collector=_discard
+    )
+    _stopped.upon(
+        whenConnected, enter=_stopped, outputs=[_noConnection], collector=_discard
+    )
+
+    _gaveUp.upon(start, enter=_gaveUp, outputs=[], collector=_discard)
+    _gaveUp.upon(
+        stop, enter=_stopped, outputs=[_awaitStop, _finishStopping], collector=_discard
+    )
+    _gaveUp.upon(
+        whenConnected,
+        enter=_gaveUp,
+        outputs=[_noConnectionAfterGivingUp],
+        collector=_discard,
+    )

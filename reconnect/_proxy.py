@@ -1,0 +1,140 @@
+"""
+The factory and protocol wrappers that tell a L{ClientService} when its
+connection ends.
+
+The reactor sees only the wrappers.  So that it still treats the user's
+protocol as what it is, each wrapper class declares the interfaces of the
+protocol it wraps: a half-closeable protocol stays half-closeable, a protocol
+that receives file descriptors still receives them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Optional, cast
+
+from twisted.internet.interfaces import (
+    IAddress,
+    IProtocol,
+    IProtocolFactory,
+    ITransport,
+)
+from twisted.python.failure import Failure
+from zope.interface import implementer, providedBy
+from zope.interface.declarations import Declaration
+
+LostNotification = Callable[["_ReconnectingProtocolProxy", Failure], None]
+MadeNotification = Callable[["_ReconnectingProtocolProxy"], None]
+
+
+class _ReconnectingProtocolProxy:
+    """
+    Stands between the reactor and the user's protocol, passing everything
+    through and reporting C{makeConnection} and C{connectionLost}.
+
+    @ivar _protocol: the user's protocol.
+    @ivar _transport: the transport, once connected.
+    """
+
+    _transport: Optional[ITransport] = None
+
+    def __init__(
+        self,
+        protocol: IProtocol,
+        made: MadeNotification,
+        lost: LostNotification,
+    ) -> None:
+        self._protocol = protocol
+        self._made = made
+        self._lost = lost
+
+    def makeConnection(self, transport: ITransport) -> None:
+        self._transport = transport
+        self._protocol.makeConnection(transport)
+        self._made(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        self._protocol.dataReceived(data)
+
+    def connectionLost(self, reason: Failure) -> None:
+        try:
+            self._protocol.connectionLost(reason)
+        finally:
+            self._lost(self, reason)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._protocol, name)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} wrapping {self._protocol!r}>"
+
+
+_proxyClasses: dict[Declaration, type[_ReconnectingProtocolProxy]] = {}
+
+
+def _proxyClassFor(protocol: IProtocol) -> type[_ReconnectingProtocolProxy]:
+    """
+    Find (or make, once per set of interfaces) the proxy class that declares
+    everything C{protocol} provides.
+
+    Protocols whose interfaces come from their class share one declaration
+    object, so the cache stays as small as the number of protocol classes.
+    Per-instance declarations get a fresh class that is not cached.
+    """
+    provided = providedBy(protocol)
+    proxyClass = _proxyClasses.get(provided)
+    if proxyClass is None:
+        proxyClass = implementer(IProtocol, *provided.interfaces())(
+            type("_ReconnectingProtocolProxy", (_ReconnectingProtocolProxy,), {})
+        )
+        if getattr(provided, "inherit", None) is type(protocol):
+            _proxyClasses[provided] = proxyClass
+    return proxyClass
+
+
+def wrapProtocol(
+    protocol: IProtocol, made: MadeNotification, lost: LostNotification
+) -> _ReconnectingProtocolProxy:
+    """
+    Wrap C{protocol} in a proxy that provides what it provides.
+    """
+    return _proxyClassFor(protocol)(protocol, made, lost)
+
+
+@implementer(IProtocolFactory)
+class _DisconnectFactory:
+    """
+    Stands between an endpoint and the user's factory: every protocol it
+    builds comes wrapped in a L{_ReconnectingProtocolProxy}.
+
+    C{doStart} and C{doStop}, and any other attribute, reach the user's
+    factory unchanged.
+    """
+
+    def __init__(
+        self,
+        protocolFactory: IProtocolFactory,
+        made: MadeNotification,
+        lost: LostNotification,
+    ) -> None:
+        self._protocolFactory = protocolFactory
+        self._made = made
+        self._lost = lost
+
+    def buildProtocol(self, addr: IAddress) -> Optional[IProtocol]:
+        built = self._protocolFactory.buildProtocol(addr)
+        if built is None:
+            return None
+        return cast(IProtocol, wrapProtocol(built, self._made, self._lost))
+
+    def doStart(self) -> None:
+        self._protocolFactory.doStart()
+
+    def doStop(self) -> None:
+        self._protocolFactory.doStop()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._protocolFactory, name)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} wrapping {self._protocolFactory!r}>"

@@ -1,0 +1,175 @@
+"""
+L{ClientService}: a service that keeps one outgoing connection up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Optional, cast
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import (
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ._backoff import RetryPolicy, backoffPolicy
+from ._machine import _ClientMachine
+
+_defaultPolicy = backoffPolicy()
+
+
+def _globalReactorUnlessGiven(clock: Optional[IReactorTime]) -> IReactorTime:
+    """
+    The clock to use: C{clock} if given, else the global reactor, imported
+    only now so that importing this module installs no reactor.
+    """
+    if clock is not None:
+        return clock
+    from twisted.internet import reactor
+
+    return cast(IReactorTime, reactor)
+
+
+class ClientService(Service):
+    """
+    Keeps one connection to an endpoint up: connects when started, and
+    whenever the connection fails or ends, waits as the retry policy says and
+    connects again.
+
+    It behaves as Twisted's C{twisted.application.internet.ClientService}
+    does, and adds: every method may be called from inside the service's own
+    callbacks; an optional time limit per attempt; retry policies that may
+    give up, and failures judged not worth retrying; callbacks on each
+    connect and disconnect; optional damping of flapping connections; and
+    the current state, readable as L{state}.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        endpoint: IStreamClientEndpoint,
+        factory: IProtocolFactory,
+        retryPolicy: Optional[RetryPolicy] = None,
+        clock: Optional[IReactorTime] = None,
+        prepareConnection: Optional[Callable[[IProtocol], object]] = None,
+        *,
+        attemptTimeout: Optional[float] = None,
+        isFatal: Optional[Callable[[Failure], bool]] = None,
+        resetAfter: Optional[float] = None,
+        onConnected: Optional[Callable[[IProtocol], object]] = None,
+        onDisconnected: Optional[Callable[[IProtocol, Failure], object]] = None,
+    ) -> None:
+        """
+        @param endpoint: where to connect.
+        @param factory: builds the protocol for each connection.
+        @param retryPolicy: given the number of consecutive failures, the
+            seconds to wait before the next attempt, or L{None} to give up.
+            L{backoffPolicy}C{()} by default.
+        @param clock: schedules the retries; the global reactor by default.
+        @param prepareConnection: called with each new protocol; may return
+            a L{Deferred}.  Waiters see the connection only once it has
+            finished; if it fails, the connection is closed and the attempt
+            counts as failed.
+        @param attemptTimeout: if given, an attempt (connect plus
+            C{prepareConnection}) that takes longer is cancelled and counts
+            as failed with L{reconnect.AttemptTimedOut}.
+        @param isFatal: if given, called with each attempt's failure; a true
+            result means no further attempt is made (see L{GaveUpConnecting
+            <reconnect.GaveUpConnecting>}).
+        @param resetAfter: if given, the count of failures passed to the
+            policy goes back to zero only once a connection has stayed up for
+            this many seconds, so that a server that accepts and at once
+            hangs up meets a growing delay.  By default (as in Twisted) every
+            connection resets it.
+        @param onConnected: called with the protocol of each new connection.
+        @param onDisconnected: called with the protocol and the reason when
+            an established connection ends.
+        """
+        if attemptTimeout is not None and not attemptTimeout > 0:
+            raise ValueError(f"attemptTimeout must be > 0, not {attemptTimeout!r}")
+        if resetAfter is not None and not resetAfter >= 0:
+            raise ValueError(f"resetAfter must be >= 0, not {resetAfter!r}")
+        self._machine = _ClientMachine(
+            endpoint,
+            factory,
+            _defaultPolicy if retryPolicy is None else retryPolicy,
+            _globalReactorUnlessGiven(clock),
+            prepareConnection,
+            self._log,
+            attemptTimeout=attemptTimeout,
+            isFatal=isFatal,
+            resetAfter=resetAfter,
+            onConnected=onConnected,
+            onDisconnected=onDisconnected,
+        )
+
+    @property
+    def state(self) -> str:
+        """
+        The machine's state: one of C{"init"}, C{"connecting"},
+        C{"waiting"}, C{"connected"}, C{"disconnecting"}, C{"restarting"},
+        C{"stopped"} and C{"gaveUp"}.
+        """
+        return cast(str, self._machine.state())
+
+    @property
+    def failedAttempts(self) -> int:
+        """
+        How many attempts (or connections) have failed in a row.
+        """
+        return self._machine.failedAttempts
+
+    @property
+    def lastFailure(self) -> Optional[Failure]:
+        """
+        The failure of the last failed attempt, if any.
+        """
+        return self._machine.lastFailure
+
+    def whenConnected(
+        self, failAfterFailures: Optional[int] = None
+    ) -> Deferred[IProtocol]:
+        """
+        The protocol of the current connection, or of the next one.
+
+        @param failAfterFailures: if given, fail after this many further
+            failed attempts (1: at the next failure) with that attempt's
+            failure.
+        @return: a L{Deferred} that fires with the protocol; fails with
+            L{CancelledError <twisted.internet.defer.CancelledError>} if the
+            service stops first, or with L{GaveUpConnecting
+            <reconnect.GaveUpConnecting>} if it gives up.
+        """
+        connected: Deferred[IProtocol] = Deferred()
+        machine = self._machine
+        machine.dispatch(machine.whenConnected, connected, failAfterFailures)
+        return connected
+
+    def startService(self) -> None:
+        """
+        Start connecting.  Starting a running service only logs a warning.
+        """
+        if self.running:
+            self._log.warn("Duplicate ClientService.startService {log_source}")
+            return
+        Service.startService(self)
+        self._machine.dispatch(self._machine.start)
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop connecting, and close the connection if there is one.
+
+        @return: a L{Deferred} that fires once the connection is closed and
+            no attempt is under way.
+        """
+        Service.stopService(self)
+        stopped: Deferred[None] = Deferred()
+        self._machine.dispatch(self._machine.stop, stopped)
+        return stopped
