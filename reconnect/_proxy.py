@@ -50,8 +50,8 @@ class _ReconnectingProtocolProxy:
 
     def makeConnection(self, transport: ITransport) -> None:
         self._transport = transport
-        self._protocol.makeConnection(transport)
         self._made(self)
+        self._protocol.makeConnection(transport)
 
     def dataReceived(self, data: bytes) -> None:
         self._protocol.dataReceived(data)

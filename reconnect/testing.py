@@ -14,11 +14,14 @@ from typing import Any, Optional
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.interfaces import IProtocol, IProtocolFactory
+from twisted.internet.interfaces import (
+    IProtocol,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+)
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
-from twisted.internet.interfaces import IStreamClientEndpoint
 
 
 class FakeAttempt:
@@ -35,6 +38,7 @@ class FakeAttempt:
     protocol: Optional[IProtocol] = None
     transport: Optional[StringTransport] = None
     cancelled = False
+    lost = False
 
     def __init__(self, factory: IProtocolFactory) -> None:
         self.factory = factory
@@ -59,7 +63,8 @@ class FakeAttempt:
         self.protocol = protocol
         self.transport = StringTransport()
         protocol.makeConnection(self.transport)
-        self.deferred.callback(protocol)
+        if not self.cancelled:
+            self.deferred.callback(protocol)
         return protocol
 
     def fail(self, reason: Optional[BaseException] = None) -> None:
@@ -77,6 +82,8 @@ class FakeAttempt:
         from twisted.internet.error import ConnectionDone
 
         assert self.protocol is not None and self.transport is not None
+        assert not self.lost, "the connection was already lost"
+        self.lost = True
         self.transport.disconnecting = True
         self.protocol.connectionLost(Failure(reason or ConnectionDone()))
 

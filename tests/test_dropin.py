@@ -1,0 +1,122 @@
+"""
+The twistd dropin: listed by C{twistd --help} after a plain install and after
+an editable one (the case that setuptools' default editable finder breaks),
+and shipped with no C{__init__.py} that would shadow Twisted.
+"""
+
+import os
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TWISTD_HELP = (
+    "import sys; from twisted.scripts.twistd import run; "
+    "sys.argv = ['twistd', '--help']; run()"
+)
+
+
+DROPIN_DIRS = (
+    "import os, twisted.plugins\n"
+    "for d in twisted.plugins.__path__:\n"
+    "    if os.path.exists(os.path.join(d, 'reconnect_saystuff.py')):\n"
+    "        print(os.path.realpath(d))\n"
+)
+
+
+def test_noInitFilesInDropin() -> None:
+    assert not (ROOT / "twisted" / "__init__.py").exists()
+    assert not (ROOT / "twisted" / "plugins" / "__init__.py").exists()
+
+
+def test_dropinImportsNoReactor() -> None:
+    """
+    Importing the dropin (as C{twistd --help} does) installs no reactor, so
+    C{twistd --reactor=...} still works.
+    """
+    code = (
+        "import sys\n"
+        "from twisted.plugin import getPlugins\n"
+        "from twisted.application.service import IServiceMaker\n"
+        "names = {p.tapname for p in getPlugins(IServiceMaker)}\n"
+        "assert {'saystuff', 'saystuff-server'} <= names, names\n"
+        "assert 'twisted.internet.reactor' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def _venvSeeingOurSitePackages(where: Path) -> Path:
+    """
+    A venv whose interpreter also sees this interpreter's site-packages (for
+    Twisted and the build tools), so the install under test needs no
+    download but reconnect's own.
+    """
+    venv.EnvBuilder(with_pip=False).create(where)
+    python = where / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    Path(site, "outer.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python
+
+
+@pytest.mark.parametrize("editable", [False, True], ids=["plain", "editable"])
+def test_twistdHelpListsPlugins(tmp_path: Path, editable: bool) -> None:
+    python = _venvSeeingOurSitePackages(tmp_path / "venv")
+    source = tmp_path / "source"
+    _copyTree(source)
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install"]
+    install += ["-q", "--no-deps", "--no-build-isolation"]
+    install += ["-e", str(source)] if editable else [str(source)]
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    subprocess.run(install, check=True, env=env)
+    helpText = subprocess.run(
+        [python, "-c", TWISTD_HELP],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
+    assert "saystuff " in helpText or "saystuff\n" in helpText
+    assert "saystuff-server" in helpText
+
+    # This interpreter may have reconnect installed too: check that the
+    # dropin twistd finds includes the one just installed.
+    sitePackages = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    expected = source if editable else Path(sitePackages)
+    found = subprocess.run(
+        [python, "-c", DROPIN_DIRS],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout.split()
+    assert str((expected / "twisted" / "plugins").resolve()) in found
+
+
+def _copyTree(target: Path) -> None:
+    """
+    Copy the working tree (uncommitted changes included), leaving out build
+    and cache litter.
+    """
+    import shutil
+
+    shutil.copytree(
+        ROOT,
+        target,
+        ignore=shutil.ignore_patterns(
+            ".git", ".tox", "*.egg-info", "build", "__pycache__", "dropin.cache"
+        ),
+    )

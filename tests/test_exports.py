@@ -1,0 +1,60 @@
+"""
+The public API: C{reconnect.__all__} names each public object once, and each
+is the object from the private module that defines it.
+"""
+
+import importlib
+
+import pytest
+
+import reconnect
+import reconnect.saystuff
+
+EXPORTS = {
+    "reconnect": {
+        "AttemptTimedOut": "reconnect._errors",
+        "ClientService": "reconnect._service",
+        "EndpointConnector": "reconnect._legacy",
+        "GaveUpConnecting": "reconnect._errors",
+        "ReconnectingClientFactory": "reconnect._legacy",
+        "RetryPolicy": "reconnect._backoff",
+        "backoffPolicy": "reconnect._backoff",
+        "decorrelatedJitterPolicy": "reconnect._backoff",
+        "fullJitterPolicy": "reconnect._backoff",
+        "limitRetries": "reconnect._backoff",
+    },
+}
+
+
+@pytest.mark.parametrize("package", [reconnect, reconnect.saystuff])
+def test_allHasNoDuplicates(package: object) -> None:
+    names = package.__all__  # type: ignore[attr-defined]
+    assert len(names) == len(set(names))
+    for name in names:
+        assert hasattr(package, name), name
+
+
+@pytest.mark.parametrize(
+    "package, name, module",
+    [(p, n, m) for p, names in EXPORTS.items() for n, m in names.items()],
+)
+def test_exportIsThePrivateObject(package: str, name: str, module: str) -> None:
+    public = importlib.import_module(package)
+    assert name in public.__all__
+    assert getattr(public, name) is getattr(importlib.import_module(module), name)
+
+
+def test_designNamesImport() -> None:
+    """
+    The names the design fixes import as written there.
+    """
+    from reconnect import (  # noqa: F401
+        ClientService,
+        EndpointConnector,
+        ReconnectingClientFactory,
+        backoffPolicy,
+    )
+    from reconnect.saystuff import (  # noqa: F401
+        NotConnectedError,
+        SayStuffToServerService,
+    )

@@ -1,0 +1,992 @@
+"""
+Tests for L{reconnect.ClientService}: every edge of its machine, the points
+where it must behave as Twisted's does, and what it does better.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Optional
+
+import pytest
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.error import (
+    ConnectionDone,
+    ConnectionRefusedError,
+    DNSLookupError,
+)
+from twisted.internet.interfaces import (
+    IFileDescriptorReceiver,
+    IHalfCloseableProtocol,
+    IProtocol,
+)
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from reconnect import (
+    AttemptTimedOut,
+    ClientService,
+    GaveUpConnecting,
+    limitRetries,
+)
+from reconnect.testing import FakeEndpoint
+
+LONG = 1000.0
+
+
+def fixedDelay(attempt: int) -> float:
+    return 1.0
+
+
+class Recorder(Protocol):
+    """
+    A protocol that remembers what happened to it.
+    """
+
+    def __init__(self) -> None:
+        self.made = 0
+        self.lostReason: Optional[Failure] = None
+
+    def connectionMade(self) -> None:
+        self.made += 1
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.lostReason = reason
+
+
+class RecordingFactory(Factory):
+    protocol = Recorder
+
+    def __init__(self) -> None:
+        self.built: list[Recorder] = []
+        self.starts = 0
+        self.stops = 0
+
+    def buildProtocol(self, addr: Any) -> Recorder:
+        protocol = Recorder()
+        protocol.factory = self
+        self.built.append(protocol)
+        return protocol
+
+    def doStart(self) -> None:
+        self.starts += 1
+
+    def doStop(self) -> None:
+        self.stops += 1
+
+
+class Harness:
+    """
+    A L{ClientService} on a L{Clock} and a L{FakeEndpoint}.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.clock = Clock()
+        self.endpoint = FakeEndpoint()
+        self.factory = RecordingFactory()
+        kwargs.setdefault("retryPolicy", fixedDelay)
+        self.service = ClientService(
+            self.endpoint, self.factory, clock=self.clock, **kwargs
+        )
+
+    def start(self) -> Harness:
+        self.service.startService()
+        return self
+
+    def connect(self) -> Recorder:
+        """
+        Make the current attempt succeed; return the user's protocol.
+        """
+        self.endpoint.last.succeed()
+        return self.factory.built[-1]
+
+    @property
+    def machine(self) -> Any:
+        return self.service._machine
+
+    def feed(self, name: str, *args: object) -> None:
+        """
+        Send one input straight to the machine.
+        """
+        self.machine.dispatch(getattr(self.machine, name), *args)
+
+
+@pytest.fixture
+def harnesses() -> Iterator[list[Harness]]:
+    """
+    Harnesses made by a test; when it ends, each must have nothing left on
+    its clock once stopped.
+    """
+    made: list[Harness] = []
+    yield made
+    for harness in made:
+        stopped = harness.service.stopService()
+        if harness.service.state == "disconnecting":
+            for attempt in harness.endpoint.attempts:
+                if attempt.transport is not None and not attempt.lost:
+                    attempt.lose()
+        assert stopped.called
+        assert harness.clock.getDelayedCalls() == []
+
+
+@pytest.fixture
+def make(harnesses: list[Harness]) -> Any:
+    def make(**kwargs: Any) -> Harness:
+        harness = Harness(**kwargs)
+        harnesses.append(harness)
+        return harness
+
+    return make
+
+
+@pytest.fixture
+def logs() -> Iterator[list[dict[str, Any]]]:
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    yield events
+    globalLogPublisher.removeObserver(events.append)
+
+
+def result(d: Deferred[Any]) -> Any:
+    """
+    The result of a fired L{Deferred}; fails the test if it has not fired.
+    """
+    results: list[Any] = []
+    d.addBoth(results.append)
+    assert results, "Deferred has not fired"
+    if isinstance(results[0], Failure):
+        d.addErrback(lambda _: None)
+    return results[0]
+
+
+def failureOf(d: Deferred[Any], *types: type[BaseException]) -> Failure:
+    outcome = result(d)
+    assert isinstance(outcome, Failure), outcome
+    assert outcome.check(*types), outcome
+    return outcome
+
+
+# -- init -------------------------------------------------------------------
+
+
+def test_initStartConnects(make: Any) -> None:
+    """
+    init --start--> connecting: one attempt is made.
+    """
+    h = make()
+    assert h.service.state == "init"
+    h.start()
+    assert h.service.state == "connecting"
+    assert len(h.endpoint.attempts) == 1
+
+
+def test_initStop(make: Any) -> None:
+    """
+    init --stop--> stopped: the Deferred fires at once, and later waiters
+    fail with L{CancelledError}.
+    """
+    h = make()
+    assert result(h.service.stopService()) is None
+    assert h.service.state == "stopped"
+    failureOf(h.service.whenConnected(), CancelledError)
+
+
+def test_initWhenConnected(make: Any) -> None:
+    """
+    init --whenConnected--> init: the waiter fires with the first connection
+    once the service is started.
+    """
+    h = make()
+    waiter = h.service.whenConnected()
+    assert not waiter.called
+    h.start()
+    protocol = h.connect()
+    assert result(waiter) is protocol
+
+
+# -- connecting -------------------------------------------------------------
+
+
+def test_connectingStartIsIgnored(make: Any) -> None:
+    """
+    connecting --start--> connecting: no second attempt; through the service,
+    a duplicate start is logged as Twisted logs it.
+    """
+    h = make().start()
+    h.feed("start")
+    assert len(h.endpoint.attempts) == 1
+
+
+def test_duplicateStartLogged(make: Any, logs: list[dict[str, Any]]) -> None:
+    """
+    A second C{startService} logs "Duplicate ClientService.startService"
+    and makes no attempt.
+    """
+    from twisted.logger import formatEvent
+
+    h = make().start()
+    h.service.startService()
+    assert len(h.endpoint.attempts) == 1
+    messages = [formatEvent(e) for e in logs]
+    assert any("Duplicate ClientService.startService" in m for m in messages)
+
+
+def test_connectingStop(make: Any) -> None:
+    """
+    connecting --stop--> disconnecting --_connectionFailed--> stopped: the
+    attempt is cancelled, the stop Deferred fires and waiters are cancelled.
+    """
+    h = make().start()
+    waiter = h.service.whenConnected()
+    stopped = h.service.stopService()
+    assert h.endpoint.last.cancelled
+    assert result(stopped) is None
+    assert h.service.state == "stopped"
+    failureOf(waiter, CancelledError)
+
+
+def test_connectingWhenConnected(make: Any) -> None:
+    """
+    connecting --whenConnected--> connecting --_connectionMade--> connected:
+    waiters fire with the user's protocol (not the proxy).
+    """
+    h = make().start()
+    waiters = [h.service.whenConnected() for _ in range(3)]
+    protocol = h.connect()
+    assert h.service.state == "connected"
+    assert [result(w) for w in waiters] == [protocol] * 3
+    assert isinstance(protocol, Recorder)
+
+
+def test_connectingFailedWaitsAndRetries(make: Any) -> None:
+    """
+    connecting --_connectionFailed--> waiting --_reconnect--> connecting: the
+    delay comes from the policy, with the count of failures in a row.
+    """
+    seen: list[int] = []
+
+    def policy(attempt: int) -> float:
+        seen.append(attempt)
+        return 5.0
+
+    h = make(retryPolicy=policy).start()
+    h.endpoint.last.fail()
+    assert h.service.state == "waiting"
+    h.clock.advance(4.9)
+    assert len(h.endpoint.attempts) == 1
+    h.clock.advance(0.1)
+    assert h.service.state == "connecting"
+    h.endpoint.last.fail()
+    h.clock.advance(5)
+    assert seen == [1, 2]
+    assert len(h.endpoint.attempts) == 3
+
+
+def test_connectingGiveUp(make: Any) -> None:
+    """
+    connecting --_giveUp--> gaveUp: when the policy returns L{None}, waiters
+    fail with L{GaveUpConnecting} carrying the last failure, and nothing
+    stays scheduled.
+    """
+    h = make(retryPolicy=limitRetries(fixedDelay, 1)).start()
+    waiter = h.service.whenConnected()
+    h.endpoint.last.fail()
+    h.clock.advance(1)
+    h.endpoint.last.fail(DNSLookupError("nowhere"))
+    assert h.service.state == "gaveUp"
+    assert h.clock.getDelayedCalls() == []
+    gaveUp = failureOf(waiter, GaveUpConnecting).value
+    assert gaveUp.failure.check(DNSLookupError)
+    assert gaveUp.attempts == 2
+    assert "nowhere" in str(gaveUp)
+
+
+# -- waiting ----------------------------------------------------------------
+
+
+def test_waitingStartIsIgnored(make: Any) -> None:
+    h = make().start()
+    h.endpoint.last.fail()
+    h.feed("start")
+    assert h.service.state == "waiting"
+    assert len(h.endpoint.attempts) == 1
+
+
+def test_waitingStop(make: Any) -> None:
+    """
+    waiting --stop--> stopped: the retry is called off at once.
+    """
+    h = make().start()
+    waiter = h.service.whenConnected()
+    h.endpoint.last.fail()
+    assert result(h.service.stopService()) is None
+    assert h.service.state == "stopped"
+    assert h.clock.getDelayedCalls() == []
+    failureOf(waiter, CancelledError)
+
+
+def test_waitingWhenConnected(make: Any) -> None:
+    h = make().start()
+    h.endpoint.last.fail()
+    waiter = h.service.whenConnected()
+    h.clock.advance(1)
+    protocol = h.connect()
+    assert result(waiter) is protocol
+
+
+# -- connected --------------------------------------------------------------
+
+
+def test_connectedStartIsIgnored(make: Any) -> None:
+    h = make().start()
+    h.connect()
+    h.feed("start")
+    assert h.service.state == "connected"
+
+
+def test_connectedStop(make: Any) -> None:
+    """
+    connected --stop--> disconnecting --_clientDisconnected--> stopped: the
+    connection is closed, and the stop Deferred waits for it to end.
+    """
+    h = make().start()
+    protocol = h.connect()
+    stopped = h.service.stopService()
+    assert h.endpoint.last.transport.disconnecting
+    assert not stopped.called
+    assert h.service.state == "disconnecting"
+    h.endpoint.last.lose()
+    assert result(stopped) is None
+    assert h.service.state == "stopped"
+    assert protocol.lostReason is not None
+
+
+def test_connectedWhenConnected(make: Any) -> None:
+    h = make().start()
+    protocol = h.connect()
+    assert result(h.service.whenConnected()) is protocol
+
+
+def test_connectedLostReconnects(make: Any) -> None:
+    """
+    connected --_clientDisconnected--> waiting: the next connection is made
+    after the policy's delay for one failure.
+    """
+    seen: list[int] = []
+    h = make(retryPolicy=lambda n: seen.append(n) or 2.0).start()
+    first = h.connect()
+    h.endpoint.last.lose()
+    assert h.service.state == "waiting"
+    assert seen == [1]
+    h.clock.advance(2)
+    second = h.connect()
+    assert first is not second
+    assert result(h.service.whenConnected()) is second
+
+
+def test_connectedGiveUp(make: Any) -> None:
+    """
+    connected --_giveUp--> gaveUp: a policy that allows no retry gives up
+    when the connection ends.
+    """
+    h = make(retryPolicy=limitRetries(fixedDelay, 0)).start()
+    h.connect()
+    h.endpoint.last.lose()
+    assert h.service.state == "gaveUp"
+    failureOf(h.service.whenConnected(), GaveUpConnecting)
+
+
+# -- disconnecting ----------------------------------------------------------
+
+
+def test_disconnectingStartRestarts(make: Any) -> None:
+    """
+    disconnecting --start--> restarting --_clientDisconnected--> connecting:
+    the old stop Deferred fires, and a new attempt is made.
+    """
+    h = make().start()
+    h.connect()
+    stopped = h.service.stopService()
+    h.service.startService()
+    assert h.service.state == "restarting"
+    assert len(h.endpoint.attempts) == 1
+    h.endpoint.attempts[0].lose()
+    assert result(stopped) is None
+    assert h.service.state == "connecting"
+    assert len(h.endpoint.attempts) == 2
+
+
+def test_disconnectingStopAgain(make: Any) -> None:
+    """
+    disconnecting --stop--> disconnecting: every stop Deferred fires once the
+    connection ends.
+    """
+    h = make().start()
+    h.connect()
+    first = h.service.stopService()
+    second = h.service.stopService()
+    assert not first.called and not second.called
+    h.endpoint.last.lose()
+    assert result(first) is None and result(second) is None
+
+
+def test_disconnectingWhenConnected(make: Any) -> None:
+    h = make().start()
+    h.connect()
+    h.service.stopService()
+    waiter = h.service.whenConnected()
+    assert not waiter.called
+    h.endpoint.last.lose()
+    failureOf(waiter, CancelledError)
+
+
+# -- restarting -------------------------------------------------------------
+
+
+def test_restartingStop(make: Any) -> None:
+    """
+    restarting --stop--> disconnecting: stopping again cancels the restart.
+    """
+    h = make().start()
+    h.connect()
+    h.service.stopService()
+    h.service.startService()
+    stopped = h.service.stopService()
+    assert h.service.state == "disconnecting"
+    h.endpoint.last.lose()
+    assert result(stopped) is None
+    assert h.service.state == "stopped"
+    assert len(h.endpoint.attempts) == 1
+
+
+def test_restartingStart(make: Any) -> None:
+    h = make().start()
+    h.connect()
+    h.service.stopService()
+    h.service.startService()
+    h.feed("start")
+    assert h.service.state == "restarting"
+
+
+def test_restartingWhenConnected(make: Any) -> None:
+    """
+    A waiter from while restarting gets the connection made after it.
+    """
+    h = make().start()
+    h.connect()
+    h.service.stopService()
+    h.service.startService()
+    waiter = h.service.whenConnected()
+    h.endpoint.last.lose()
+    assert not waiter.called
+    protocol = h.connect()
+    assert result(waiter) is protocol
+
+
+def test_restartWhileConnecting(make: Any) -> None:
+    """
+    restarting --_connectionFailed--> connecting: stop and start while an
+    attempt is under way cancel it and make a fresh one.  (Twisted's machine
+    has no transition for this.)
+    """
+    h = make().start()
+    stops: list[Deferred[None]] = []
+    states: list[str] = []
+
+    def stopAndStart() -> None:
+        stops.append(h.service.stopService())
+        h.service.startService()
+        h.machine.dispatch(lambda: states.append(h.service.state))
+
+    h.machine.dispatch(stopAndStart)
+    assert states == ["restarting"]
+    assert h.endpoint.attempts[0].cancelled
+    assert result(stops[0]) is None
+    assert h.service.state == "connecting"
+    assert len(h.endpoint.attempts) == 2
+
+
+# -- stopped and gaveUp -----------------------------------------------------
+
+
+def test_stoppedStartConnectsAfresh(make: Any) -> None:
+    """
+    stopped --start--> connecting, with the failure count back at zero.
+    """
+    seen: list[int] = []
+    h = make(retryPolicy=lambda n: seen.append(n) or 1.0).start()
+    h.endpoint.last.fail()
+    h.clock.advance(1)
+    h.endpoint.last.fail()
+    h.service.stopService()
+    h.service.startService()
+    h.endpoint.last.fail()
+    assert seen == [1, 2, 1]
+
+
+def test_stoppedStopAndWhenConnected(make: Any) -> None:
+    h = make().start()
+    h.service.stopService()
+    assert result(h.service.stopService()) is None
+    failureOf(h.service.whenConnected(), CancelledError)
+
+
+def test_gaveUpThenStopAndStart(make: Any) -> None:
+    """
+    gaveUp --stop--> stopped --start--> connecting: after giving up the
+    service can be stopped and started again; a start while given up
+    changes nothing.
+    """
+    h = make(retryPolicy=limitRetries(fixedDelay, 0)).start()
+    h.endpoint.last.fail()
+    assert h.service.state == "gaveUp"
+    h.feed("start")
+    assert h.service.state == "gaveUp"
+    assert result(h.service.stopService()) is None
+    assert h.service.state == "stopped"
+    h.service.startService()
+    assert h.service.state == "connecting"
+    assert len(h.endpoint.attempts) == 2
+
+
+# -- compatibility with Twisted's ClientService -----------------------------
+
+
+@pytest.mark.parametrize("failAfter", [1, 2, 3])
+def test_failAfterFailures(make: Any, failAfter: int) -> None:
+    """
+    C{whenConnected(failAfterFailures=n)} fails with the n-th failure after
+    the call, and the service keeps trying.
+    """
+    h = make().start()
+    waiter = h.service.whenConnected(failAfterFailures=failAfter)
+    for _ in range(failAfter - 1):
+        h.endpoint.last.fail()
+        assert not waiter.called
+        h.clock.advance(1)
+    h.endpoint.last.fail(DNSLookupError(str(failAfter)))
+    failureOf(waiter, DNSLookupError)
+    assert h.service.state == "waiting"
+
+
+def test_failAfterFailuresNotCountingDisconnects(make: Any) -> None:
+    """
+    A lost connection is not a failed attempt for C{failAfterFailures}.
+    """
+    h = make().start()
+    h.connect()
+    h.endpoint.last.lose()
+    waiter = h.service.whenConnected(failAfterFailures=1)
+    assert not waiter.called
+    h.clock.advance(1)
+    h.endpoint.last.fail()
+    failureOf(waiter, ConnectionRefusedError)
+
+
+def test_retryMessageLogged(make: Any, logs: list[dict[str, Any]]) -> None:
+    """
+    Each retry is logged with Twisted's message.
+    """
+    from twisted.logger import formatEvent
+
+    h = make().start()
+    h.endpoint.last.fail()
+    messages = [formatEvent(e) for e in logs]
+    assert any(
+        m.startswith("Scheduling retry 1 to connect ")
+        and m.endswith(" in 1.0 seconds.")
+        for m in messages
+    ), messages
+
+
+def test_factoryStartAndStop(make: Any) -> None:
+    """
+    The factory handed to the endpoint passes C{doStart} and C{doStop}
+    through to the user's factory.
+    """
+    h = make().start()
+    passed = h.endpoint.last.factory
+    passed.doStart()
+    passed.doStop()
+    assert (h.factory.starts, h.factory.stops) == (1, 1)
+
+
+def test_markerInterfacesVisible(make: Any) -> None:
+    """
+    The protocol the reactor sees provides the half-close and
+    file-descriptor interfaces that the user's protocol provides, and no
+    others of theirs when it provides none.
+    """
+
+    @implementer(IHalfCloseableProtocol, IFileDescriptorReceiver)
+    class Fancy(Protocol):
+        pass
+
+    h = make().start()
+    h.factory.buildProtocol = lambda addr: Fancy()  # type: ignore[method-assign]
+    proxy = h.endpoint.last.succeed()
+    assert IHalfCloseableProtocol.providedBy(proxy)
+    assert IFileDescriptorReceiver.providedBy(proxy)
+    assert IProtocol.providedBy(proxy)
+    h.endpoint.last.lose()
+    h.clock.advance(1)
+    h.factory.buildProtocol = lambda addr: Protocol()  # type: ignore[method-assign]
+    plain = h.endpoint.last.succeed()
+    assert not IHalfCloseableProtocol.providedBy(plain)
+    assert IProtocol.providedBy(plain)
+
+
+def test_proxyPassesDataAndAttributes(make: Any) -> None:
+    h = make().start()
+    proxy = h.endpoint.last.succeed()
+    received: list[bytes] = []
+    protocol = h.factory.built[-1]
+    protocol.dataReceived = received.append  # type: ignore[method-assign]
+    proxy.dataReceived(b"hello")
+    assert received == [b"hello"]
+    assert proxy.made == 1
+    assert "Recorder" in repr(proxy)
+
+
+def test_factoryReturningNoneRetries(make: Any) -> None:
+    """
+    A factory that builds no protocol makes the attempt fail; the service
+    keeps trying, as Twisted's does.
+    """
+    h = make().start()
+    h.factory.buildProtocol = lambda addr: None  # type: ignore[method-assign]
+    with pytest.raises(ValueError):
+        h.endpoint.last.succeed()
+    assert h.service.state == "waiting"
+    h.clock.advance(1)
+    assert len(h.endpoint.attempts) == 2
+
+
+def test_prepareConnectionCalledWithProtocol(make: Any) -> None:
+    """
+    C{prepareConnection} gets the user's protocol; waiters see the connection
+    only once its Deferred fires, and its result is ignored.
+    """
+    preparing: Deferred[str] = Deferred()
+    seen: list[object] = []
+
+    def prepare(protocol: IProtocol) -> Deferred[str]:
+        seen.append(protocol)
+        return preparing
+
+    h = make(prepareConnection=prepare).start()
+    waiter = h.service.whenConnected()
+    protocol = h.connect()
+    assert seen == [protocol]
+    assert not waiter.called
+    assert h.service.state == "connecting"
+    preparing.callback("ignored")
+    assert result(waiter) is protocol
+
+
+def test_prepareConnectionFailureDropsConnection(make: Any) -> None:
+    """
+    A failing C{prepareConnection} counts as a failed attempt; its
+    connection is aborted and its later loss is not mistaken for the
+    service's connection ending.
+    """
+
+    def prepare(protocol: IProtocol) -> None:
+        raise ZeroDivisionError()
+
+    h = make(prepareConnection=prepare).start()
+    waiter = h.service.whenConnected(failAfterFailures=1)
+    h.connect()
+    failureOf(waiter, ZeroDivisionError)
+    first = h.endpoint.last
+    assert first.transport.disconnected
+    assert h.service.state == "waiting"
+    first.lose()
+    assert h.service.state == "waiting"
+    assert len(h.clock.getDelayedCalls()) == 1
+
+
+# -- re-entrancy --------------------------------------------------------------
+
+
+def test_stopFromWhenConnectedCallback(make: Any) -> None:
+    """
+    A C{whenConnected} callback may stop the service (Twisted's raises
+    C{RuntimeError} here).
+    """
+    h = make().start()
+    stops: list[Deferred[None]] = []
+    h.service.whenConnected().addCallback(
+        lambda p: stops.append(h.service.stopService())
+    )
+    h.connect()
+    assert h.service.state == "disconnecting"
+    h.endpoint.last.lose()
+    assert result(stops[0]) is None
+
+
+def test_stopFromFailAfterFailuresErrback(make: Any) -> None:
+    h = make().start()
+    h.service.whenConnected(failAfterFailures=1).addErrback(
+        lambda f: h.service.stopService()
+    )
+    h.endpoint.last.fail()
+    assert h.service.state == "stopped"
+    assert h.clock.getDelayedCalls() == []
+
+
+def test_stopFromRetryPolicy(make: Any) -> None:
+    """
+    The Twisted idiom of stopping from inside the policy works.
+    """
+    h = make()
+    h.service._machine._retryPolicy = lambda n: h.service.stopService() and 1.0
+    h.start()
+    h.endpoint.last.fail()
+    assert h.service.state == "stopped"
+
+
+def test_stopFromPrepareConnection(make: Any) -> None:
+    h = make()
+    h.service._machine._prepareConnection = lambda p: h.service.stopService()
+    h.start()
+    waiter = h.service.whenConnected()
+    h.connect()
+    assert h.service.state == "stopped"
+    failureOf(waiter, CancelledError)
+    assert h.endpoint.last.transport.disconnecting
+
+
+def test_stopFromConnectionMade(make: Any) -> None:
+    """
+    A protocol may stop the service from its C{connectionMade}: the attempt
+    is cancelled and its connection closed.
+    """
+    h = make().start()
+    h.factory.built = []
+
+    class Stopper(Protocol):
+        def connectionMade(self) -> None:
+            h.service.stopService()
+
+    h.factory.buildProtocol = lambda addr: Stopper()  # type: ignore[method-assign]
+    h.endpoint.last.succeed()
+    assert h.service.state == "stopped"
+    assert h.endpoint.last.transport.disconnecting
+
+
+def test_stopAndStartFromConnectionLost(make: Any) -> None:
+    """
+    A protocol may stop, and start again, from its C{connectionLost}.
+    """
+    h = make().start()
+
+    class Restarter(Protocol):
+        def connectionLost(self, reason: Failure = connectionDone) -> None:
+            h.service.stopService()
+            h.service.startService()
+
+    h.factory.buildProtocol = lambda addr: Restarter()  # type: ignore[method-assign]
+    h.endpoint.last.succeed()
+    h.endpoint.last.lose()
+    assert h.service.state == "connecting"
+    assert len(h.endpoint.attempts) == 2
+
+
+def test_startFromStopCallback(make: Any) -> None:
+    h = make().start()
+    h.endpoint.last.fail()
+    h.service.stopService().addCallback(lambda _: h.service.startService())
+    assert h.service.state == "connecting"
+    assert len(h.endpoint.attempts) == 2
+
+
+def test_whenConnectedFromWhenConnectedCallback(make: Any) -> None:
+    h = make().start()
+    inner: list[Deferred[IProtocol]] = []
+    h.service.whenConnected().addCallback(
+        lambda p: inner.append(h.service.whenConnected())
+    )
+    protocol = h.connect()
+    assert result(inner[0]) is protocol
+
+
+def test_stopFromOnConnected(make: Any) -> None:
+    h = make()
+    h.service._machine._onConnected = lambda p: h.service.stopService()
+    h.start()
+    h.connect()
+    assert h.service.state == "disconnecting"
+
+
+# -- beyond Twisted ----------------------------------------------------------
+
+
+def test_attemptTimeoutWhileConnecting(make: Any) -> None:
+    """
+    An attempt that hangs is cancelled after C{attemptTimeout} and counts as
+    failed with L{AttemptTimedOut}.
+    """
+    h = make(attemptTimeout=10.0).start()
+    waiter = h.service.whenConnected(failAfterFailures=1)
+    h.clock.advance(9.9)
+    assert not waiter.called
+    h.clock.advance(0.1)
+    assert h.endpoint.attempts[0].cancelled
+    assert failureOf(waiter, AttemptTimedOut).value.timeout == 10.0
+    assert h.service.state == "waiting"
+    h.clock.advance(1)
+    assert len(h.endpoint.attempts) == 2
+
+
+def test_attemptTimeoutWhilePreparing(make: Any) -> None:
+    """
+    The time limit covers C{prepareConnection}: a handshake that never ends
+    is cancelled and its connection aborted.
+    """
+    cancelled: list[bool] = []
+    h = make(
+        attemptTimeout=5.0,
+        prepareConnection=lambda p: Deferred(lambda d: cancelled.append(True)),
+    ).start()
+    h.connect()
+    h.clock.advance(5)
+    assert cancelled == [True]
+    assert h.endpoint.attempts[0].transport.disconnected
+    assert h.service.state == "waiting"
+    assert isinstance(h.service.lastFailure.value, AttemptTimedOut)
+
+
+def test_attemptTimeoutCancelledOnSuccess(make: Any) -> None:
+    h = make(attemptTimeout=5.0).start()
+    h.connect()
+    assert h.clock.getDelayedCalls() == []
+
+
+def test_isFatalGivesUpAtOnce(make: Any) -> None:
+    h = make(isFatal=lambda f: f.check(DNSLookupError) is not None).start()
+    waiter = h.service.whenConnected()
+    h.endpoint.last.fail()
+    assert h.service.state == "waiting"
+    h.clock.advance(1)
+    h.endpoint.last.fail(DNSLookupError("no such host"))
+    assert h.service.state == "gaveUp"
+    failureOf(waiter, GaveUpConnecting)
+    assert h.clock.getDelayedCalls() == []
+
+
+def test_onConnectedAndOnDisconnected(make: Any) -> None:
+    events: list[tuple[str, object, object]] = []
+    h = make(
+        onConnected=lambda p: events.append(("up", p, None)),
+        onDisconnected=lambda p, r: events.append(("down", p, r.type)),
+    ).start()
+    protocol = h.connect()
+    h.endpoint.last.lose()
+    assert events == [("up", protocol, None), ("down", protocol, ConnectionDone)]
+
+
+def test_lifecycleCallbackErrorsLogged(make: Any, logs: list[dict[str, Any]]) -> None:
+    """
+    An exception in a lifecycle callback is logged and does not stop the
+    service from working.
+    """
+
+    def broken(protocol: IProtocol) -> None:
+        raise RuntimeError("oops")
+
+    h = make(onConnected=broken).start()
+    protocol = h.connect()
+    assert h.service.state == "connected"
+    assert result(h.service.whenConnected()) is protocol
+    assert any(e.get("log_failure") for e in logs)
+
+
+def test_flapDamping(make: Any) -> None:
+    """
+    With C{resetAfter}, a connection that drops at once does not reset the
+    failure count, so a flapping server meets a growing delay; one that stays
+    up long enough does reset it.
+    """
+    seen: list[int] = []
+    h = make(resetAfter=30.0, retryPolicy=lambda n: seen.append(n) or 1.0).start()
+    for _ in range(3):
+        h.connect()
+        h.endpoint.last.lose()
+        h.clock.advance(1)
+    assert seen == [1, 2, 3]
+    h.connect()
+    h.clock.advance(30)
+    h.endpoint.last.lose()
+    assert seen == [1, 2, 3, 1]
+
+
+def test_withoutFlapDampingEveryConnectResets(make: Any) -> None:
+    seen: list[int] = []
+    h = make(retryPolicy=lambda n: seen.append(n) or 1.0).start()
+    for _ in range(3):
+        h.connect()
+        h.endpoint.last.lose()
+        h.clock.advance(1)
+    assert seen == [1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"attemptTimeout": 0}, "attemptTimeout"), ({"resetAfter": -1}, "resetAfter")],
+)
+def test_badOptions(kwargs: dict[str, float], name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        ClientService(FakeEndpoint(), Factory(), clock=Clock(), **kwargs)
+
+
+def test_defaultPolicyIsBackoff(make: Any) -> None:
+    """
+    Without a policy, the first retry waits Twisted's default: between 1.5
+    and 2.5 seconds.
+    """
+    h = make(retryPolicy=None).start()
+    h.endpoint.last.fail()
+    (call,) = h.clock.getDelayedCalls()
+    assert 1.5 <= call.getTime() <= 2.5
+
+
+def test_noReactorNeededWithClock() -> None:
+    """
+    Constructing a service with a clock imports no reactor.
+    """
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, reconnect\n"
+        "from twisted.internet.task import Clock\n"
+        "from twisted.internet.protocol import Factory\n"
+        "from reconnect.testing import FakeEndpoint\n"
+        "reconnect.ClientService(FakeEndpoint(), Factory(), clock=Clock())\n"
+        "assert 'twisted.internet.reactor' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_succeedHelper() -> None:
+    """
+    L{succeed} is used as a prepareConnection result in user code; a
+    prepareConnection returning an already-fired Deferred connects at once.
+    """
+    clock = Clock()
+    endpoint = FakeEndpoint(immediately=True)
+    service = ClientService(
+        endpoint,
+        Factory.forProtocol(Protocol),
+        clock=clock,
+        prepareConnection=lambda p: succeed(None),
+    )
+    service.startService()
+    assert service.state == "connected"
+    service.stopService()
+    endpoint.last.lose()
+    assert service.state == "stopped"
