@@ -12,12 +12,15 @@ from ._backoff import (
     limitRetries,
 )
 from ._errors import AttemptTimedOut, GaveUpConnecting
+from ._legacy import EndpointConnector, ReconnectingClientFactory
 from ._service import ClientService
 
 __all__ = [
     "AttemptTimedOut",
     "ClientService",
+    "EndpointConnector",
     "GaveUpConnecting",
+    "ReconnectingClientFactory",
     "RetryPolicy",
     "backoffPolicy",
     "decorrelatedJitterPolicy",

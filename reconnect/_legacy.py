@@ -1,0 +1,386 @@
+"""
+Code written for the connector API keeps working: a drop-in
+L{ReconnectingClientFactory}, and L{EndpointConnector}, which runs any client
+factory over any client endpoint.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Optional, cast
+
+from twisted.internet import error
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import (
+    IAddress,
+    IConnector,
+    IDelayedCall,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
+from twisted.internet.protocol import ClientFactory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ._attempt import abortTransport
+from ._backoff import RetryPolicy
+from ._proxy import _DisconnectFactory, _ReconnectingProtocolProxy
+
+_log = Logger()
+
+
+class ReconnectingClientFactory(ClientFactory):
+    """
+    A client factory that reconnects with exponential backoff: Twisted's
+    C{ReconnectingClientFactory}, attribute for attribute, with what its
+    users trip over fixed.
+
+    Differences, all compatible: the jittered delay is never negative and
+    never above C{maxDelay}; an optional C{retryPolicy} (any policy from
+    L{reconnect}) decides the delays instead of the attributes; with
+    C{resetDelayOnConnect} the delay resets by itself whenever a connection
+    is made; and the retries are timed on the connector's reactor when no
+    C{clock} is set.
+
+    @ivar maxDelay: the most seconds between attempts.
+    @ivar initialDelay: the delay before the first retry.
+    @ivar factor: how much the delay grows after each failure.
+    @ivar jitter: the relative spread of the random noise on each delay.
+    @ivar maxRetries: how many consecutive failures to retry, or L{None}.
+    @ivar continueTrying: whether to retry at all (L{stopTrying} clears it).
+    @ivar retries: consecutive failures so far.
+    @ivar delay: the delay the next retry will use.
+    @ivar connector: the connector of the last failure or loss.
+    @ivar clock: what times the retries; not pickled.
+    @ivar retryPolicy: if set, C{retryPolicy(retries)} gives each delay (or
+        L{None}: give up), and the delay attributes are not used.
+    @ivar resetDelayOnConnect: if true, L{resetDelay} is called each time a
+        protocol is built for a new connection.
+    """
+
+    maxDelay: float = 3600
+    initialDelay = 1.0
+    factor = 2.7182818284590451
+    jitter = 0.11962656492
+
+    delay = initialDelay
+    retries = 0
+    maxRetries: Optional[int] = None
+    continueTrying = 1
+    connector: Optional[IConnector] = None
+    clock: Optional[IReactorTime] = None
+    retryPolicy: Optional[RetryPolicy] = None
+    resetDelayOnConnect = False
+    _callID: Optional[IDelayedCall] = None
+
+    def buildProtocol(self, addr: Optional[IAddress]) -> Any:
+        if self.resetDelayOnConnect:
+            self.delay = self.initialDelay
+            self.retries = 0
+        return super().buildProtocol(addr)
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        if self.continueTrying:
+            self.connector = connector
+            self.retry()
+
+    def clientConnectionLost(self, connector: IConnector, reason: Failure) -> None:
+        if self.continueTrying:
+            self.connector = connector
+            self.retry()
+
+    def retry(self, connector: Optional[IConnector] = None) -> None:
+        """
+        Connect C{connector} (by default the last one) again after the
+        current delay, and grow the delay.
+        """
+        if not self.continueTrying:
+            if self.noisy:
+                _log.info(
+                    "Abandoning {connector} on explicit request", connector=connector
+                )
+            return
+        if connector is None:
+            if self.connector is None:
+                raise ValueError("no connector to retry")
+            connector = self.connector
+
+        self.retries += 1
+        if self.maxRetries is not None and self.retries > self.maxRetries:
+            if self.noisy:
+                _log.info(
+                    "Abandoning {connector} after {retries} retries.",
+                    connector=connector,
+                    retries=self.retries,
+                )
+            return
+
+        if self.retryPolicy is not None:
+            chosen = self.retryPolicy(self.retries)
+            if chosen is None:
+                if self.noisy:
+                    _log.info(
+                        "Abandoning {connector}: the retry policy gave up",
+                        connector=connector,
+                    )
+                return
+            wait = max(0.0, chosen)
+        else:
+            if self.jitter:
+                noisy = random.normalvariate(self.delay, self.delay * self.jitter)
+                self.delay = min(max(0.0, noisy), self.maxDelay)
+            wait = self.delay
+            self.delay = min(self.delay * self.factor, self.maxDelay)
+
+        if self.noisy:
+            _log.info(
+                "{connector} will retry in {delay} seconds",
+                connector=connector,
+                delay=int(wait),
+            )
+        self._callID = self._clockFor(connector).callLater(
+            wait, self._reconnect, connector
+        )
+
+    def _clockFor(self, connector: IConnector) -> IReactorTime:
+        if self.clock is None:
+            self.clock = cast(
+                IReactorTime, getattr(connector, "reactor", None) or _globalReactor()
+            )
+        return self.clock
+
+    def _reconnect(self, connector: IConnector) -> None:
+        self._callID = None
+        if self.continueTrying:
+            connector.connect()
+
+    def stopTrying(self) -> None:
+        """
+        Stop reconnecting: call off the scheduled retry and any connection
+        attempt under way.  Nothing is left scheduled and no further attempt
+        is made until L{resetDelay} (or C{continueTrying = 1}) allows it.
+        """
+        call, self._callID = self._callID, None
+        if call is not None and call.active():
+            call.cancel()
+        self.continueTrying = 0
+        if self.connector is not None:
+            try:
+                self.connector.stopConnecting()
+            except error.NotConnectingError:
+                pass
+
+    def resetDelay(self) -> None:
+        """
+        Call after a successful connection: the delay and the retry count
+        start afresh, and retrying is on again.
+        """
+        self.delay = self.initialDelay
+        self.retries = 0
+        self._callID = None
+        self.continueTrying = 1
+
+    def __getstate__(self) -> dict[str, Any]:
+        """
+        Pickle how to reconnect, not where the reconnecting stands: the
+        connector, the clock, the pending call and the counters are left
+        out, so an unpickled factory starts as a new one.
+        """
+        state = self.__dict__.copy()
+        for transient in (
+            "connector",
+            "retries",
+            "delay",
+            "continueTrying",
+            "_callID",
+            "clock",
+        ):
+            state.pop(transient, None)
+        return state
+
+
+def _globalReactor() -> IReactorTime:
+    from twisted.internet import reactor
+
+    return cast(IReactorTime, reactor)
+
+
+@implementer(IAddress)
+class EndpointAddress:
+    """
+    The destination of an L{EndpointConnector} that has no connection to
+    ask: the endpoint itself.
+    """
+
+    def __init__(self, endpoint: IStreamClientEndpoint) -> None:
+        self.endpoint = endpoint
+
+    def __repr__(self) -> str:
+        return f"EndpointAddress({self.endpoint!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EndpointAddress) and other.endpoint is self.endpoint
+
+    def __hash__(self) -> int:
+        return hash(id(self.endpoint))
+
+
+class _ConnectorFactory(_DisconnectFactory):
+    """
+    The factory an L{EndpointConnector} hands its endpoint.  The connector
+    itself starts and stops the user's factory, as the reactor's connectors
+    do, so the endpoint's calls are not passed on.
+    """
+
+    def doStart(self) -> None:
+        pass
+
+    def doStop(self) -> None:
+        pass
+
+
+@implementer(IConnector)
+class EndpointConnector:
+    """
+    An L{IConnector} over any L{IStreamClientEndpoint}, so that a client
+    factory written for C{reactor.connectTCP} (a L{ReconnectingClientFactory}
+    above all) runs over TLS, UNIX sockets, C{HostnameEndpoint} or a string
+    description.
+
+    It keeps the reactor connectors' contract: C{doStart} before the first
+    attempt and C{doStop} once the factory has no further use for the
+    connector; C{startedConnecting} before each attempt;
+    C{clientConnectionFailed} with the attempt's failure (L{UserError
+    <twisted.internet.error.UserError>} when L{stopConnecting} called it
+    off); C{clientConnectionLost} when a connection ends.
+
+    @ivar state: C{"disconnected"}, C{"connecting"} or C{"connected"}.
+    """
+
+    state = "disconnected"
+    _factoryStarted = False
+    _attempt: Optional[Deferred[Any]] = None
+    _connection: Optional[_ReconnectingProtocolProxy] = None
+    _token: Optional[object] = None
+
+    def __init__(
+        self,
+        endpoint: IStreamClientEndpoint,
+        factory: IProtocolFactory,
+        reactor: Optional[IReactorTime] = None,
+    ) -> None:
+        """
+        @param reactor: the reactor a L{ReconnectingClientFactory} times its
+            retries on (the global one by default), as with the reactor's
+            own connectors.
+        """
+        self.endpoint = endpoint
+        self.factory = factory
+        self.reactor = reactor
+
+    def connect(self) -> None:
+        """
+        Start an attempt.
+
+        @raise RuntimeError: if connecting or connected already.
+        """
+        if self.state != "disconnected":
+            raise RuntimeError("can't connect in this state")
+        self.state = "connecting"
+        if not self._factoryStarted:
+            self.factory.doStart()
+            self._factoryStarted = True
+        startedConnecting = getattr(self.factory, "startedConnecting", None)
+        if startedConnecting is not None:
+            startedConnecting(self)
+        if self.state != "connecting":
+            return
+        token = self._token = object()
+        wrapped = _ConnectorFactory(
+            self.factory, lambda proxy: self._made(token, proxy), self._lost
+        )
+        attempt: Deferred[Any] = self.endpoint.connect(wrapped)
+        if self._token is token and not attempt.called:
+            self._attempt = attempt
+        attempt.addErrback(lambda reason: self._failed(token, reason))
+
+    def _made(self, token: object, proxy: _ReconnectingProtocolProxy) -> None:
+        """
+        A transport is up.  One from an attempt that was called off (by an
+        endpoint that could not cancel it) is not wanted.
+        """
+        if token is not self._token:
+            abortTransport(proxy)
+            return
+        self._token = None
+        self._attempt = None
+        self._connection = proxy
+        self.state = "connected"
+
+    def _failed(self, token: object, reason: Failure) -> None:
+        if token is not self._token:
+            return
+        self._token = None
+        self._attempt = None
+        self.state = "disconnected"
+        self._tell("clientConnectionFailed", reason)
+
+    def _lost(self, proxy: _ReconnectingProtocolProxy, reason: Failure) -> None:
+        if proxy is not self._connection:
+            return
+        self._connection = None
+        self.state = "disconnected"
+        self._tell("clientConnectionLost", reason)
+
+    def _tell(self, method: str, reason: Failure) -> None:
+        """
+        Give the factory the news; if it did not connect again, it is done
+        with this connector and is stopped.
+        """
+        notify = getattr(self.factory, method, None)
+        if notify is not None:
+            notify(self, reason)
+        if self.state == "disconnected" and self._factoryStarted:
+            self._factoryStarted = False
+            self.factory.doStop()
+
+    def stopConnecting(self) -> None:
+        """
+        Call off the attempt under way; the factory hears of it as a failure
+        with L{UserError <twisted.internet.error.UserError>}.
+
+        @raise NotConnectingError: if no attempt is under way.
+        """
+        if self.state != "connecting":
+            raise error.NotConnectingError("we're not trying to connect")
+        self.state = "disconnected"
+        self._token = None
+        attempt, self._attempt = self._attempt, None
+        if attempt is not None:
+            attempt.cancel()
+        self._tell("clientConnectionFailed", Failure(error.UserError()))
+
+    def disconnect(self) -> None:
+        """
+        Call off the attempt, or close the connection, whichever there is.
+        """
+        if self.state == "connecting":
+            self.stopConnecting()
+        elif self.state == "connected" and self._connection is not None:
+            transport = self._connection._transport
+            if transport is not None:
+                transport.loseConnection()
+
+    def getDestination(self) -> IAddress:
+        """
+        The peer's address while connected; otherwise an
+        L{EndpointAddress} naming the endpoint.
+        """
+        if self._connection is not None and self._connection._transport is not None:
+            return self._connection._transport.getPeer()
+        return EndpointAddress(self.endpoint)
+
+    def __repr__(self) -> str:
+        return f"<EndpointConnector to {self.endpoint!r} ({self.state})>"
