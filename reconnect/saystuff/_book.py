@@ -1,0 +1,260 @@
+"""
+The bookkeeping of SayStuff requests, free of I/O: what is queued, what is in
+flight, which reply belongs to which request, what timed out or was
+cancelled.
+
+A connection lends the book a function that writes lines; the book never
+sees a transport, so it can be tested with a list standing in for the wire.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Optional
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionLost
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.python.failure import Failure
+
+from ._errors import (
+    NotConnectedError,
+    QueueFullError,
+    RequestTimedOut,
+    ServerProtocolError,
+    ServiceStoppedError,
+)
+
+WriteLines = Callable[[Iterable[bytes]], None]
+
+
+class _Request:
+    """
+    One line awaiting its reply.  It is also its L{Deferred}'s canceller.
+
+    @ivar abandoned: the caller no longer waits (timed out or cancelled)
+        but the line was written, so its reply must still be matched and
+        thrown away.
+    """
+
+    __slots__ = ("line", "deferred", "timer", "abandoned", "book")
+
+    def __init__(self, line: bytes, book: RequestBook) -> None:
+        self.line = line
+        self.book = book
+        self.timer: Optional[IDelayedCall] = None
+        self.abandoned = False
+        self.deferred: Deferred[bytes] = Deferred(self)
+
+    def __call__(self, deferred: Deferred[bytes]) -> None:
+        self.book._withdraw(self)
+
+
+class RequestBook:
+    """
+    Requests from their acceptance to their reply (or their failure).
+
+    While a connection is attached, a new request is written at once and
+    joins the in-flight FIFO; otherwise it waits in the queue, which is
+    written in order as soon as a connection is attached.  Replies answer
+    the in-flight requests in order.
+
+    @ivar written: lines written, resends included.
+    @ivar answered: requests that got their reply.
+    @ivar failed: requests that failed, timed out or were cancelled.
+    @ivar resent: requests written again after a connection was lost.
+    @ivar replies: reply lines received (also for abandoned requests); a
+        connection that makes no progress leaves it unchanged.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        queueSize: int = 1000,
+        queueWhileDisconnected: bool = True,
+        resendOnReconnect: bool = True,
+        timeout: Optional[float] = None,
+    ) -> None:
+        self._clock = clock
+        self._queueSize = queueSize
+        self._queueWhileDisconnected = queueWhileDisconnected
+        self._resend = resendOnReconnect
+        self._timeout = timeout
+        self._queued: deque[_Request] = deque()
+        self._inFlight: deque[_Request] = deque()
+        self._writeLines: Optional[WriteLines] = None
+        self._idleWaiters: list[Deferred[None]] = []
+        self.accepting = True
+        self.written = 0
+        self.answered = 0
+        self.failed = 0
+        self.resent = 0
+        self.replies = 0
+
+    @property
+    def queued(self) -> int:
+        """
+        Requests waiting for a connection.
+        """
+        return len(self._queued)
+
+    @property
+    def inFlight(self) -> int:
+        """
+        Lines written and not yet answered (abandoned ones included).
+        """
+        return len(self._inFlight)
+
+    @property
+    def connected(self) -> bool:
+        return self._writeLines is not None
+
+    def submit(self, line: bytes, timeout: Optional[float] = None) -> Deferred[bytes]:
+        """
+        Accept a request for C{line} (already validated).
+
+        @param timeout: seconds to wait for the reply; L{None} for the
+            book's default.
+        @raise ServiceStoppedError: if the book accepts no more requests.
+        @raise NotConnectedError: if disconnected and not queueing.
+        @raise QueueFullError: if disconnected and the queue is full.
+        """
+        if not self.accepting:
+            raise ServiceStoppedError("the service is stopped")
+        request = _Request(line, self)
+        writeLines = self._writeLines
+        if writeLines is None:
+            if not self._queueWhileDisconnected:
+                raise NotConnectedError("not connected to the server")
+            if len(self._queued) >= self._queueSize:
+                raise QueueFullError(
+                    f"{len(self._queued)} requests already wait for a connection"
+                )
+            self._queued.append(request)
+        else:
+            self._inFlight.append(request)
+            self.written += 1
+            writeLines((line,))
+        if timeout is None:
+            timeout = self._timeout
+        if timeout is not None:
+            request.timer = self._clock.callLater(timeout, self._timedOut, request)
+        return request.deferred
+
+    def attach(self, writeLines: WriteLines) -> None:
+        """
+        A connection is ready: write everything queued, in order.
+        """
+        self._writeLines = writeLines
+        if self._queued:
+            queued, self._queued = self._queued, deque()
+            self._inFlight.extend(queued)
+            self.written += len(queued)
+            writeLines([request.line for request in queued])
+
+    def detach(self, reason: Failure) -> None:
+        """
+        The connection is gone.  Requests in flight go back to the front of
+        the queue (or fail, if not resending); abandoned ones are dropped.
+        """
+        self._writeLines = None
+        inFlight, self._inFlight = self._inFlight, deque()
+        live = [request for request in inFlight if not request.abandoned]
+        if self._resend and self.accepting:
+            self.resent += len(live)
+            self._queued.extendleft(reversed(live))
+        else:
+            self._failEach(live, ConnectionLost(reason.getErrorMessage()))
+
+    def replyReceived(self, line: bytes) -> None:
+        """
+        A reply: it answers the oldest request in flight.
+
+        @raise ServerProtocolError: if no request is in flight.
+        """
+        try:
+            request = self._inFlight.popleft()
+        except IndexError:
+            raise ServerProtocolError(
+                "a reply came with no request to answer"
+            ) from None
+        self.replies += 1
+        if request.abandoned:
+            return
+        if request.timer is not None:
+            request.timer.cancel()
+        self.answered += 1
+        request.deferred.callback(line)
+        if self._idleWaiters:
+            self._checkIdle()
+
+    def protocolError(self, error: Exception) -> None:
+        """
+        The server broke the protocol: nothing in flight can be trusted to
+        get its own reply, so all of it fails with C{error}.
+        """
+        inFlight, self._inFlight = self._inFlight, deque()
+        self._failEach([r for r in inFlight if not r.abandoned], error)
+
+    def failAll(self, error: Exception) -> None:
+        """
+        Fail every request, queued or in flight, with C{error}.
+        """
+        queued, self._queued = self._queued, deque()
+        inFlight, self._inFlight = self._inFlight, deque()
+        self._failEach([r for r in inFlight if not r.abandoned] + list(queued), error)
+
+    def whenIdle(self) -> Deferred[None]:
+        """
+        A L{Deferred} that fires once no request is queued or in flight.
+        """
+        waiter: Deferred[None] = Deferred()
+        self._idleWaiters.append(waiter)
+        self._checkIdle()
+        return waiter
+
+    def _checkIdle(self) -> None:
+        if self._idleWaiters and not self._queued:
+            if all(request.abandoned for request in self._inFlight):
+                self._fireIdleWaiters()
+
+    def _fireIdleWaiters(self) -> None:
+        waiters, self._idleWaiters = self._idleWaiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def _failEach(self, requests: Iterable[_Request], error: Exception) -> None:
+        for request in requests:
+            if request.timer is not None:
+                request.timer.cancel()
+                request.timer = None
+            request.abandoned = True
+            self.failed += 1
+            request.deferred.errback(Failure(error))
+        self._checkIdle()
+
+    def _withdraw(self, request: _Request) -> None:
+        """
+        The caller gave up on C{request} (cancelled, or out of time): a
+        queued one is removed and never sent; one in flight keeps its place,
+        so that later replies still meet their own requests.
+        """
+        if request.abandoned:
+            return
+        request.abandoned = True
+        if request.timer is not None:
+            if request.timer.active():
+                request.timer.cancel()
+            request.timer = None
+        self.failed += 1
+        if request in self._queued:
+            self._queued.remove(request)
+        self._checkIdle()
+
+    def _timedOut(self, request: _Request) -> None:
+        request.timer = None
+        self._withdraw(request)
+        request.deferred.errback(
+            Failure(RequestTimedOut(f"no reply to {request.line[:40]!r} in time"))
+        )

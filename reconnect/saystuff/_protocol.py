@@ -1,0 +1,100 @@
+"""
+The SayStuff wire protocol, client side: CRLF-delimited lines, each reply
+answering the oldest unanswered request.  The protocol only moves bytes;
+L{RequestBook <reconnect.saystuff._book.RequestBook>} does the matching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Optional
+
+from twisted.internet.protocol import Factory, Protocol
+
+from ._book import RequestBook
+from ._errors import ServerProtocolError
+
+DELIMITER = b"\r\n"
+
+
+def checkLine(line: object, maxLength: int) -> None:
+    """
+    Refuse what cannot be sent as one line, before anything is sent.
+
+    @raise TypeError: if C{line} is not L{bytes}.
+    @raise ValueError: if it holds CR or LF, or is longer than C{maxLength}.
+    """
+    if not isinstance(line, bytes):
+        raise TypeError(f"a line must be bytes, not {type(line).__name__}")
+    if b"\n" in line or b"\r" in line:
+        raise ValueError(f"a line must not contain CR or LF: {line[:40]!r}")
+    if len(line) > maxLength:
+        raise ValueError(f"line of {len(line)} bytes is over the limit of {maxLength}")
+
+
+class SayStuffClientProtocol(Protocol):
+    """
+    Splits what the server sends into lines and hands each to the book;
+    writes the book's lines with their delimiter.
+
+    A reply over the length limit, or one that answers no request, is a
+    protocol error: everything in flight fails with it and the connection
+    is aborted, so the service starts afresh on a new one.
+    """
+
+    def __init__(self, book: RequestBook, maxLineLength: int) -> None:
+        self._book = book
+        self._maxLineLength = maxLineLength
+        self._buffer = b""
+
+    def writeLines(self, lines: Iterable[bytes]) -> None:
+        """
+        Write C{lines}, each followed by the delimiter, in one write.
+        """
+        if type(lines) is tuple and len(lines) == 1:
+            self.transport.write(lines[0] + DELIMITER)  # type: ignore[union-attr]
+        else:
+            payload = DELIMITER.join(lines) + DELIMITER
+            self.transport.write(payload)  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._buffer:
+            data = self._buffer + data
+        lines = data.split(DELIMITER)
+        rest = lines.pop()
+        self._buffer = rest
+        try:
+            if len(rest) > self._maxLineLength:
+                raise ServerProtocolError(
+                    f"a reply line is over the limit of {self._maxLineLength} bytes"
+                )
+            replyReceived = self._book.replyReceived
+            limit = self._maxLineLength
+            for line in lines:
+                if len(line) > limit:
+                    raise ServerProtocolError(
+                        f"a reply line of {len(line)} bytes is over the limit "
+                        f"of {limit}"
+                    )
+                replyReceived(line)
+        except ServerProtocolError as error:
+            self._buffer = b""
+            self._book.protocolError(error)
+            self.transport.abortConnection()  # type: ignore[union-attr]
+
+
+class SayStuffClientFactory(Factory):
+    """
+    Builds a L{SayStuffClientProtocol} for each connection to the server.
+    """
+
+    noisy = False
+
+    def __init__(self, book: RequestBook, maxLineLength: int) -> None:
+        self._book = book
+        self._maxLineLength = maxLineLength
+
+    def buildProtocol(self, addr: object) -> Optional[SayStuffClientProtocol]:
+        protocol = SayStuffClientProtocol(self._book, self._maxLineLength)
+        protocol.factory = self
+        return protocol

@@ -1,0 +1,165 @@
+"""
+The relay behind C{twistd saystuff}: lines from local clients (or standard
+input) go to the server through one L{SayStuffToServerService}; each reply
+goes back to whoever sent the line, in the order the lines came.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Optional
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import ILogObserver, textFileLogObserver
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ._service import SayStuffToServerService
+
+
+def describeFailure(failure: Failure) -> bytes:
+    """
+    The line a local client gets instead of a reply.
+    """
+    message = failure.getErrorMessage().replace("\r", " ").replace("\n", " ")
+    return f"ERROR {failure.type.__name__}: {message}".encode()  # type: ignore[union-attr]
+
+
+class RelayProtocol(Protocol):
+    """
+    Reads lines ending in LF or CRLF, sends each through the service and
+    writes the replies (or C{ERROR ...} lines) back in the order of the
+    lines.
+    """
+
+    lineEnding = b"\r\n"
+
+    def __init__(self, service: SayStuffToServerService) -> None:
+        self._service = service
+        self._buffer = b""
+        self._answers: deque[list[Any]] = deque()
+        self._inputEnded = False
+
+    def dataReceived(self, data: bytes) -> None:
+        lines = (self._buffer + data).split(b"\n")
+        self._buffer = lines.pop()
+        for line in lines:
+            self.relay(line[:-1] if line.endswith(b"\r") else line)
+
+    def relay(self, line: bytes) -> None:
+        try:
+            reply: Deferred[bytes] = self._service.sendToServer(line)
+        except Exception:
+            reply = fail()
+        slot: list[Any] = [False, b""]
+        self._answers.append(slot)
+
+        def answered(result: object) -> None:
+            slot[0] = True
+            slot[1] = result if isinstance(result, bytes) else describeFailure(result)  # type: ignore[arg-type]
+            self._flush()
+
+        reply.addBoth(answered)
+
+    def _flush(self) -> None:
+        answers = self._answers
+        while answers and answers[0][0]:
+            self.transport.write(answers.popleft()[1] + self.lineEnding)  # type: ignore[union-attr]
+        if self._inputEnded and not answers:
+            self.allAnswered()
+
+    def inputEnded(self) -> None:
+        """
+        No more lines will come: relay an unterminated last line, and call
+        L{allAnswered} once every line has its answer.
+        """
+        if self._buffer:
+            self.relay(self._buffer.rstrip(b"\r"))
+            self._buffer = b""
+        self._inputEnded = True
+        self._flush()
+
+    def allAnswered(self) -> None:
+        """
+        Input has ended and every line has its answer.
+        """
+
+
+class RelayFactory(Factory):
+    """
+    Builds a L{RelayProtocol} for each local client.
+    """
+
+    noisy = False
+
+    def __init__(self, service: SayStuffToServerService) -> None:
+        self._service = service
+
+    def buildProtocol(self, addr: object) -> RelayProtocol:
+        protocol = RelayProtocol(self._service)
+        protocol.factory = self
+        return protocol
+
+
+@implementer(IHalfCloseableProtocol)
+class _StdinRelayProtocol(RelayProtocol):
+    """
+    The relay on standard input and output: at end of input it writes the
+    remaining answers, then closes output and calls C{done}.
+    """
+
+    lineEnding = b"\n"
+
+    def __init__(self, service: SayStuffToServerService, done: Callable[[], None]):
+        super().__init__(service)
+        self._done = done
+
+    def readConnectionLost(self) -> None:
+        self.inputEnded()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def allAnswered(self) -> None:
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._done()
+
+
+class StdinRelayService(Service):
+    """
+    Relays standard input, line by line; prints the replies on standard
+    output; once input ends and every line is answered, stops the reactor.
+    """
+
+    def __init__(self, service: SayStuffToServerService, reactor: Any) -> None:
+        self._service = service
+        self._reactor = reactor
+        self._stdio: Optional[Any] = None
+
+    def startService(self) -> None:
+        from twisted.internet.stdio import StandardIO
+
+        Service.startService(self)
+        protocol = _StdinRelayProtocol(self._service, self._finished)
+        self._stdio = StandardIO(protocol, reactor=self._reactor)  # type: ignore[no-untyped-call]
+
+    def _finished(self) -> None:
+        if self._reactor.running:
+            self._reactor.stop()
+        else:
+            self._reactor.callWhenRunning(self._reactor.stop)
+
+
+def stderrLogObserver() -> ILogObserver:
+    """
+    twistd's log, sent to standard error, so that standard output carries
+    only replies.
+    """
+    return textFileLogObserver(sys.stderr)

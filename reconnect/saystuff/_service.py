@@ -1,0 +1,271 @@
+"""
+L{SayStuffToServerService}: request/response lines over one connection that
+stays up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Optional, Union, cast
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import HostnameEndpoint, clientFromString
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IProtocol,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .._backoff import RetryPolicy
+from .._service import ClientService
+from ._book import RequestBook
+from ._errors import ServiceStoppedError
+from ._protocol import SayStuffClientFactory, SayStuffClientProtocol, checkLine
+
+_useDefault: Any = object()
+
+
+class SayStuffToServerService(Service):
+    """
+    Keeps one connection to a line server and sends it requests, one line
+    each; L{sendToServer} returns a L{Deferred} that fires with the reply.
+
+    Requests are pipelined: many may be in flight on one connection, and
+    replies answer them in order.  While there is no connection, requests
+    wait in a bounded queue (or, with C{queueWhileDisconnected=False}, are
+    refused with L{NotConnectedError}).  Requests in flight when a
+    connection drops are written again on the next one (or, with
+    C{resendOnReconnect=False}, fail).  Every L{Deferred} handed out fires.
+
+    Usable wherever an L{IService} is, a C{.tac} file included::
+
+        service = SayStuffToServerService("localhost", 65432)
+        service.setServiceParent(application)
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        host: Optional[str] = None,
+        port: Optional[int] = None,
+        *,
+        endpoint: Union[IStreamClientEndpoint, str, None] = None,
+        reactor: Any = None,
+        retryPolicy: Optional[RetryPolicy] = None,
+        attemptTimeout: Optional[float] = None,
+        isFatal: Optional[Callable[[Failure], bool]] = None,
+        resetAfter: Optional[float] = None,
+        prepareConnection: Optional[Callable[[IProtocol], object]] = None,
+        onConnected: Optional[Callable[[IProtocol], object]] = None,
+        onDisconnected: Optional[Callable[[IProtocol, Failure], object]] = None,
+        queueWhileDisconnected: bool = True,
+        queueSize: int = 1000,
+        resendOnReconnect: bool = True,
+        timeout: Optional[float] = None,
+        idleTimeout: Optional[float] = 30.0,
+        stopTimeout: float = 5.0,
+        maxLineLength: int = 16384,
+    ) -> None:
+        """
+        @param host: the server's host name or address.
+        @param port: the server's port.
+        @param endpoint: instead of C{host} and C{port}: any client endpoint,
+            or a string description of one (C{"tcp:host=...:port=..."},
+            C{"unix:path=..."}, C{"tls:..."}).
+        @param reactor: the reactor; the global one by default.
+        @param retryPolicy: passed to L{ClientService}, as are
+            C{attemptTimeout}, C{isFatal}, C{resetAfter},
+            C{prepareConnection}, C{onConnected} and C{onDisconnected}.
+        @param queueWhileDisconnected: hold requests while there is no
+            connection (the default), or refuse them at once.
+        @param queueSize: how many requests may wait for a connection.
+        @param resendOnReconnect: write requests that were in flight when a
+            connection dropped again on the next one (the default), or fail
+            them with L{ConnectionLost
+            <twisted.internet.error.ConnectionLost>}.
+        @param timeout: default seconds to wait for each reply (L{None}: no
+            limit).
+        @param idleTimeout: a connection with requests outstanding that
+            brings no reply for this long (up to twice this long) is deemed
+            dead, aborted and replaced.  L{None} turns the check off.
+        @param stopTimeout: how long L{stopService} waits for outstanding
+            replies.
+        @param maxLineLength: the longest line, in bytes, either way.
+        """
+        if reactor is None:
+            from twisted.internet import reactor
+        target: IStreamClientEndpoint
+        if endpoint is None:
+            if host is None or port is None:
+                raise TypeError("give host and port, or endpoint")
+            target = HostnameEndpoint(reactor, host, port)
+        elif isinstance(endpoint, str):
+            target = clientFromString(reactor, endpoint)
+        else:
+            target = endpoint
+        if queueSize < 0:
+            raise ValueError(f"queueSize must be >= 0, not {queueSize!r}")
+        for name, value in [("timeout", timeout), ("idleTimeout", idleTimeout)]:
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0, not {value!r}")
+        if not stopTimeout >= 0:
+            raise ValueError(f"stopTimeout must be >= 0, not {stopTimeout!r}")
+        self._clock = cast(IReactorTime, reactor)
+        self._maxLineLength = maxLineLength
+        self._idleTimeout = idleTimeout
+        self._stopTimeout = stopTimeout
+        self._userConnected = onConnected
+        self._userDisconnected = onDisconnected
+        self._idleCheck: Optional[IDelayedCall] = None
+        self._protocol: Optional[SayStuffClientProtocol] = None
+        self.connections = 0
+        self.book = RequestBook(
+            self._clock,
+            queueSize=queueSize,
+            queueWhileDisconnected=queueWhileDisconnected,
+            resendOnReconnect=resendOnReconnect,
+            timeout=timeout,
+        )
+        self.book.accepting = False
+        self.clientService = ClientService(
+            target,
+            SayStuffClientFactory(self.book, maxLineLength),
+            retryPolicy=retryPolicy,
+            clock=self._clock,
+            prepareConnection=prepareConnection,
+            attemptTimeout=attemptTimeout,
+            isFatal=isFatal,
+            resetAfter=resetAfter,
+            onConnected=self._connected,
+            onDisconnected=self._disconnected,
+        )
+
+    def sendToServer(
+        self, line: bytes, timeout: Optional[float] = _useDefault
+    ) -> Deferred[bytes]:
+        """
+        Send C{line} and get the server's reply to it.
+
+        @param line: one line, without its delimiter.
+        @param timeout: seconds to wait for the reply, overriding the
+            service's default; L{None} for no limit.
+        @return: a L{Deferred} that fires with the reply line, or fails with
+            L{RequestTimedOut}, L{ConnectionLost
+            <twisted.internet.error.ConnectionLost>} (when not resending),
+            L{ServerProtocolError} or L{ServiceStoppedError}.  Cancelling it
+            withdraws a queued request before it is sent.
+        @raise TypeError: if C{line} is not bytes.
+        @raise ValueError: if C{line} contains CR or LF or is too long.
+        @raise NotConnectedError: if disconnected and not queueing.
+        @raise QueueFullError: if the queue is full.
+        @raise ServiceStoppedError: if the service is not running.
+        """
+        checkLine(line, self._maxLineLength)
+        if timeout is _useDefault:
+            return self.book.submit(line)
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be > 0, not {timeout!r}")
+        return self.book.submit(line, timeout)
+
+    @property
+    def state(self) -> str:
+        """
+        The connection's state, as L{ClientService.state} gives it.
+        """
+        return self.clientService.state
+
+    def status(self) -> dict[str, object]:
+        """
+        Counters for a status line or a metrics page.
+        """
+        book = self.book
+        return {
+            "state": self.state,
+            "written": book.written,
+            "answered": book.answered,
+            "failed": book.failed,
+            "resent": book.resent,
+            "queued": book.queued,
+            "inFlight": book.inFlight,
+            "connections": self.connections,
+        }
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self.book.accepting = True
+        self.clientService.startService()
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Accept no more requests, wait (up to C{stopTimeout}) for the replies
+        still outstanding, then close the connection; whatever is left fails
+        with L{ServiceStoppedError}.
+        """
+        Service.stopService(self)
+        book = self.book
+        book.accepting = False
+        if not book.connected:
+            book.failAll(ServiceStoppedError("the service was stopped"))
+        idle = book.whenIdle()
+        if not idle.called:
+            timer = self._clock.callLater(self._stopTimeout, idle.cancel)
+            idle.addBoth(lambda _: timer.cancel() if timer.active() else None)
+        idle.addErrback(lambda _: None)
+
+        def closeAndFailTheRest(_: object) -> Deferred[Any]:
+            book.failAll(ServiceStoppedError("the service was stopped"))
+            return self.clientService.stopService()
+
+        return idle.addCallback(closeAndFailTheRest).addCallback(lambda _: None)
+
+    def _connected(self, protocol: IProtocol) -> None:
+        proxy = cast(SayStuffClientProtocol, protocol)
+        self.connections += 1
+        self._protocol = proxy
+        self.book.attach(proxy.writeLines)
+        if self._idleTimeout is not None:
+            self._scheduleIdleCheck(self.book.replies, False)
+        if self._userConnected is not None:
+            self._userConnected(protocol)
+
+    def _disconnected(self, protocol: IProtocol, reason: Failure) -> None:
+        self._protocol = None
+        if self._idleCheck is not None and self._idleCheck.active():
+            self._idleCheck.cancel()
+        self._idleCheck = None
+        self.book.detach(reason)
+        if self._userDisconnected is not None:
+            self._userDisconnected(protocol, reason)
+
+    def _scheduleIdleCheck(self, replies: int, outstanding: bool) -> None:
+        assert self._idleTimeout is not None
+        self._idleCheck = self._clock.callLater(
+            self._idleTimeout, self._checkIdle, replies, outstanding
+        )
+
+    def _checkIdle(self, repliesBefore: int, outstandingBefore: bool) -> None:
+        """
+        Abort the connection if requests were outstanding at the last check
+        and not one reply has come since.
+        """
+        self._idleCheck = None
+        book = self.book
+        if outstandingBefore and book.replies == repliesBefore and book.inFlight:
+            self._log.warn(
+                "No reply for {seconds} seconds with {count} requests outstanding: "
+                "dropping the connection",
+                seconds=self._idleTimeout,
+                count=book.inFlight,
+                reconnectEvent="idleTimeout",
+            )
+            assert self._protocol is not None
+            transport = self._protocol.transport
+            assert transport is not None
+            transport.abortConnection()  # type: ignore[attr-defined]
+            return
+        self._scheduleIdleCheck(book.replies, book.inFlight > 0)

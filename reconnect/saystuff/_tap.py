@@ -1,0 +1,141 @@
+"""
+C{twistd saystuff}: relay lines to a line server over one connection that
+stays up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import IService, MultiService
+from twisted.internet.endpoints import serverFromString
+from twisted.python.usage import Options as _Options
+from twisted.python.usage import UsageError
+
+from .._backoff import backoffPolicy
+from ._options import (
+    DEFAULT_PORT,
+    checkClientEndpoint,
+    checkServerEndpoint,
+    named,
+    nonNegativeFloat,
+    portNumber,
+    positiveFloat,
+    positiveInt,
+)
+from ._relay import RelayFactory, StdinRelayService, stderrLogObserver
+from ._service import SayStuffToServerService
+
+DEFAULT_LISTEN = "tcp:8765:interface=127.0.0.1"
+
+
+class Options(_Options):
+    synopsis = "[--host HOST] [--port PORT] [--listen ENDPOINT ...] [--stdin]"
+    longdesc = (
+        "Keep one connection to a line server up and relay lines to it: from "
+        "local clients (--listen, repeatable) or from standard input (--stdin; "
+        "replies go to standard output and, unless told otherwise, twistd's log "
+        "to standard error).  Each reply goes back to whoever sent the line.  "
+        f"With neither --listen nor --stdin, it listens on {DEFAULT_LISTEN}."
+    )
+
+    optParameters = [
+        ["host", None, "127.0.0.1", "The server's host name or address."],
+        ["port", "p", DEFAULT_PORT, "The server's port.", named("port", portNumber)],
+        [
+            "connect",
+            "c",
+            None,
+            "A client endpoint description to use instead of --host and "
+            "--port (e.g. tcp:host=example.com:port=7 or unix:path=/tmp/s).",
+        ],
+        [
+            "initial-delay",
+            None,
+            1.0,
+            "Seconds before the first retry.",
+            named("initial-delay", nonNegativeFloat),
+        ],
+        [
+            "max-delay",
+            None,
+            60.0,
+            "Longest wait between retries.",
+            named("max-delay", nonNegativeFloat),
+        ],
+        [
+            "factor",
+            None,
+            1.5,
+            "How much the wait grows per failure (at least 1).",
+            named("factor", positiveFloat),
+        ],
+        [
+            "queue-size",
+            None,
+            1000,
+            "Lines held while disconnected.",
+            named("queue-size", positiveInt),
+        ],
+        [
+            "timeout",
+            None,
+            None,
+            "Seconds to wait for each reply (default: no limit).",
+            named("timeout", positiveFloat),
+        ],
+    ]
+    optFlags = [["stdin", None, "Relay standard input, replies to standard output."]]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """
+        A server endpoint where local clients connect and send lines
+        (repeatable).
+        """
+        checkServerEndpoint("listen", description)
+        self["listen"].append(description)
+
+    def postOptions(self) -> None:
+        if self["connect"] is not None:
+            checkClientEndpoint("connect", self["connect"])
+        try:
+            backoffPolicy(self["initial-delay"], self["max-delay"], self["factor"])
+        except ValueError as error:
+            raise UsageError(f"bad retry delays: {error}") from None
+        if not self["listen"] and not self["stdin"]:
+            self["listen"] = [DEFAULT_LISTEN]
+        parent = getattr(self, "parent", None)
+        if self["stdin"] and parent is not None:
+            if not any(parent.get(k) for k in ("logger", "logfile", "syslog")):
+                parent["logger"] = stderrLogObserver
+
+
+def makeService(options: Any) -> IService:
+    from twisted.internet import reactor
+
+    policy = backoffPolicy(
+        options["initial-delay"], options["max-delay"], options["factor"]
+    )
+    relayed = SayStuffToServerService(
+        options["host"],
+        options["port"],
+        endpoint=options["connect"],
+        reactor=reactor,
+        retryPolicy=policy,
+        queueSize=options["queue-size"],
+        timeout=options["timeout"],
+    )
+    top = MultiService()
+    relayed.setServiceParent(top)
+    for description in options["listen"]:
+        StreamServerEndpointService(
+            serverFromString(reactor, description), RelayFactory(relayed)
+        ).setServiceParent(top)
+    if options["stdin"]:
+        StdinRelayService(relayed, reactor).setServiceParent(top)
+    return top
