@@ -1,0 +1,343 @@
+"""
+Tests for SayStuff's protocol and service on a fake clock, with a fake
+endpoint and L{StringTransport}s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from reconnect.saystuff import (
+    NotConnectedError,
+    QueueFullError,
+    RequestTimedOut,
+    SayStuffToServerService,
+    ServerProtocolError,
+    ServiceStoppedError,
+)
+from reconnect.saystuff._book import RequestBook
+from reconnect.saystuff._protocol import SayStuffClientProtocol, checkLine
+from reconnect.testing import FakeEndpoint
+
+
+def outcome(d: Deferred[Any]) -> Any:
+    seen: list[Any] = []
+    d.addBoth(seen.append)
+    if seen and isinstance(seen[0], Failure):
+        d.addErrback(lambda _: None)
+    return seen[0] if seen else None
+
+
+def connectedProtocol(
+    maxLineLength: int = 100,
+) -> tuple[SayStuffClientProtocol, RequestBook, StringTransport]:
+    book = RequestBook(Clock())
+    protocol = SayStuffClientProtocol(book, maxLineLength)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    book.attach(protocol.writeLines)
+    return protocol, book, transport
+
+
+# -- the line protocol ---------------------------------------------------------
+
+
+def test_linesWrittenWithCRLF() -> None:
+    protocol, book, transport = connectedProtocol()
+    book.submit(b"one")
+    book.detach(Failure(ConnectionDone()))
+    book.submit(b"two")
+    book.attach(protocol.writeLines)
+    assert transport.value() == b"one\r\none\r\ntwo\r\n"
+
+
+@given(
+    st.lists(
+        st.binary(max_size=30).filter(lambda b: b"\r" not in b and b"\n" not in b)
+    ),
+    st.data(),
+)
+def test_framingSurvivesAnySplit(lines: list[bytes], data: st.DataObject) -> None:
+    """
+    However the replies are cut into chunks (one byte at a time included),
+    each request gets its own line.
+    """
+    protocol, book, transport = connectedProtocol()
+    requests = [book.submit(b"q") for _ in lines]
+    stream = b"".join(line + b"\r\n" for line in lines)
+    position = 0
+    while position < len(stream):
+        size = data.draw(st.integers(1, max(1, len(stream) - position)))
+        protocol.dataReceived(stream[position : position + size])
+        position += size
+    assert [outcome(d) for d in requests] == lines
+
+
+def test_replyOverLimitIsProtocolError() -> None:
+    protocol, book, transport = connectedProtocol(maxLineLength=10)
+    first = book.submit(b"a")
+    second = book.submit(b"b")
+    protocol.dataReceived(b"ok\r\n" + b"x" * 11 + b"\r\n")
+    assert outcome(first) == b"ok"
+    assert outcome(second).check(ServerProtocolError)
+    assert transport.disconnected
+
+
+def test_unterminatedReplyOverLimit() -> None:
+    protocol, book, transport = connectedProtocol(maxLineLength=10)
+    request = book.submit(b"a")
+    protocol.dataReceived(b"y" * 11)
+    assert outcome(request).check(ServerProtocolError)
+    assert transport.disconnected
+
+
+def test_moreRepliesThanRequests() -> None:
+    protocol, book, transport = connectedProtocol()
+    request = book.submit(b"a")
+    protocol.dataReceived(b"A\r\nextra\r\n")
+    assert outcome(request) == b"A"
+    assert transport.disconnected
+
+
+@pytest.mark.parametrize(
+    "line, error",
+    [
+        ("text", TypeError),
+        (bytearray(b"x"), TypeError),
+        (None, TypeError),
+        (b"a\nb", ValueError),
+        (b"a\rb", ValueError),
+        (b"a\r\n", ValueError),
+        (b"x" * 11, ValueError),
+    ],
+)
+def test_badLines(line: Any, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        checkLine(line, 10)
+
+
+def test_goodLines() -> None:
+    for line in [b"", b"x" * 10, b"\x00\xff", b"tab\there"]:
+        checkLine(line, 10)
+
+
+# -- the service ----------------------------------------------------------------
+
+
+class Harness:
+    def __init__(self, **kwargs: Any) -> None:
+        self.clock = Clock()
+        self.endpoint = FakeEndpoint()
+        kwargs.setdefault("retryPolicy", lambda n: 1.0)
+        self.service = SayStuffToServerService(
+            endpoint=self.endpoint, reactor=self.clock, **kwargs
+        )
+
+    def start(self) -> Harness:
+        self.service.startService()
+        return self
+
+    def connect(self) -> StringTransport:
+        self.endpoint.last.succeed()
+        transport = self.endpoint.last.transport
+        assert transport is not None
+        return transport
+
+    def reply(self, data: bytes) -> None:
+        protocol = self.endpoint.last.protocol
+        assert protocol is not None
+        protocol.dataReceived(data)
+
+
+def test_needsHostAndPortOrEndpoint() -> None:
+    with pytest.raises(TypeError):
+        SayStuffToServerService(reactor=Clock())
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"queueSize": -1}, {"timeout": 0}, {"idleTimeout": -1}, {"stopTimeout": -1}],
+)
+def test_badServiceOptions(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=list(kwargs)[0]):
+        SayStuffToServerService(endpoint=FakeEndpoint(), reactor=Clock(), **kwargs)
+
+
+def test_stringEndpoint() -> None:
+    from twisted.internet.testing import MemoryReactor
+
+    reactor = MemoryReactor()
+    service = SayStuffToServerService(
+        endpoint="tcp:host=127.0.0.1:port=7", reactor=reactor
+    )
+    service.startService()
+    assert reactor.tcpClients[0][:2] == ("127.0.0.1", 7)
+
+
+def test_hostAndPortMakeHostnameEndpoint() -> None:
+    from twisted.internet.endpoints import HostnameEndpoint
+    from twisted.internet.testing import MemoryReactor
+
+    service = SayStuffToServerService("example.invalid", 7, reactor=MemoryReactor())
+    endpoint = service.clientService._machine._endpoint
+    assert isinstance(endpoint, HostnameEndpoint)
+
+
+def test_notRunningRefuses() -> None:
+    h = Harness()
+    with pytest.raises(ServiceStoppedError):
+        h.service.sendToServer(b"early")
+
+
+def test_badInputSendsNothing() -> None:
+    h = Harness().start()
+    transport = h.connect()
+    for bad in [b"a\nb", "text", b"x" * 20000]:
+        with pytest.raises((TypeError, ValueError)):
+            h.service.sendToServer(bad)  # type: ignore[arg-type]
+    assert transport.value() == b""
+    with pytest.raises(ValueError, match="timeout"):
+        h.service.sendToServer(b"ok", timeout=-1)
+
+
+def test_queuedWhileDisconnectedThenSent() -> None:
+    h = Harness().start()
+    replies = [h.service.sendToServer(b"%d" % n) for n in range(3)]
+    transport = h.connect()
+    assert transport.value() == b"0\r\n1\r\n2\r\n"
+    h.reply(b"a\r\nb\r\nc\r\n")
+    assert [outcome(d) for d in replies] == [b"a", b"b", b"c"]
+
+
+def test_queueFullRefusesAtOnce() -> None:
+    h = Harness(queueSize=1).start()
+    h.service.sendToServer(b"one")
+    with pytest.raises(QueueFullError):
+        h.service.sendToServer(b"two")
+
+
+def test_notConnectedErrorMode() -> None:
+    h = Harness(queueWhileDisconnected=False).start()
+    with pytest.raises(NotConnectedError):
+        h.service.sendToServer(b"x")
+    h.connect()
+    assert not h.service.sendToServer(b"x").called
+
+
+def test_resentOnReconnect() -> None:
+    h = Harness().start()
+    h.connect()
+    reply = h.service.sendToServer(b"again")
+    h.endpoint.last.lose()
+    assert h.service.book.queued == 1
+    h.clock.advance(1)
+    transport = h.connect()
+    assert transport.value() == b"again\r\n"
+    h.reply(b"AGAIN\r\n")
+    assert outcome(reply) == b"AGAIN"
+    assert h.service.status()["connections"] == 2
+
+
+def test_requestTimeout() -> None:
+    h = Harness(timeout=3.0).start()
+    reply = h.service.sendToServer(b"x")
+    h.clock.advance(3)
+    assert outcome(reply).check(RequestTimedOut)
+
+
+def test_idleConnectionReplaced() -> None:
+    """
+    A connection that answers nothing for the idle period while requests are
+    outstanding is aborted; the requests are answered on the next one.
+    """
+    h = Harness(idleTimeout=10.0).start()
+    first = h.connect()
+    h.clock.pump([1.0] * 25)
+    assert not first.disconnected
+    reply = h.service.sendToServer(b"hello?")
+    h.clock.pump([1.0] * 14)
+    assert not first.disconnected
+    h.clock.advance(1)
+    assert first.disconnected
+    h.endpoint.last.lose()
+    h.clock.advance(1)
+    second = h.connect()
+    assert second.value() == b"hello?\r\n"
+    h.reply(b"hi\r\n")
+    assert outcome(reply) == b"hi"
+
+
+def test_busyConnectionNotReplaced() -> None:
+    h = Harness(idleTimeout=10.0).start()
+    transport = h.connect()
+    for n in range(10):
+        h.service.sendToServer(b"%d" % n)
+        h.clock.advance(5)
+        h.reply(b"r\r\n")
+    assert not transport.disconnected
+
+
+def test_stopWaitsForRepliesThenCloses() -> None:
+    h = Harness().start()
+    transport = h.connect()
+    reply = h.service.sendToServer(b"last")
+    stopped = h.service.stopService()
+    with pytest.raises(ServiceStoppedError):
+        h.service.sendToServer(b"too late")
+    assert not transport.disconnecting
+    h.reply(b"LAST\r\n")
+    assert outcome(reply) == b"LAST"
+    assert transport.disconnecting
+    h.endpoint.last.lose()
+    assert outcome(stopped) is None
+    assert h.clock.getDelayedCalls() == []
+
+
+def test_stopIsBounded() -> None:
+    h = Harness(stopTimeout=2.0).start()
+    h.connect()
+    reply = h.service.sendToServer(b"never answered")
+    stopped = h.service.stopService()
+    h.clock.advance(2)
+    assert outcome(reply).check(ServiceStoppedError)
+    h.endpoint.last.lose()
+    assert outcome(stopped) is None
+
+
+def test_stopWhileDisconnectedFailsQueued() -> None:
+    h = Harness().start()
+    reply = h.service.sendToServer(b"queued")
+    stopped = h.service.stopService()
+    assert outcome(reply).check(ServiceStoppedError)
+    assert outcome(stopped) is None
+    assert h.clock.getDelayedCalls() == []
+
+
+def test_lostWhileStoppingFails() -> None:
+    h = Harness().start()
+    h.connect()
+    reply = h.service.sendToServer(b"x")
+    stopped = h.service.stopService()
+    h.endpoint.last.lose()
+    assert outcome(reply).check(ConnectionLost)
+    assert stopped.called
+
+
+def test_userCallbacksStillCalled() -> None:
+    events: list[str] = []
+    h = Harness(
+        onConnected=lambda p: events.append("up"),
+        onDisconnected=lambda p, r: events.append("down"),
+    ).start()
+    h.connect()
+    h.endpoint.last.lose()
+    assert events == ["up", "down"]
