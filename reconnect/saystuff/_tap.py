@@ -24,7 +24,7 @@ from ._options import (
     positiveFloat,
     positiveInt,
 )
-from ._relay import RelayFactory, StdinRelayService, stderrLogObserver
+from ._relay import RelayFactory, StdinRelayService
 from ._service import SayStuffToServerService
 
 DEFAULT_LISTEN = "tcp:8765:interface=127.0.0.1"
@@ -112,7 +112,7 @@ class Options(_Options):
         parent = getattr(self, "parent", None)
         if self["stdin"] and parent is not None:
             if not any(parent.get(k) for k in ("logger", "logfile", "syslog")):
-                parent["logger"] = stderrLogObserver
+                parent["logger"] = f"{__package__}._relay.stderrLogObserver"
 
 
 def makeService(options: Any) -> IService:

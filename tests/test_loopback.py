@@ -1,0 +1,135 @@
+"""
+Over real TCP on 127.0.0.1: SayStuff through a server that is killed and
+restarted while requests keep coming, and the legacy factory through
+C{reactor.connectTCP} and L{EndpointConnector}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.task import deferLater
+from twisted.protocols.basic import LineReceiver
+
+from reconnect import EndpointConnector, ReconnectingClientFactory
+from reconnect.saystuff import RestartableLineServer, SayStuffToServerService
+
+
+async def sleep(seconds: float) -> None:
+    await deferLater(reactor, seconds, lambda: None)
+
+
+async def until(predicate: Any, timeout: float = 10.0) -> None:
+    waited = 0.0
+    while not predicate():
+        assert waited < timeout, "timed out waiting"
+        await sleep(0.01)
+        waited += 0.01
+
+
+@pytest_twisted.ensureDeferred
+async def test_saystuffThroughServerRestarts() -> None:
+    """
+    Requests keep coming while the server is killed and restarted three
+    times: every request ends with its own reply, none lost, none
+    mismatched.
+    """
+    server = RestartableLineServer(reactor)
+    port = await server.start()
+    service = SayStuffToServerService(
+        "127.0.0.1", port, reactor=reactor, retryPolicy=lambda n: 0.02, queueSize=5000
+    )
+    service.startService()
+    replies: list[Deferred[bytes]] = []
+    lines: list[bytes] = []
+    try:
+        for round in range(4):
+            for n in range(300):
+                line = b"round %d line %d" % (round, n)
+                lines.append(line)
+                replies.append(service.sendToServer(line))
+                if n % 25 == 0:
+                    await sleep(0.005)
+            if round < 3:
+                await server.kill()
+                await sleep(0.05)
+                await server.start()
+        answers = await gatherResults(replies)
+        assert answers == lines
+        status = service.status()
+        assert status["answered"] == len(lines)
+        assert status["failed"] == 0
+        assert status["connections"] >= 2
+    finally:
+        for reply in replies:
+            reply.addErrback(lambda _: None)
+        await service.stopService()
+        await server.kill()
+
+
+class Talker(LineReceiver):
+    delimiter = b"\r\n"
+
+    def connectionMade(self) -> None:
+        self.factory.resetDelay()
+        self.factory.connections += 1
+        self.sendLine(b"hello %d" % self.factory.connections)
+
+    def lineReceived(self, line: bytes) -> None:
+        self.factory.heard.append(line)
+
+
+class TalkingFactory(ReconnectingClientFactory):
+    protocol = Talker
+    noisy = False
+    initialDelay = 0.05
+    maxDelay = 0.2
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.heard: list[bytes] = []
+
+
+async def exerciseLegacy(connect: Any) -> None:
+    server = RestartableLineServer(reactor)
+    port = await server.start()
+    factory = TalkingFactory()
+    connector = connect(port, factory)
+    try:
+        await until(lambda: factory.heard == [b"hello 1"])
+        await server.kill()
+        await sleep(0.3)
+        await server.start()
+        await until(lambda: b"hello 2" in factory.heard)
+        factory.stopTrying()
+        connector.disconnect()
+        await until(lambda: not server.factory.live)
+        await sleep(0.5)
+        assert factory.connections == 2
+        assert connector.state == "disconnected"
+    finally:
+        factory.stopTrying()
+        connector.disconnect()
+        await server.kill()
+
+
+@pytest_twisted.ensureDeferred
+async def test_legacyFactoryThroughConnectTCP() -> None:
+    await exerciseLegacy(
+        lambda port, factory: reactor.connectTCP("127.0.0.1", port, factory)
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_legacyFactoryThroughEndpointConnector() -> None:
+    def connect(port: int, factory: TalkingFactory) -> EndpointConnector:
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+        connector = EndpointConnector(endpoint, factory, reactor)
+        connector.connect()
+        return connector
+
+    await exerciseLegacy(connect)
