@@ -5,30 +5,20 @@ The twistd plugins: their options, and the real C{twistd} command end to end
 
 from __future__ import annotations
 
-import os
-import socket
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_twisted
+from helpers import LineCollector, StdoutOnly, freePort, stop, twistd, until
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.task import deferLater
-from twisted.protocols.basic import LineReceiver
 from twisted.python.usage import UsageError
 
 from reconnect.saystuff import SayStuffToServerService
 from reconnect.saystuff import _servertap as servertap
 from reconnect.saystuff import _tap as tap
 from reconnect.saystuff._relay import StdinRelayService
-
-TWISTD = str(Path(sys.executable).parent / "twistd")
-
 
 # -- options --------------------------------------------------------------------
 
@@ -98,84 +88,6 @@ def test_serverService() -> None:
 
 
 # -- the real twistd ----------------------------------------------------------
-
-
-class Process(ProcessProtocol):
-    def __init__(self) -> None:
-        self.output = b""
-        self.ended: Deferred[int] = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-
-    def errReceived(self, data: bytes) -> None:
-        self.output += data
-
-    def processEnded(self, reason: Any) -> None:
-        self.signal = reason.value.signal
-        self.ended.callback(reason.value.exitCode)
-
-
-class StdoutOnly(Process):
-    def __init__(self) -> None:
-        super().__init__()
-        self.stdout = b""
-        self.stderr = b""
-
-    def outReceived(self, data: bytes) -> None:
-        self.stdout += data
-
-    def errReceived(self, data: bytes) -> None:
-        self.stderr += data
-
-
-def twistd(where: Path, *args: str, protocol: Process | None = None) -> Process:
-    process = protocol or Process()
-    reactor.spawnProcess(
-        process,
-        TWISTD,
-        [TWISTD, "--pidfile=", "-n", *args],
-        env=dict(os.environ),
-        path=str(where),
-    )
-    return process
-
-
-def freePort() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def until(predicate: Any, timeout: float = 20.0) -> None:
-    waited = 0.0
-    while not predicate():
-        assert waited < timeout, "timed out waiting"
-        await deferLater(reactor, 0.02, lambda: None)
-        waited += 0.02
-
-
-class LineCollector(LineReceiver):
-    delimiter = b"\r\n"
-
-    def __init__(self) -> None:
-        self.lines: list[bytes] = []
-
-    def lineReceived(self, line: bytes) -> None:
-        self.lines.append(line)
-
-
-async def stop(process: Process) -> None:
-    """
-    Send SIGTERM and check that twistd shut down cleanly.  (twistd ends by
-    raising the signal again once it has shut down, so that its exit status
-    tells how it ended.)
-    """
-    process.transport.signalProcess("TERM")  # type: ignore[union-attr]
-    code = await process.ended
-    assert code == 0 or process.signal == 15, (code, process.signal)
-    assert b"Server Shut Down." in process.output, process.output.decode()
-    assert b"Traceback" not in process.output, process.output.decode()
 
 
 @pytest_twisted.ensureDeferred
