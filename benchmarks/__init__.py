@@ -1,0 +1,3 @@
+"""
+Ratio benchmarks: reconnect against Twisted and against the bare floor.
+"""
