@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, Optional
 
 from automat import MethodicalMachine
@@ -29,15 +30,20 @@ from twisted.internet.interfaces import (
     IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from ._attempt import _Attempt, abortTransport
 from ._backoff import RetryPolicy
+from ._driver import automatInputs, compileInputs
 from ._errors import GaveUpConnecting
 from ._proxy import _ReconnectingProtocolProxy
 
 ConnectWaiter = tuple["Deferred[IProtocol]", Optional[int]]
+
+# Twisted's message, kept word for word: log searches written for Twisted's
+# ClientService still find it.
+_SCHEDULING = "Scheduling retry {attempt} to connect {endpoint} in {delay} seconds."
 
 
 def _discard(outputs: Iterable[object]) -> None:
@@ -46,6 +52,18 @@ def _discard(outputs: Iterable[object]) -> None:
     """
     for _ in outputs:
         pass
+
+
+_INPUTS = (
+    "start",
+    "stop",
+    "whenConnected",
+    "_connectionMade",
+    "_connectionFailed",
+    "_giveUp",
+    "_reconnect",
+    "_clientDisconnected",
+)
 
 
 class _ClientMachine:
@@ -86,8 +104,15 @@ class _ClientMachine:
         self._onDisconnected = onDisconnected
 
         self.failedAttempts = 0
-        self.attempts = 0
         self.lastFailure: Optional[Failure] = None
+        self.attempts = 0
+        self.failures = 0
+        self.connects = 0
+        self.disconnects = 0
+        self.connectedSince: Optional[float] = None
+        self._secondsConnectedBefore = 0.0
+        self._peer: object = None
+        self._stateBefore = "init"
         self._nextDelay = 0.0
         self._attempt: Optional[_Attempt] = None
         self._connection: Optional[_ReconnectingProtocolProxy] = None
@@ -97,6 +122,10 @@ class _ClientMachine:
         self._stopWaiters: list[Deferred[None]] = []
         self._queue: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
         self._running = False
+        if _compiled is not None:
+            _compiled.bind(self, _INPUTS)
+        else:
+            automatInputs(self, _INPUTS)
 
     # -- running inputs one at a time ---------------------------------------
 
@@ -112,6 +141,7 @@ class _ClientMachine:
         try:
             while self._queue:
                 step, args = self._queue.popleft()
+                self._stateBefore = self.state()
                 step(*args)
         finally:
             self._running = False
@@ -122,6 +152,33 @@ class _ClientMachine:
         The name of the current state.
         """
         return state
+
+    def secondsConnected(self) -> float:
+        """
+        Seconds spent connected, over every connection so far.
+        """
+        total = self._secondsConnectedBefore
+        if self.connectedSince is not None:
+            total += self._clock.seconds() - self.connectedSince
+        return total
+
+    def _event(
+        self, level: LogLevel, format: str, event: str, **fields: object
+    ) -> None:
+        """
+        Emit one structured event of a transition: every event names itself
+        in C{reconnectEvent} and carries the endpoint and the states left
+        and entered, whatever else it says.
+        """
+        self._log.emit(
+            level,
+            format,
+            reconnectEvent=event,
+            endpoint=self._endpoint,
+            fromState=self._stateBefore,
+            toState=self.state(),
+            **fields,
+        )
 
     # -- events from the connection, judged when their turn comes -----------
 
@@ -145,6 +202,7 @@ class _ClientMachine:
         """
         self._attempt = None
         self.lastFailure = reason
+        self.failures += 1
         if self.state() == "connecting" and not self._shouldRetry(reason):
             self._giveUp(reason)
         else:
@@ -263,11 +321,11 @@ class _ClientMachine:
     def _connect(self) -> None:
         "Start an attempt."
         self.attempts += 1
-        self._log.debug(
+        self._event(
+            LogLevel.debug,
             "Connecting to {endpoint} (attempt {attempt})",
-            endpoint=self._endpoint,
+            "attempt",
             attempt=self.attempts,
-            reconnectEvent="attempt",
         )
         self._attempt = _Attempt(
             self._endpoint,
@@ -275,9 +333,9 @@ class _ClientMachine:
             self._clock,
             self._prepareConnection,
             self._attemptTimeout,
-            lambda proxy: self.dispatch(self._attemptSucceeded, proxy),
-            lambda reason: self.dispatch(self._attemptFailed, reason),
-            lambda proxy, reason: self.dispatch(self._connectionEnded, proxy, reason),
+            partial(self.dispatch, self._attemptSucceeded),
+            partial(self.dispatch, self._attemptFailed),
+            partial(self.dispatch, self._connectionEnded),
         )
 
     @_machine.output()
@@ -290,18 +348,21 @@ class _ClientMachine:
     def _rememberConnection(self, protocol: _ReconnectingProtocolProxy) -> None:
         "Keep the new connection, and hand it to everyone waiting for one."
         self._connection = protocol
+        self.connects += 1
+        self.connectedSince = self._clock.seconds()
         if self._resetAfter is None:
             self.failedAttempts = 0
         else:
             self._resetCall = self._clock.callLater(
                 self._resetAfter, self._connectionIsStable
             )
-        self._log.info(
+        self._peer = self._peerOf(protocol)
+        self._event(
+            LogLevel.info,
             "Connected to {endpoint}",
-            endpoint=self._endpoint,
-            peer=self._peerOf(protocol),
+            "connected",
+            peer=self._peer,
             attempt=self.attempts,
-            reconnectEvent="connected",
         )
         self._fireConnectWaiters(protocol._protocol)
         if self._onConnected is not None:
@@ -324,19 +385,32 @@ class _ClientMachine:
             waiter.errback(reason)
 
     @_machine.output()
-    def _wait(self) -> None:
-        "Schedule the next attempt after the delay the policy chose."
-        self._log.info(
-            "Scheduling retry {attempt} to connect {endpoint} in {delay} seconds.",
+    def _retryAfterFailure(self, reason: Failure) -> None:
+        "Say that the attempt failed, and schedule the next one."
+        self._event(
+            LogLevel.info,
+            _SCHEDULING + " Attempt failed: {reason}",
+            "attemptFailed",
             attempt=self.failedAttempts,
-            endpoint=self._endpoint,
             delay=self._nextDelay,
-            reason=self.lastFailure,
-            reconnectEvent="waiting",
+            reason=reason.getErrorMessage(),
+            failure=reason,
         )
-        self._retryCall = self._clock.callLater(
-            self._nextDelay, self.dispatch, self._reconnect
+        self._wait()
+
+    @_machine.output()
+    def _retryAfterDisconnect(self, reason: Failure) -> None:
+        "Say that the connection ended, and schedule the next attempt."
+        self._event(
+            LogLevel.info,
+            _SCHEDULING + " Connection lost: {reason}",
+            "disconnected",
+            attempt=self.failedAttempts,
+            delay=self._nextDelay,
+            reason=reason.getErrorMessage(),
+            peer=self._peer,
         )
+        self._wait()
 
     @_machine.output()
     def _cancelRetry(self) -> None:
@@ -344,6 +418,20 @@ class _ClientMachine:
         if self._retryCall is not None:
             self._retryCall.cancel()
             self._retryCall = None
+
+    @_machine.output()
+    def _noteStopping(self) -> None:
+        "Say that the service is stopping."
+        self._event(LogLevel.debug, "Stopping connecting to {endpoint}", "stopping")
+
+    @_machine.output()
+    def _noteRestarting(self) -> None:
+        "Say that the service will start again once it has stopped."
+        self._event(
+            LogLevel.debug,
+            "Restarting: will connect to {endpoint} again once stopped",
+            "restarting",
+        )
 
     @_machine.output()
     def _disconnect(self) -> None:
@@ -357,18 +445,14 @@ class _ClientMachine:
     def _forgetConnection(self, reason: Failure) -> None:
         "Let go of the connection that ended, and tell who asked to know."
         protocol, self._connection = self._connection, None
+        assert protocol is not None and self.connectedSince is not None
+        self.disconnects += 1
+        self._secondsConnectedBefore += self._clock.seconds() - self.connectedSince
+        self.connectedSince = None
         if self._resetCall is not None:
             if self._resetCall.active():
                 self._resetCall.cancel()
             self._resetCall = None
-        assert protocol is not None
-        self._log.info(
-            "Disconnected from {endpoint}: {reason}",
-            endpoint=self._endpoint,
-            reason=reason.getErrorMessage(),
-            peer=self._peerOf(protocol),
-            reconnectEvent="disconnected",
-        )
         if self._onDisconnected is not None:
             self._notify(self._onDisconnected, protocol._protocol, reason)
 
@@ -404,13 +488,14 @@ class _ClientMachine:
     def _abandonConnectWaiters(self, reason: Failure) -> None:
         "Fail everyone waiting for a connection with the give-up error."
         self.lastFailure = reason
-        self._log.error(
-            "Gave up connecting to {endpoint} after {attempts} failed attempt(s): "
+        self._event(
+            LogLevel.error,
+            "Gave up connecting to {endpoint} after {attempt} failed attempt(s): "
             "{reason}",
-            endpoint=self._endpoint,
-            attempts=self.failedAttempts,
+            "gaveUp",
+            attempt=self.failedAttempts,
             reason=reason.getErrorMessage(),
-            reconnectEvent="gaveUp",
+            failure=reason,
         )
         self._failConnectWaiters(Failure(self._gaveUpError()))
 
@@ -423,15 +508,16 @@ class _ClientMachine:
     def _finishStopping(self) -> None:
         "The service is quiet: fire every stop waiter."
         waiters, self._stopWaiters = self._stopWaiters, []
-        self._log.debug(
-            "Stopped connecting to {endpoint}",
-            endpoint=self._endpoint,
-            reconnectEvent="stopped",
-        )
+        self._event(LogLevel.info, "Stopped connecting to {endpoint}", "stopped")
         for waiter in waiters:
             waiter.callback(None)
 
     # -- helpers of the outputs ---------------------------------------------
+
+    def _wait(self) -> None:
+        self._retryCall = self._clock.callLater(
+            self._nextDelay, self.dispatch, self._reconnect
+        )
 
     def _connectionIsStable(self) -> None:
         self._resetCall = None
@@ -483,7 +569,7 @@ class _ClientMachine:
     _connecting.upon(
         stop,
         enter=_disconnecting,
-        outputs=[_awaitStop, _cancelAttempt],
+        outputs=[_awaitStop, _noteStopping, _cancelAttempt],
         collector=_discard,
     )
     _connecting.upon(
@@ -498,7 +584,7 @@ class _ClientMachine:
     _connecting.upon(
         _connectionFailed,
         enter=_waiting,
-        outputs=[_deliverConnectionFailure, _wait],
+        outputs=[_deliverConnectionFailure, _retryAfterFailure],
         collector=_discard,
     )
     _connecting.upon(
@@ -524,7 +610,7 @@ class _ClientMachine:
     _connected.upon(
         stop,
         enter=_disconnecting,
-        outputs=[_awaitStop, _disconnect],
+        outputs=[_awaitStop, _noteStopping, _disconnect],
         collector=_discard,
     )
     _connected.upon(
@@ -536,7 +622,7 @@ class _ClientMachine:
     _connected.upon(
         _clientDisconnected,
         enter=_waiting,
-        outputs=[_forgetConnection, _wait],
+        outputs=[_forgetConnection, _retryAfterDisconnect],
         collector=_discard,
     )
     _connected.upon(
@@ -546,7 +632,9 @@ class _ClientMachine:
         collector=_discard,
     )
 
-    _disconnecting.upon(start, enter=_restarting, outputs=[], collector=_discard)
+    _disconnecting.upon(
+        start, enter=_restarting, outputs=[_noteRestarting], collector=_discard
+    )
     _disconnecting.upon(
         stop, enter=_disconnecting, outputs=[_awaitStop], collector=_discard
     )
@@ -571,7 +659,10 @@ class _ClientMachine:
 
     _restarting.upon(start, enter=_restarting, outputs=[], collector=_discard)
     _restarting.upon(
-        stop, enter=_disconnecting, outputs=[_awaitStop], collector=_discard
+        stop,
+        enter=_disconnecting,
+        outputs=[_awaitStop, _noteStopping],
+        collector=_discard,
     )
     _restarting.upon(
         whenConnected,
@@ -615,3 +706,6 @@ class _ClientMachine:
         outputs=[_noConnectionAfterGivingUp],
         collector=_discard,
     )
+
+
+_compiled = compileInputs(_ClientMachine._machine, _discard)

@@ -26,6 +26,7 @@ from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+import reconnect._machine
 from reconnect import (
     AttemptTimedOut,
     ClientService,
@@ -114,12 +115,19 @@ class Harness:
         self.machine.dispatch(getattr(self.machine, name), *args)
 
 
-@pytest.fixture
-def harnesses() -> Iterator[list[Harness]]:
+@pytest.fixture(params=["compiled", "automat"])
+def harnesses(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[list[Harness]]:
     """
     Harnesses made by a test; when it ends, each must have nothing left on
     its clock once stopped.
+
+    Every test runs twice: with the machine's compiled inputs, and with
+    automat's own, which must behave the same.
     """
+    if request.param == "automat":
+        monkeypatch.setattr(reconnect._machine, "_compiled", None)
     made: list[Harness] = []
     yield made
     for harness in made:
@@ -588,18 +596,19 @@ def test_failAfterFailuresNotCountingDisconnects(make: Any) -> None:
 
 def test_retryMessageLogged(make: Any, logs: list[dict[str, Any]]) -> None:
     """
-    Each retry is logged with Twisted's message.
+    Each retry, after a failed attempt or a lost connection, is logged with
+    Twisted's sentence, word for word, followed by why.
     """
     from twisted.logger import formatEvent
 
     h = make().start()
     h.endpoint.last.fail()
-    messages = [formatEvent(e) for e in logs]
-    assert any(
-        m.startswith("Scheduling retry 1 to connect ")
-        and m.endswith(" in 1.0 seconds.")
-        for m in messages
-    ), messages
+    twisted = f"Scheduling retry 1 to connect {h.endpoint} in 1.0 seconds. "
+    assert formatEvent(logs[-1]).startswith(twisted + "Attempt failed: ")
+    h.clock.advance(1.0)
+    h.endpoint.last.succeed()
+    h.endpoint.last.lose()
+    assert formatEvent(logs[-1]).startswith(twisted + "Connection lost: ")
 
 
 def test_factoryStartAndStop(make: Any) -> None:

@@ -1,0 +1,118 @@
+"""
+A faster way to feed inputs to a L{MethodicalMachine}, with the same table.
+
+automat declares, checks, draws and serializes our machine; this module only
+changes how an input is carried out.  For each input automat builds a new
+wrapper at every attribute access, finds the transition by comparing the
+current state and the input with every transition of the machine, and works
+out again, for every output, which of the input's arguments it takes.  That
+costs more than the reconnect cycle's own bookkeeping.  L{compileInputs}
+does those three things once, when the class is defined: it reads the
+machine's transitions into a dict keyed by state and input, and for every
+output the number of leading input arguments it takes.
+
+It reads automat's private attributes, in one place.  If they are not what
+it expects (a future automat), it returns L{None} and the machine falls back
+to automat's own inputs, which behave the same, only slower.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
+
+from automat import MethodicalMachine
+
+Transitions = dict[tuple[object, object], tuple[object, tuple[tuple[Any, int], ...]]]
+
+
+class CompiledInputs:
+    """
+    The transitions of one L{MethodicalMachine}, ready for lookup.
+    """
+
+    def __init__(
+        self, machine: MethodicalMachine, inputs: dict[str, object], table: Transitions
+    ) -> None:
+        self._machine = machine
+        self._inputs = inputs
+        self._table = table
+
+    def bind(self, instance: object, names: Sequence[str]) -> None:
+        """
+        Set each input named in C{names} on C{instance} to a function that
+        carries it out on C{instance}'s machine.
+        """
+        transitioner = _transitionerOf(self._machine, instance)
+        table = self._table
+        for name in names:
+            symbol = self._inputs[name]
+
+            def carryOut(*args: object, symbol: object = symbol) -> None:
+                state = transitioner._state
+                found = table.get((state, symbol))
+                if found is None:
+                    # No such transition: automat raises its NoTransition.
+                    symbol.__get__(instance)(*args)  # type: ignore[attr-defined]
+                    return
+                transitioner._state, outputs = found
+                for method, taken in outputs:
+                    method(instance, *args[:taken])
+
+            carryOut.__name__ = name
+            setattr(instance, name, carryOut)
+
+
+def _transitionerOf(machine: MethodicalMachine, instance: object) -> Any:
+    from automat._methodical import _transitionerFromInstance
+
+    return _transitionerFromInstance(instance, machine._symbol, machine._automaton)
+
+
+def compileInputs(
+    machine: MethodicalMachine, collector: Callable[..., object]
+) -> Optional[CompiledInputs]:
+    """
+    Read C{machine}'s transitions into a table.
+
+    @param collector: the collector of every transition: the compiled inputs
+        run the outputs and return nothing, so they stand in only for
+        transitions whose collector discards the outputs' results.
+    @return: the table, or L{None} if this automat does not keep its
+        transitions as expected, if a transition has another collector, or
+        if an output takes other than a leading run of its input's
+        arguments.
+    """
+    try:
+        machine._symbol  # noqa: B018
+        automaton = machine._automaton
+        inputs: dict[str, object] = {}
+        table: Transitions = {}
+        for state, symbol, newState, outputs in automaton.allTransitions():
+            inputArgs = tuple(symbol.argSpec.args[1:])
+            if symbol.argSpec.varargs or symbol.argSpec.kwonlyargs:
+                return None
+            if symbol.collectors[state] is not collector:
+                return None
+            inputs[symbol.method.__name__] = symbol
+            steps = []
+            for output in outputs:
+                outputArgs = tuple(output.argSpec.args[1:])
+                if inputArgs[: len(outputArgs)] != outputArgs:
+                    return None
+                steps.append((output.method, len(outputArgs)))
+            table[state, symbol] = (newState, tuple(steps))
+        from automat._methodical import _transitionerFromInstance  # noqa: F401
+    except (AttributeError, KeyError, TypeError, ImportError):
+        return None
+    return CompiledInputs(machine, inputs, table)
+
+
+def automatInputs(instance: object, names: Sequence[str]) -> None:
+    """
+    Bind automat's own inputs once, for machines that L{compileInputs}
+    could not read.
+    """
+    for name in names:
+        bound: Callable[..., object] = getattr(instance, name)
+        setattr(instance, name, bound)

@@ -1,0 +1,156 @@
+"""
+Tests for L{reconnect._driver}: compiled inputs do what automat's do, and
+machines they cannot stand in for are left to automat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+from automat import MethodicalMachine, NoTransition
+
+from reconnect._driver import compileInputs
+from reconnect._machine import _ClientMachine, _compiled, _discard
+
+
+def discard(outputs: Iterable[object]) -> None:
+    for _ in outputs:
+        pass
+
+
+class Door:
+    """
+    A small machine whose outputs take none, some or all of the input's
+    arguments.
+    """
+
+    _machine = MethodicalMachine()
+
+    def __init__(self) -> None:
+        self.said: list[tuple[Any, ...]] = []
+
+    @_machine.state(initial=True, serialized="closed")
+    def closed(self) -> None:
+        "Shut."
+
+    @_machine.state(serialized="open")
+    def open(self) -> None:
+        "Open."
+
+    @_machine.input()
+    def push(self, who: str, how: str) -> None:
+        "Someone pushes."
+
+    @_machine.input()
+    def pull(self) -> None:
+        "Someone pulls."
+
+    @_machine.output()
+    def _creak(self) -> None:
+        "Make a noise."
+        self.said.append(("creak",))
+
+    @_machine.output()
+    def _greet(self, who: str) -> None:
+        "Greet whoever opened it."
+        self.said.append(("hello", who))
+
+    @_machine.output()
+    def _note(self, who: str, how: str) -> None:
+        "Write down how it was opened."
+        self.said.append(("note", who, how))
+
+    @_machine.serializer()
+    def state(self, state: str) -> str:
+        return state
+
+    closed.upon(push, enter=open, outputs=[_creak, _greet, _note], collector=discard)
+    open.upon(pull, enter=closed, outputs=[_creak], collector=discard)
+
+
+def test_sameOutcomesAsAutomat() -> None:
+    """
+    The compiled inputs enter the same states and run the same outputs, with
+    the same arguments, in the same order, as automat's.
+    """
+    compiled = compileInputs(Door._machine, discard)
+    assert compiled is not None
+    fast, slow = Door(), Door()
+    compiled.bind(fast, ["push", "pull"])
+    for door in (fast, slow):
+        door.push("ann", "gently")
+        door.pull()
+        door.push("bob", "hard")
+    assert fast.said == slow.said
+    assert fast.said[:3] == [
+        ("creak",),
+        ("hello", "ann"),
+        ("note", "ann", "gently"),
+    ]
+    assert fast.state() == slow.state() == "open"
+
+
+def test_missingTransitionRaisesAsAutomatDoes() -> None:
+    """
+    An input with no transition from the current state raises automat's
+    L{NoTransition}, and changes nothing.
+    """
+    compiled = compileInputs(Door._machine, discard)
+    assert compiled is not None
+    door = Door()
+    compiled.bind(door, ["pull"])
+    with pytest.raises(NoTransition):
+        door.pull()
+    assert door.state() == "closed"
+    assert door.said == []
+
+
+def test_otherCollectorIsLeftToAutomat() -> None:
+    """
+    A machine whose transitions collect their outputs' results is not
+    compiled: the compiled inputs return nothing.
+    """
+    assert compileInputs(Door._machine, list) is None
+
+
+def test_outputTakingOtherArgumentsIsLeftToAutomat() -> None:
+    """
+    An output that takes an argument other than a leading run of its
+    input's is not compiled.
+    """
+
+    class Skipping:
+        _machine = MethodicalMachine()
+
+        @_machine.state(initial=True)
+        def only(self) -> None:
+            "The only state."
+
+        @_machine.input()
+        def go(self, first: int, second: int) -> None:
+            "Go."
+
+        @_machine.output()
+        def _second(self, second: int) -> None:
+            "Use the second argument only."
+
+        only.upon(go, enter=only, outputs=[_second], collector=discard)
+
+    assert compileInputs(Skipping._machine, discard) is None
+
+
+def test_clientMachineIsCompiled() -> None:
+    """
+    The service's machine is compiled, and its table holds every transition
+    automat holds, with the same target and outputs.
+    """
+    assert _compiled is not None
+    transitions = _ClientMachine._machine._automaton.allTransitions()
+    assert len(_compiled._table) == len(transitions)
+    for state, symbol, newState, outputs in transitions:
+        target, steps = _compiled._table[state, symbol]
+        assert target is newState
+        assert [method for method, _ in steps] == [o.method for o in outputs]
+    assert compileInputs(_ClientMachine._machine, _discard) is not None
