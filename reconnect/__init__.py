@@ -14,10 +14,12 @@ from ._backoff import (
 from ._errors import AttemptTimedOut, GaveUpConnecting
 from ._legacy import EndpointConnector, ReconnectingClientFactory
 from ._service import ClientService
+from ._stats import ConnectionStats
 
 __all__ = [
     "AttemptTimedOut",
     "ClientService",
+    "ConnectionStats",
     "EndpointConnector",
     "GaveUpConnecting",
     "ReconnectingClientFactory",

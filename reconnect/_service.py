@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 
 from ._backoff import RetryPolicy, backoffPolicy
 from ._machine import _ClientMachine
+from ._stats import ConnectionStats
 
 _defaultPolicy = backoffPolicy()
 
@@ -125,6 +126,22 @@ class ClientService(Service):
         How many attempts (or connections) have failed in a row.
         """
         return self._machine.failedAttempts
+
+    def stats(self) -> ConnectionStats:
+        """
+        The service's counters and gauges, as they are now.
+        """
+        machine = self._machine
+        return ConnectionStats(
+            state=cast(str, machine.state()),
+            attempts=machine.attempts,
+            failures=machine.failures,
+            failedAttempts=machine.failedAttempts,
+            connects=machine.connects,
+            disconnects=machine.disconnects,
+            connected=machine.connectedSince is not None,
+            secondsConnected=machine.secondsConnected(),
+        )
 
     @property
     def lastFailure(self) -> Optional[Failure]:

@@ -14,6 +14,7 @@ EXPORTS = {
     "reconnect": {
         "AttemptTimedOut": "reconnect._errors",
         "ClientService": "reconnect._service",
+        "ConnectionStats": "reconnect._stats",
         "EndpointConnector": "reconnect._legacy",
         "GaveUpConnecting": "reconnect._errors",
         "ReconnectingClientFactory": "reconnect._legacy",

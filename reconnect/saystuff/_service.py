@@ -115,6 +115,7 @@ class SayStuffToServerService(Service):
                 raise ValueError(f"{name} must be > 0, not {value!r}")
         if not stopTimeout >= 0:
             raise ValueError(f"stopTimeout must be >= 0, not {stopTimeout!r}")
+        self.endpoint = target
         self._clock = cast(IReactorTime, reactor)
         self._maxLineLength = maxLineLength
         self._idleTimeout = idleTimeout
@@ -184,8 +185,14 @@ class SayStuffToServerService(Service):
         Counters for a status line or a metrics page.
         """
         book = self.book
+        stats = self.clientService.stats()
         return {
             "state": self.state,
+            "attempts": stats.attempts,
+            "failures": stats.failures,
+            "connects": stats.connects,
+            "disconnects": stats.disconnects,
+            "secondsConnected": stats.secondsConnected,
             "written": book.written,
             "answered": book.answered,
             "failed": book.failed,
@@ -257,11 +264,14 @@ class SayStuffToServerService(Service):
         book = self.book
         if outstandingBefore and book.replies == repliesBefore and book.inFlight:
             self._log.warn(
-                "No reply for {seconds} seconds with {count} requests outstanding: "
-                "dropping the connection",
+                "No reply from {endpoint} for {seconds} seconds with "
+                "{outstanding} request(s) outstanding: dropping the connection",
+                endpoint=self.endpoint,
                 seconds=self._idleTimeout,
-                count=book.inFlight,
+                outstanding=book.inFlight,
                 reconnectEvent="idleTimeout",
+                fromState="connected",
+                toState="connected",
             )
             assert self._protocol is not None
             transport = self._protocol.transport

@@ -1,0 +1,229 @@
+"""
+The structured log events and the counters: what they say through whole
+reconnect cycles, and that docs/events.md tells the truth about them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import until
+from pytest_twisted import ensureDeferred
+from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.logger import LogLevel, globalLogPublisher
+
+from reconnect import ClientService, limitRetries
+from reconnect.saystuff import RestartableLineServer
+from reconnect.testing import FakeEndpoint
+
+DOCS = Path(__file__).parent.parent / "docs" / "events.md"
+COMMON = {"reconnectEvent", "endpoint", "fromState", "toState"}
+
+
+def documentedEvents() -> dict[str, dict[str, Any]]:
+    """
+    The table in docs/events.md, by event name.
+    """
+    rows = {}
+    cell = re.compile(r"`([^`]*)`")
+    for line in DOCS.read_text().splitlines():
+        if not line.startswith("| `"):
+            continue
+        name, level, fmt, fields = (c.strip() for c in line.strip("|").split("|"))
+        rows[cell.findall(name)[0]] = {
+            "level": LogLevel.levelWithName(level),
+            "format": cell.findall(fmt)[0],
+            "fields": set(cell.findall(fields)),
+        }
+    return rows
+
+
+DOCUMENTED = documentedEvents()
+
+
+@pytest.fixture
+def events() -> Iterator[list[dict[str, Any]]]:
+    """
+    Every event that carries C{reconnectEvent}, as it is emitted.
+    """
+    caught: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if "reconnectEvent" in event:
+            caught.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    yield caught
+    globalLogPublisher.removeObserver(observe)
+
+
+def checkDocumented(event: dict[str, Any]) -> None:
+    """
+    The event is in the table, with its level, format and fields.
+    """
+    row = DOCUMENTED[event["reconnectEvent"]]
+    assert event["log_level"] == row["level"], event
+    assert event["log_format"] == row["format"], event
+    for field in COMMON | row["fields"]:
+        assert field in event, (field, event)
+
+
+def transitions(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(e["reconnectEvent"], e["fromState"], e["toState"]) for e in events]
+
+
+def test_tableCoversTheMachine() -> None:
+    """
+    The table documents the nine events the package emits, no more.
+    """
+    assert set(DOCUMENTED) == {
+        "attempt",
+        "connected",
+        "attemptFailed",
+        "disconnected",
+        "gaveUp",
+        "stopping",
+        "restarting",
+        "stopped",
+        "idleTimeout",
+    }
+
+
+def test_cycleOnClock(events: list[dict[str, Any]]) -> None:
+    """
+    Start, a failed attempt, a connection, its loss, a reconnect, a stop
+    with a restart while stopping, and a give-up: each transition emits its
+    event, as documented, with the states it joins.
+    """
+    clock = Clock()
+    endpoint = FakeEndpoint()
+    service = ClientService(
+        endpoint,
+        Factory.forProtocol(Protocol),
+        retryPolicy=limitRetries(lambda n: 2.0, 1),
+        clock=clock,
+    )
+    service.startService()
+    endpoint.last.fail(ConnectionRefusedError())
+    clock.advance(2.0)
+    endpoint.last.succeed()
+    endpoint.last.lose()
+    clock.advance(2.0)
+    endpoint.last.succeed()
+    stopping = service.stopService()
+    service.startService()
+    endpoint.last.lose()
+    assert stopping.called
+    endpoint.last.fail(ConnectionRefusedError())
+    clock.advance(2.0)
+    endpoint.last.fail()
+    service.stopService()
+
+    for event in events:
+        checkDocumented(event)
+    assert transitions(events) == [
+        ("attempt", "init", "connecting"),
+        ("attemptFailed", "connecting", "waiting"),
+        ("attempt", "waiting", "connecting"),
+        ("connected", "connecting", "connected"),
+        ("disconnected", "connected", "waiting"),
+        ("attempt", "waiting", "connecting"),
+        ("connected", "connecting", "connected"),
+        ("stopping", "connected", "disconnecting"),
+        ("restarting", "disconnecting", "restarting"),
+        ("stopped", "restarting", "connecting"),
+        ("attempt", "restarting", "connecting"),
+        ("attemptFailed", "connecting", "waiting"),
+        ("attempt", "waiting", "connecting"),
+        ("gaveUp", "connecting", "gaveUp"),
+        ("stopped", "gaveUp", "stopped"),
+    ]
+    failed = events[1]
+    assert failed["attempt"] == 1 and failed["delay"] == 2.0
+    assert failed["failure"].check(ConnectionRefusedError)
+    assert "refused" in failed["reason"]
+    assert events[3]["peer"] is not None
+    assert events[4]["peer"] == events[3]["peer"]
+    assert clock.getDelayedCalls() == []
+
+
+def test_statsOnClock() -> None:
+    """
+    The counters count attempts, failures, connects and disconnects, and
+    the gauges say whether a connection is up and for how long it has been.
+    """
+    clock = Clock()
+    endpoint = FakeEndpoint()
+    service = ClientService(
+        endpoint, Factory.forProtocol(Protocol), lambda n: 1.0, clock=clock
+    )
+    assert service.stats().state == "init"
+    service.startService()
+    endpoint.last.fail()
+    clock.advance(1.0)
+    endpoint.last.succeed()
+    clock.advance(10.0)
+    up = service.stats()
+    assert (up.attempts, up.failures, up.connects, up.disconnects) == (2, 1, 1, 0)
+    assert up.connected and up.secondsConnected == 10.0 and up.failedAttempts == 0
+    endpoint.last.lose()
+    clock.advance(5.0)
+    down = service.stats()
+    assert down.state == "connecting" and not down.connected
+    assert (down.connects, down.disconnects, down.failedAttempts) == (1, 1, 1)
+    assert down.secondsConnected == 10.0
+    endpoint.last.succeed()
+    clock.advance(3.0)
+    assert service.stats().secondsConnected == 13.0
+    service.stopService()
+    endpoint.last.lose()
+    assert service.stats().secondsConnected == 13.0
+    assert service.stats().state == "stopped"
+
+
+@ensureDeferred
+async def test_cycleOverLoopback(events: list[dict[str, Any]]) -> None:
+    """
+    Through a real server that goes away and comes back, the events tell
+    the story: connected, disconnected (from the same peer), failed
+    attempts while it is away, connected again.
+    """
+    server = RestartableLineServer(reactor)
+    port = await server.start()
+    service = ClientService(
+        TCP4ClientEndpoint(reactor, "127.0.0.1", port),
+        Factory.forProtocol(Protocol),
+        retryPolicy=lambda n: 0.05,
+    )
+    service.startService()
+    try:
+        await service.whenConnected()
+        await server.kill()
+        await until(lambda: service.stats().failures >= 2)
+        await server.start()
+        await until(lambda: service.stats().connects == 2)
+    finally:
+        await service.stopService()
+        await server.kill()
+
+    for event in events:
+        checkDocumented(event)
+    names = [e["reconnectEvent"] for e in events]
+    assert names[:4] == ["attempt", "connected", "disconnected", "attempt"]
+    assert "attemptFailed" in names
+    assert names.count("connected") == 2
+    connected = [e for e in events if e["reconnectEvent"] == "connected"]
+    assert connected[0]["peer"].port == port
+    assert events[2]["peer"] == connected[0]["peer"]
+    assert transitions(events)[-2:] == [
+        ("stopping", "connected", "disconnecting"),
+        ("stopped", "disconnecting", "stopped"),
+    ]
