@@ -6,6 +6,9 @@ attempts the test decides, one by one.
     service = ClientService(endpoint, factory, clock=clock)
     service.startService()
     endpoint.attempts[-1].succeed()      # or .fail(reason), or leave it hanging
+
+and, for tests over real sockets, L{ChaosProxy}: a loopback TCP proxy that
+cuts, refuses, hangs, silences or trickles connections on command.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from twisted.internet.interfaces import (
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
+
+from ._chaos import ChaosProxy
+
+__all__ = ["ChaosProxy", "FakeAttempt", "FakeEndpoint"]
 
 
 class FakeAttempt:

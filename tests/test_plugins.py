@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from helpers import LineCollector, StdoutOnly, freePort, stop, twistd, until
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
@@ -171,3 +173,29 @@ async def test_badArgumentIsUsageMessage(tmp_path: Path, argv: list[str]) -> Non
     assert code != 0
     assert b"Traceback" not in process.output
     assert b"Usage:" in process.output or b"twistd" in process.output
+
+
+@given(
+    option=st.sampled_from(
+        [
+            "--port",
+            "--initial-delay",
+            "--max-delay",
+            "--factor",
+            "--queue-size",
+            "--timeout",
+            "--listen",
+            "--connect",
+        ]
+    ),
+    value=st.text(max_size=12),
+)
+def test_anyRelayOptionValueIsUsageOrAccepted(option: str, value: str) -> None:
+    """
+    Any text given to any option either parses or is a usage error: never
+    another exception.
+    """
+    try:
+        tap.Options().parseOptions([option, value])
+    except UsageError:
+        pass

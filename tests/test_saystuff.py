@@ -341,3 +341,42 @@ def test_userCallbacksStillCalled() -> None:
     h.connect()
     h.endpoint.last.lose()
     assert events == ["up", "down"]
+
+
+@given(
+    line=st.one_of(
+        st.binary(max_size=40),
+        st.binary(max_size=40).map(lambda b: b + b"\r" + b),
+        st.binary(max_size=40).map(lambda b: b"\n" + b),
+        st.integers(30, 34).map(lambda n: b"y" * n),
+        st.text(max_size=5),
+    )
+)
+def test_anyLineRaisesOrRoundTrips(line: Any) -> None:
+    """
+    Whatever is offered as a line either raises the documented exception
+    with nothing written, or goes out as exactly that line plus CRLF and
+    fires with exactly the reply.
+    """
+    h = Harness(maxLineLength=32).start()
+    transport = h.connect()
+    valid = (
+        isinstance(line, bytes)
+        and b"\r" not in line
+        and b"\n" not in line
+        and len(line) <= 32
+    )
+    if not valid:
+        error = TypeError if not isinstance(line, bytes) else ValueError
+        with pytest.raises(error):
+            h.service.sendToServer(line)
+        assert transport.value() == b""
+    else:
+        reply = h.service.sendToServer(line)
+        assert transport.value() == line + b"\r\n"
+        h.reply(line + b"\r\n")
+        assert outcome(reply) == line
+    stopped = h.service.stopService()
+    h.endpoint.last.lose()
+    assert outcome(stopped) is None
+    assert h.clock.getDelayedCalls() == []
