@@ -6,7 +6,7 @@ optionally within a time limit, and report the outcome exactly once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.interfaces import (
@@ -37,6 +37,20 @@ def abortTransport(proxy: _ReconnectingProtocolProxy) -> None:
         transport.loseConnection()
 
 
+class AttemptListener(Protocol):
+    """
+    Who hears how an L{_Attempt} went.
+    """
+
+    def attemptSucceeded(self, proxy: _ReconnectingProtocolProxy) -> None: ...
+
+    def attemptFailed(self, reason: Failure) -> None: ...
+
+    def connectionEnded(
+        self, proxy: _ReconnectingProtocolProxy, reason: Failure
+    ) -> None: ...
+
+
 class _Attempt:
     """
     A single try at a usable connection.
@@ -44,18 +58,29 @@ class _Attempt:
     The attempt succeeds when the endpoint has connected and
     C{prepareConnection} (if any) has finished; it fails when either fails,
     when the connection is lost before that, when its time runs out or when
-    it is cancelled.  Whatever happens, exactly one of C{succeeded} and
-    C{failed} is called, once; a connection that is not handed over through
-    C{succeeded} is aborted, so no socket outlives a failed attempt.
+    it is cancelled.  Whatever happens, the listener hears of it once,
+    through C{attemptSucceeded} or C{attemptFailed}; a connection that is not
+    handed over through C{attemptSucceeded} is aborted, so no socket outlives
+    a failed attempt.  The end of a connection handed over is told through
+    C{connectionEnded}.
 
     @ivar proxy: the protocol proxy of this attempt's connection, once the
         transport is up.
     """
 
-    proxy: Optional[_ReconnectingProtocolProxy] = None
-    _finished = False
-    _timer: Optional[IDelayedCall] = None
-    _step: Optional[Deferred[Any]] = None
+    __slots__ = (
+        "_prepareConnection",
+        "_listener",
+        "proxy",
+        "_finished",
+        "_timer",
+        "_step",
+    )
+
+    proxy: Optional[_ReconnectingProtocolProxy]
+    _finished: bool
+    _timer: Optional[IDelayedCall]
+    _step: Optional[Deferred[Any]]
 
     def __init__(
         self,
@@ -64,14 +89,14 @@ class _Attempt:
         clock: IReactorTime,
         prepareConnection: Optional[Callable[[IProtocol], object]],
         timeout: Optional[float],
-        succeeded: Callable[[_ReconnectingProtocolProxy], None],
-        failed: Callable[[Failure], None],
-        lost: Callable[[_ReconnectingProtocolProxy, Failure], None],
+        listener: AttemptListener,
     ) -> None:
         self._prepareConnection = prepareConnection
-        self._succeeded = succeeded
-        self._failed = failed
-        self._lost = lost
+        self._listener = listener
+        self.proxy = None
+        self._finished = False
+        self._timer = None
+        self._step = None
         if timeout is not None:
             self._timer = clock.callLater(timeout, self._timedOut, timeout)
         wrapped = _DisconnectFactory(factory, self._transportMade, self._connectionLost)
@@ -117,7 +142,7 @@ class _Attempt:
         succeeded that fails the attempt; after, it is the service's news.
         """
         if self._finished:
-            self._lost(proxy, reason)
+            self._listener.connectionEnded(proxy, reason)
         elif proxy is self.proxy:
             self.proxy = None
             self._finish(reason)
@@ -143,7 +168,7 @@ class _Attempt:
             self._timer = None
         step, self._step = self._step, None
         if failure is None and self.proxy is not None:
-            self._succeeded(self.proxy)
+            self._listener.attemptSucceeded(self.proxy)
             return
         if failure is None:
             failure = Failure(CancelledError("connected without a protocol"))
@@ -151,4 +176,4 @@ class _Attempt:
             step.cancel()
         if self.proxy is not None:
             abortTransport(self.proxy)
-        self._failed(failure)
+        self._listener.attemptFailed(failure)

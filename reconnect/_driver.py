@@ -12,8 +12,8 @@ machine's transitions into a dict keyed by state and input, and for every
 output the number of leading input arguments it takes.
 
 It reads automat's private attributes, in one place.  If they are not what
-it expects (a future automat), it returns L{None} and the machine falls back
-to automat's own inputs, which behave the same, only slower.
+it expects (a future automat), it returns L{None} and the machine keeps
+automat's own inputs, which behave the same, only slower.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 from automat import MethodicalMachine
+from automat._methodical import _transitionerFromInstance
 
 Transitions = dict[tuple[object, object], tuple[object, tuple[tuple[Any, int], ...]]]
 
@@ -32,41 +33,55 @@ class CompiledInputs:
     """
 
     def __init__(
-        self, machine: MethodicalMachine, inputs: dict[str, object], table: Transitions
+        self, machine: MethodicalMachine, inputs: dict[str, Any], table: Transitions
     ) -> None:
         self._machine = machine
         self._inputs = inputs
         self._table = table
 
-    def bind(self, instance: object, names: Sequence[str]) -> None:
+    def install(self, machineClass: type, names: Sequence[str]) -> None:
         """
-        Set each input named in C{names} on C{instance} to a function that
-        carries it out on C{instance}'s machine.
+        Replace each input named in C{names} on C{machineClass} with a plain
+        method that carries it out.  Being plain methods, they cost nothing
+        per instance.
         """
-        transitioner = _transitionerOf(self._machine, instance)
-        table = self._table
         for name in names:
-            symbol = self._inputs[name]
+            setattr(machineClass, name, self._carryingOut(self._inputs[name]))
 
-            def carryOut(*args: object, symbol: object = symbol) -> None:
-                state = transitioner._state
-                found = table.get((state, symbol))
-                if found is None:
-                    # No such transition: automat raises its NoTransition.
-                    symbol.__get__(instance)(*args)  # type: ignore[attr-defined]
-                    return
-                transitioner._state, outputs = found
-                for method, taken in outputs:
-                    method(instance, *args[:taken])
+    def uninstall(self, machineClass: type, names: Sequence[str]) -> None:
+        """
+        Put automat's own inputs back on C{machineClass}.
+        """
+        for name in names:
+            setattr(machineClass, name, self._inputs[name])
 
-            carryOut.__name__ = name
-            setattr(instance, name, carryOut)
+    def _carryingOut(self, symbol: Any) -> Callable[..., None]:
+        table = self._table
+        machine = self._machine
+
+        def carryOut(instance: object, *args: object) -> None:
+            transitioner = _transitionerOf(machine, instance)
+            found = table.get((transitioner._state, symbol))
+            if found is None:
+                # No such transition: automat raises its NoTransition.
+                symbol.__get__(instance)(*args)
+                return
+            transitioner._state, outputs = found
+            for method, taken in outputs:
+                method(instance, *args[:taken])
+
+        carryOut.__name__ = symbol.method.__name__
+        carryOut.__doc__ = symbol.method.__doc__
+        return carryOut
 
 
 def _transitionerOf(machine: MethodicalMachine, instance: object) -> Any:
-    from automat._methodical import _transitionerFromInstance
-
-    return _transitionerFromInstance(instance, machine._symbol, machine._automaton)
+    transitioner = getattr(instance, machine._symbol, None)
+    if transitioner is None:
+        transitioner = _transitionerFromInstance(
+            instance, machine._symbol, machine._automaton
+        )
+    return transitioner
 
 
 def compileInputs(
@@ -102,17 +117,6 @@ def compileInputs(
                     return None
                 steps.append((output.method, len(outputArgs)))
             table[state, symbol] = (newState, tuple(steps))
-        from automat._methodical import _transitionerFromInstance  # noqa: F401
     except (AttributeError, KeyError, TypeError, ImportError):
         return None
     return CompiledInputs(machine, inputs, table)
-
-
-def automatInputs(instance: object, names: Sequence[str]) -> None:
-    """
-    Bind automat's own inputs once, for machines that L{compileInputs}
-    could not read.
-    """
-    for name in names:
-        bound: Callable[..., object] = getattr(instance, name)
-        setattr(instance, name, bound)

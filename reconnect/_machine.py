@@ -16,9 +16,7 @@ the service's own callbacks.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable
-from functools import partial
 from typing import Any, Optional
 
 from automat import MethodicalMachine
@@ -35,7 +33,7 @@ from twisted.python.failure import Failure
 
 from ._attempt import _Attempt, abortTransport
 from ._backoff import RetryPolicy
-from ._driver import automatInputs, compileInputs
+from ._driver import compileInputs
 from ._errors import GaveUpConnecting
 from ._proxy import _ReconnectingProtocolProxy
 
@@ -76,6 +74,42 @@ class _ClientMachine:
     """
 
     _machine = MethodicalMachine()
+
+    # Thousands of services may run in one process: no per-instance dict.
+    # The last slot is where automat keeps each instance's current state.
+    __slots__ = (
+        "_endpoint",
+        "_factory",
+        "_retryPolicy",
+        "_clock",
+        "_prepareConnection",
+        "_log",
+        "_attemptTimeout",
+        "_isFatal",
+        "_resetAfter",
+        "_onConnected",
+        "_onDisconnected",
+        "failedAttempts",
+        "lastFailure",
+        "attempts",
+        "failures",
+        "connects",
+        "disconnects",
+        "connectedSince",
+        "_secondsConnectedBefore",
+        "_peer",
+        "_stateBefore",
+        "_nextDelay",
+        "_attempt",
+        "_connection",
+        "_retryCall",
+        "_resetCall",
+        "_connectWaiters",
+        "_stopWaiters",
+        "_queue",
+        "_running",
+        _machine._symbol,
+    )
 
     def __init__(
         self,
@@ -120,12 +154,8 @@ class _ClientMachine:
         self._resetCall: Optional[IDelayedCall] = None
         self._connectWaiters: list[ConnectWaiter] = []
         self._stopWaiters: list[Deferred[None]] = []
-        self._queue: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
+        self._queue: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
         self._running = False
-        if _compiled is not None:
-            _compiled.bind(self, _INPUTS)
-        else:
-            automatInputs(self, _INPUTS)
 
     # -- running inputs one at a time ---------------------------------------
 
@@ -140,7 +170,7 @@ class _ClientMachine:
         self._running = True
         try:
             while self._queue:
-                step, args = self._queue.popleft()
+                step, args = self._queue.pop(0)
                 self._stateBefore = self.state()
                 step(*args)
         finally:
@@ -181,6 +211,17 @@ class _ClientMachine:
         )
 
     # -- events from the connection, judged when their turn comes -----------
+
+    def attemptSucceeded(self, proxy: _ReconnectingProtocolProxy) -> None:
+        self.dispatch(self._attemptSucceeded, proxy)
+
+    def attemptFailed(self, reason: Failure) -> None:
+        self.dispatch(self._attemptFailed, reason)
+
+    def connectionEnded(
+        self, proxy: _ReconnectingProtocolProxy, reason: Failure
+    ) -> None:
+        self.dispatch(self._connectionEnded, proxy, reason)
 
     def _attemptSucceeded(self, proxy: _ReconnectingProtocolProxy) -> None:
         """
@@ -333,9 +374,7 @@ class _ClientMachine:
             self._clock,
             self._prepareConnection,
             self._attemptTimeout,
-            partial(self.dispatch, self._attemptSucceeded),
-            partial(self.dispatch, self._attemptFailed),
-            partial(self.dispatch, self._connectionEnded),
+            self,
         )
 
     @_machine.output()
@@ -709,3 +748,5 @@ class _ClientMachine:
 
 
 _compiled = compileInputs(_ClientMachine._machine, _discard)
+if _compiled is not None:
+    _compiled.install(_ClientMachine, _INPUTS)

@@ -77,8 +77,12 @@ def test_sameOutcomesAsAutomat() -> None:
     """
     compiled = compileInputs(Door._machine, discard)
     assert compiled is not None
-    fast, slow = Door(), Door()
-    compiled.bind(fast, ["push", "pull"])
+
+    class FastDoor(Door):
+        pass
+
+    compiled.install(FastDoor, ["push", "pull"])
+    fast, slow = FastDoor(), Door()
     for door in (fast, slow):
         door.push("ann", "gently")
         door.pull()
@@ -99,8 +103,12 @@ def test_missingTransitionRaisesAsAutomatDoes() -> None:
     """
     compiled = compileInputs(Door._machine, discard)
     assert compiled is not None
-    door = Door()
-    compiled.bind(door, ["pull"])
+
+    class FastDoor(Door):
+        pass
+
+    compiled.install(FastDoor, ["pull"])
+    door = FastDoor()
     with pytest.raises(NoTransition):
         door.pull()
     assert door.state() == "closed"

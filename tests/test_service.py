@@ -33,6 +33,7 @@ from reconnect import (
     GaveUpConnecting,
     limitRetries,
 )
+from reconnect._machine import _ClientMachine
 from reconnect.testing import FakeEndpoint
 
 LONG = 1000.0
@@ -126,8 +127,10 @@ def harnesses(
     Every test runs twice: with the machine's compiled inputs, and with
     automat's own, which must behave the same.
     """
-    if request.param == "automat":
-        monkeypatch.setattr(reconnect._machine, "_compiled", None)
+    compiled = reconnect._machine._compiled
+    if request.param == "automat" and compiled is not None:
+        for name in reconnect._machine._INPUTS:
+            monkeypatch.setattr(_ClientMachine, name, compiled._inputs[name])
     made: list[Harness] = []
     yield made
     for harness in made:
