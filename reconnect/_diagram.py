@@ -1,0 +1,84 @@
+"""
+Draw L{reconnect.ClientService}'s state machine from its own transitions::
+
+    python -m reconnect._diagram docs
+
+writes C{docs/clientservice.dot}, and, where Graphviz's C{dot} program is
+installed, C{docs/clientservice.svg} and C{docs/clientservice.png}.
+
+automat can draw a machine too (C{asDigraph}), but it numbers the
+transitions in the order of a set, which changes from run to run; this
+drawing comes out the same every time, so a test can tell when the
+committed one is stale.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ._machine import _ClientMachine
+
+
+def _name(symbol: object) -> str:
+    return symbol.method.__name__  # type: ignore[attr-defined, no-any-return]
+
+
+def dotSource() -> str:
+    """
+    The machine in Graphviz's DOT language: a node per state, an edge per
+    transition labelled with its input and, below, its outputs.
+    """
+    automaton = _ClientMachine._machine._automaton
+    initial = automaton.initialState
+    lines = [
+        "digraph ClientService {",
+        "    graph [fontname=Helvetica, nodesep=0.5, ranksep=0.7];",
+        "    node [shape=ellipse, fontname=Helvetica, fontsize=12];",
+        "    edge [fontname=Helvetica, fontsize=9];",
+    ]
+    for state in sorted(automaton.states(), key=lambda s: s.serialized):
+        style = ", style=bold, penwidth=2" if state is initial else ""
+        lines.append(f'    "{state.serialized}" [label="{state.serialized}"{style}];')
+    transitions = sorted(
+        automaton.allTransitions(),
+        key=lambda t: (t[0].serialized, _name(t[1]), t[2].serialized),
+    )
+    for inState, symbol, outState, outputs in transitions:
+        label = _name(symbol)
+        if outputs:
+            label += "\\n" + ", ".join(_name(output) for output in outputs)
+        lines.append(
+            f'    "{inState.serialized}" -> "{outState.serialized}" [label="{label}"];'
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write(directory: Path) -> list[Path]:
+    """
+    Write the DOT source, and render it if C{dot} is on the path.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    source = directory / "clientservice.dot"
+    source.write_text(dotSource())
+    written = [source]
+    dot = shutil.which("dot")
+    if dot is None:
+        print("Graphviz's dot is not installed: wrote only the DOT source.")
+        return written
+    for format in ("svg", "png"):
+        target = directory / f"clientservice.{format}"
+        subprocess.run(
+            [dot, f"-T{format}", "-Gdpi=96", str(source), "-o", str(target)],
+            check=True,
+        )
+        written.append(target)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write(Path(sys.argv[1] if len(sys.argv) > 1 else "docs")):
+        print(path)
