@@ -44,6 +44,8 @@ from reconnect.saystuff._relay import StdinRelayService
         ["--listen", "tcp:notaport"],
         ["--connect", "tcp:host=x"],
         ["--connect", "carrier-pigeon:x"],
+        ["--metrics", "nonsense:1"],
+        ["--metrics", "tcp:notaport"],
     ],
 )
 def test_badRelayOptions(argv: list[str]) -> None:
@@ -186,6 +188,7 @@ async def test_badArgumentIsUsageMessage(tmp_path: Path, argv: list[str]) -> Non
             "--timeout",
             "--listen",
             "--connect",
+            "--metrics",
         ]
     ),
     value=st.text(max_size=12),

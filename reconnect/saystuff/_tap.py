@@ -91,6 +91,7 @@ class Options(_Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["metrics"] = None
 
     def opt_listen(self, description: str) -> None:
         """
@@ -99,6 +100,20 @@ class Options(_Options):
         """
         checkServerEndpoint("listen", description)
         self["listen"].append(description)
+
+    def opt_metrics(self, description: str) -> None:
+        """
+        A server endpoint where Prometheus can scrape the relay's metrics
+        (needs prometheus-client: pip install 'reconnect[metrics]').
+        """
+        checkServerEndpoint("metrics", description)
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "--metrics needs prometheus-client: pip install 'reconnect[metrics]'"
+            ) from None
+        self["metrics"] = description
 
     def postOptions(self) -> None:
         if self["connect"] is not None:
@@ -138,4 +153,13 @@ def makeService(options: Any) -> IService:
         ).setServiceParent(top)
     if options["stdin"]:
         StdinRelayService(relayed, reactor).setServiceParent(top)
+    if options["metrics"] is not None:
+        from twisted.web.server import Site
+
+        from ..prometheus import metricsResource
+
+        StreamServerEndpointService(
+            serverFromString(reactor, options["metrics"]),
+            Site(metricsResource({"saystuff": relayed})),
+        ).setServiceParent(top)
     return top

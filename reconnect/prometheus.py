@@ -1,0 +1,129 @@
+"""
+Prometheus metrics for reconnect's services (needs C{prometheus-client}:
+C{pip install 'reconnect[metrics]'})::
+
+    from prometheus_client import REGISTRY
+    from reconnect.prometheus import ServiceCollector
+
+    REGISTRY.register(ServiceCollector({"upstream": service}))
+
+Every metric has a C{service} label with the name it was registered under.
+The values are read when Prometheus scrapes: nothing is counted twice and
+nothing runs between scrapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Union, cast
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ._service import ClientService
+
+_STATES = (
+    "init",
+    "connecting",
+    "waiting",
+    "connected",
+    "disconnecting",
+    "restarting",
+    "stopped",
+    "gaveUp",
+)
+
+Watched = Union[ClientService, Any]
+
+
+class ServiceCollector(Collector):
+    """
+    Collects the counters and gauges of L{ClientService}s and of
+    L{SayStuffToServerService <reconnect.saystuff.SayStuffToServerService>}s
+    (which add their request counts).
+    """
+
+    def __init__(self, services: Mapping[str, Watched]) -> None:
+        """
+        @param services: the services to watch, by the name their metrics
+            carry in the C{service} label.
+        """
+        self._services = dict(services)
+
+    def collect(self) -> Iterator[Any]:
+        labels = ["service"]
+        attempts = CounterMetricFamily(
+            "reconnect_attempts", "Connection attempts started.", labels=labels
+        )
+        failures = CounterMetricFamily(
+            "reconnect_failures", "Connection attempts that failed.", labels=labels
+        )
+        connects = CounterMetricFamily(
+            "reconnect_connects", "Connections made.", labels=labels
+        )
+        disconnects = CounterMetricFamily(
+            "reconnect_disconnects",
+            "Established connections that ended.",
+            labels=labels,
+        )
+        connected = GaugeMetricFamily(
+            "reconnect_connected", "1 while a connection is up.", labels=labels
+        )
+        secondsConnected = CounterMetricFamily(
+            "reconnect_connected_seconds",
+            "Seconds spent connected, over all connections.",
+            labels=labels,
+        )
+        state = GaugeMetricFamily(
+            "reconnect_state",
+            "1 for the state the service is in, 0 for the others.",
+            labels=["service", "state"],
+        )
+        queued = GaugeMetricFamily(
+            "saystuff_queued_requests",
+            "Requests waiting for a connection.",
+            labels=labels,
+        )
+        inFlight = GaugeMetricFamily(
+            "saystuff_in_flight_requests",
+            "Requests written and not yet answered.",
+            labels=labels,
+        )
+        answered = CounterMetricFamily(
+            "saystuff_answered_requests", "Requests answered.", labels=labels
+        )
+        failed = CounterMetricFamily(
+            "saystuff_failed_requests", "Requests that failed.", labels=labels
+        )
+        for name, service in self._services.items():
+            client = getattr(service, "clientService", service)
+            stats = client.stats()
+            attempts.add_metric([name], stats.attempts)
+            failures.add_metric([name], stats.failures)
+            connects.add_metric([name], stats.connects)
+            disconnects.add_metric([name], stats.disconnects)
+            connected.add_metric([name], int(stats.connected))
+            secondsConnected.add_metric([name], stats.secondsConnected)
+            for each in _STATES:
+                state.add_metric([name, each], int(stats.state == each))
+            if client is not service:
+                status = cast(Any, service).status()
+                queued.add_metric([name], status["queued"])
+                inFlight.add_metric([name], status["inFlight"])
+                answered.add_metric([name], status["answered"])
+                failed.add_metric([name], status["failed"])
+        yield from (attempts, failures, connects, disconnects, connected)
+        yield from (secondsConnected, state, queued, inFlight, answered, failed)
+
+
+def metricsResource(services: Mapping[str, Watched]) -> Any:
+    """
+    A C{twisted.web} resource that serves the metrics of C{services} (and
+    nothing else) in Prometheus' text format.
+    """
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.twisted import MetricsResource
+
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(ServiceCollector(services))
+    return MetricsResource(registry)  # type: ignore[no-untyped-call]
