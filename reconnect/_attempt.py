@@ -155,7 +155,7 @@ class _Attempt:
         """
         Give up on this attempt: stop whatever step is under way, abort the
         connection if there is one and report C{reason} (by default a
-        L{CancelledError}) as the failure.
+        C{CancelledError}) as the failure.
         """
         if self._finished:
             return

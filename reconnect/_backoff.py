@@ -2,7 +2,7 @@
 Retry policies: how long to wait before the next connection attempt.
 
 A retry policy is a callable that takes the number of consecutive failed
-attempts (1 for the first retry) and returns the seconds to wait, or L{None}
+attempts (1 for the first retry) and returns the seconds to wait, or C{None}
 to say that no further attempt should be made.  L{backoffPolicy} is the one
 Twisted's C{ClientService} uses; the two jittered policies spread a herd of
 clients that lost the same server more evenly.
@@ -17,7 +17,7 @@ from typing import Optional
 
 RetryPolicy = Callable[[int], Optional[float]]
 """
-The type of a retry policy: attempt number in, seconds (or L{None}, "give
+The type of a retry policy: attempt number in, seconds (or C{None}, "give
 up") out.
 """
 
@@ -173,7 +173,7 @@ def decorrelatedJitterPolicy(
 
 def limitRetries(policy: RetryPolicy, maxRetries: int) -> RetryPolicy:
     """
-    Wrap C{policy} so that it gives up (returns L{None}) after C{maxRetries}
+    Wrap C{policy} so that it gives up (returns C{None}) after C{maxRetries}
     consecutive failures.
 
     With C{maxRetries=0} the first failure is final.

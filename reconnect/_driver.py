@@ -1,5 +1,5 @@
 """
-A faster way to feed inputs to a L{MethodicalMachine}, with the same table.
+A faster way to feed inputs to a C{MethodicalMachine}, with the same table.
 
 automat declares, checks, draws and serializes our machine; this module only
 changes how an input is carried out.  For each input automat builds a new
@@ -12,7 +12,7 @@ machine's transitions into a dict keyed by state and input, and for every
 output the number of leading input arguments it takes.
 
 It reads automat's private attributes, in one place.  If they are not what
-it expects (a future automat), it returns L{None} and the machine keeps
+it expects (a future automat), it returns C{None} and the machine keeps
 automat's own inputs, which behave the same, only slower.
 """
 
@@ -29,7 +29,7 @@ Transitions = dict[tuple[object, object], tuple[object, tuple[tuple[Any, int], .
 
 class CompiledInputs:
     """
-    The transitions of one L{MethodicalMachine}, ready for lookup.
+    The transitions of one C{MethodicalMachine}, ready for lookup.
     """
 
     def __init__(
@@ -93,7 +93,7 @@ def compileInputs(
     @param collector: the collector of every transition: the compiled inputs
         run the outputs and return nothing, so they stand in only for
         transitions whose collector discards the outputs' results.
-    @return: the table, or L{None} if this automat does not keep its
+    @return: the table, or C{None} if this automat does not keep its
         transitions as expected, if a transition has another collector, or
         if an output takes other than a leading run of its input's
         arguments.

@@ -25,7 +25,7 @@ class GaveUpConnecting(Exception):
     The service stopped trying to connect: its retry policy said no more, or
     a failure was judged fatal.
 
-    @ivar failure: the L{Failure} of the last attempt.
+    @ivar failure: the C{Failure} of the last attempt.
     @ivar attempts: how many attempts had failed in a row.
     """
 

@@ -48,14 +48,14 @@ class ReconnectingClientFactory(ClientFactory):
     @ivar initialDelay: the delay before the first retry.
     @ivar factor: how much the delay grows after each failure.
     @ivar jitter: the relative spread of the random noise on each delay.
-    @ivar maxRetries: how many consecutive failures to retry, or L{None}.
+    @ivar maxRetries: how many consecutive failures to retry, or C{None}.
     @ivar continueTrying: whether to retry at all (L{stopTrying} clears it).
     @ivar retries: consecutive failures so far.
     @ivar delay: the delay the next retry will use.
     @ivar connector: the connector of the last failure or loss.
     @ivar clock: what times the retries; not pickled.
     @ivar retryPolicy: if set, C{retryPolicy(retries)} gives each delay (or
-        L{None}: give up), and the delay attributes are not used.
+        C{None}: give up), and the delay attributes are not used.
     @ivar resetDelayOnConnect: if true, L{resetDelay} is called each time a
         protocol is built for a new connection.
     """
@@ -244,7 +244,7 @@ class _ConnectorFactory(_DisconnectFactory):
 @implementer(IConnector)
 class EndpointConnector:
     """
-    An L{IConnector} over any L{IStreamClientEndpoint}, so that a client
+    An C{IConnector} over any C{IStreamClientEndpoint}, so that a client
     factory written for C{reactor.connectTCP} (a L{ReconnectingClientFactory}
     above all) runs over TLS, UNIX sockets, C{HostnameEndpoint} or a string
     description.
@@ -252,9 +252,9 @@ class EndpointConnector:
     It keeps the reactor connectors' contract: C{doStart} before the first
     attempt and C{doStop} once the factory has no further use for the
     connector; C{startedConnecting} before each attempt;
-    C{clientConnectionFailed} with the attempt's failure (L{UserError
-    <twisted.internet.error.UserError>} when L{stopConnecting} called it
-    off); C{clientConnectionLost} when a connection ends.
+    C{clientConnectionFailed} with the attempt's failure (C{UserError} when
+    L{stopConnecting} called it off); C{clientConnectionLost} when a
+    connection ends.
 
     @ivar state: C{"disconnected"}, C{"connecting"} or C{"connected"}.
     """
@@ -349,7 +349,7 @@ class EndpointConnector:
     def stopConnecting(self) -> None:
         """
         Call off the attempt under way; the factory hears of it as a failure
-        with L{UserError <twisted.internet.error.UserError>}.
+        with C{UserError}.
 
         @raise NotConnectingError: if no attempt is under way.
         """

@@ -267,9 +267,9 @@ class _ClientMachine:
         """
         Count one more failure and decide the delay before the next attempt.
 
-        @param reason: the attempt's failure, or L{None} for a lost
+        @param reason: the attempt's failure, or C{None} for a lost
             connection (which is never judged fatal).
-        @return: L{False} if no further attempt should be made.
+        @return: C{False} if no further attempt should be made.
         """
         self.failedAttempts += 1
         if reason is not None and self._isFatal is not None:

@@ -71,11 +71,11 @@ class ClientService(Service):
         @param endpoint: where to connect.
         @param factory: builds the protocol for each connection.
         @param retryPolicy: given the number of consecutive failures, the
-            seconds to wait before the next attempt, or L{None} to give up.
+            seconds to wait before the next attempt, or C{None} to give up.
             L{backoffPolicy}C{()} by default.
         @param clock: schedules the retries; the global reactor by default.
         @param prepareConnection: called with each new protocol; may return
-            a L{Deferred}.  Waiters see the connection only once it has
+            a C{Deferred}.  Waiters see the connection only once it has
             finished; if it fails, the connection is closed and the attempt
             counts as failed.
         @param attemptTimeout: if given, an attempt (connect plus
@@ -159,8 +159,8 @@ class ClientService(Service):
         @param failAfterFailures: if given, fail after this many further
             failed attempts (1: at the next failure) with that attempt's
             failure.
-        @return: a L{Deferred} that fires with the protocol; fails with
-            L{CancelledError <twisted.internet.defer.CancelledError>} if the
+        @return: a C{Deferred} that fires with the protocol; fails with
+            C{CancelledError} if the
             service stops first, or with L{GaveUpConnecting
             <reconnect.GaveUpConnecting>} if it gives up.
         """
@@ -183,7 +183,7 @@ class ClientService(Service):
         """
         Stop connecting, and close the connection if there is one.
 
-        @return: a L{Deferred} that fires once the connection is closed and
+        @return: a C{Deferred} that fires once the connection is closed and
             no attempt is under way.
         """
         Service.stopService(self)

@@ -1,6 +1,6 @@
 """
 Test helpers for code that uses reconnect: an endpoint whose connection
-attempts the test decides, one by one.
+attempts the test decides, one by one::
 
     endpoint = FakeEndpoint()
     service = ClientService(endpoint, factory, clock=clock)
@@ -38,7 +38,7 @@ class FakeAttempt:
     @ivar factory: the factory the endpoint was given.
     @ivar deferred: what C{connect} returned.
     @ivar protocol: the protocol built by L{succeed}, if it was.
-    @ivar transport: its L{StringTransport}.
+    @ivar transport: its C{StringTransport}.
     @ivar cancelled: whether the caller cancelled the attempt.
     """
 
@@ -57,7 +57,7 @@ class FakeAttempt:
 
     def succeed(self) -> IProtocol:
         """
-        Connect: build the protocol, give it a fresh L{StringTransport} and
+        Connect: build the protocol, give it a fresh C{StringTransport} and
         fire the attempt with it.
 
         @return: the protocol the factory built (for a L{ClientService},
@@ -76,7 +76,7 @@ class FakeAttempt:
 
     def fail(self, reason: Optional[BaseException] = None) -> None:
         """
-        Fail the attempt, by default with L{ConnectionRefusedError}.
+        Fail the attempt, by default with C{ConnectionRefusedError}.
         """
         if reason is None:
             reason = ConnectionRefusedError()

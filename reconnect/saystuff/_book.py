@@ -31,7 +31,7 @@ WriteLines = Callable[[Iterable[bytes]], None]
 
 class _Request:
     """
-    One line awaiting its reply.  It is also its L{Deferred}'s canceller.
+    One line awaiting its reply.  It is also its C{Deferred}'s canceller.
 
     @ivar abandoned: the caller no longer waits (timed out or cancelled)
         but the line was written, so its reply must still be matched and
@@ -114,7 +114,7 @@ class RequestBook:
         """
         Accept a request for C{line} (already validated).
 
-        @param timeout: seconds to wait for the reply; L{None} for the
+        @param timeout: seconds to wait for the reply; C{None} for the
             book's default.
         @raise ServiceStoppedError: if the book accepts no more requests.
         @raise NotConnectedError: if disconnected and not queueing.
@@ -207,7 +207,7 @@ class RequestBook:
 
     def whenIdle(self) -> Deferred[None]:
         """
-        A L{Deferred} that fires once no request is queued or in flight.
+        A C{Deferred} that fires once no request is queued or in flight.
         """
         waiter: Deferred[None] = Deferred()
         self._idleWaiters.append(waiter)

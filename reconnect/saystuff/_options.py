@@ -1,6 +1,6 @@
 """
 Checks shared by the command-line options of the SayStuff plugins: each turns
-a bad value into a L{UsageError} that names the option.
+a bad value into a C{UsageError} that names the option.
 """
 
 from __future__ import annotations

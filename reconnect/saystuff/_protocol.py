@@ -21,7 +21,7 @@ def checkLine(line: object, maxLength: int) -> None:
     """
     Refuse what cannot be sent as one line, before anything is sent.
 
-    @raise TypeError: if C{line} is not L{bytes}.
+    @raise TypeError: if C{line} is not C{bytes}.
     @raise ValueError: if it holds CR or LF, or is longer than C{maxLength}.
     """
     if not isinstance(line, bytes):

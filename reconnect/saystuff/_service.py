@@ -32,16 +32,16 @@ _useDefault: Any = object()
 class SayStuffToServerService(Service):
     """
     Keeps one connection to a line server and sends it requests, one line
-    each; L{sendToServer} returns a L{Deferred} that fires with the reply.
+    each; L{sendToServer} returns a C{Deferred} that fires with the reply.
 
     Requests are pipelined: many may be in flight on one connection, and
     replies answer them in order.  While there is no connection, requests
     wait in a bounded queue (or, with C{queueWhileDisconnected=False}, are
     refused with L{NotConnectedError}).  Requests in flight when a
     connection drops are written again on the next one (or, with
-    C{resendOnReconnect=False}, fail).  Every L{Deferred} handed out fires.
+    C{resendOnReconnect=False}, fail).  Every C{Deferred} handed out fires.
 
-    Usable wherever an L{IService} is, a C{.tac} file included::
+    Usable wherever an C{IService} is, a C{.tac} file included::
 
         service = SayStuffToServerService("localhost", 65432)
         service.setServiceParent(application)
@@ -86,13 +86,12 @@ class SayStuffToServerService(Service):
         @param queueSize: how many requests may wait for a connection.
         @param resendOnReconnect: write requests that were in flight when a
             connection dropped again on the next one (the default), or fail
-            them with L{ConnectionLost
-            <twisted.internet.error.ConnectionLost>}.
-        @param timeout: default seconds to wait for each reply (L{None}: no
+            them with C{ConnectionLost}.
+        @param timeout: default seconds to wait for each reply (C{None}: no
             limit).
         @param idleTimeout: a connection with requests outstanding that
             brings no reply for this long (up to twice this long) is deemed
-            dead, aborted and replaced.  L{None} turns the check off.
+            dead, aborted and replaced.  C{None} turns the check off.
         @param stopTimeout: how long L{stopService} waits for outstanding
             replies.
         @param maxLineLength: the longest line, in bytes, either way.
@@ -154,10 +153,9 @@ class SayStuffToServerService(Service):
 
         @param line: one line, without its delimiter.
         @param timeout: seconds to wait for the reply, overriding the
-            service's default; L{None} for no limit.
-        @return: a L{Deferred} that fires with the reply line, or fails with
-            L{RequestTimedOut}, L{ConnectionLost
-            <twisted.internet.error.ConnectionLost>} (when not resending),
+            service's default; C{None} for no limit.
+        @return: a C{Deferred} that fires with the reply line, or fails with
+            L{RequestTimedOut}, C{ConnectionLost} (when not resending),
             L{ServerProtocolError} or L{ServiceStoppedError}.  Cancelling it
             withdraws a queued request before it is sent.
         @raise TypeError: if C{line} is not bytes.
