@@ -75,6 +75,10 @@ def freePort() -> int:
         return int(probe.getsockname()[1])
 
 
+async def sleep(seconds: float) -> None:
+    await deferLater(reactor, seconds, lambda: None)
+
+
 async def until(predicate: Any, timeout: float = 20.0) -> None:
     waited = 0.0
     while not predicate():
@@ -104,3 +108,39 @@ async def stop(process: Process) -> None:
     assert code == 0 or process.signal == 15, (code, process.signal)
     assert b"Server Shut Down." in process.output, process.output.decode()
     assert b"Traceback" not in process.output, process.output.decode()
+
+
+class Talker(LineReceiver):
+    """
+    A legacy client protocol: says hello, numbered, on each connection.
+    """
+
+    delimiter = b"\r\n"
+
+    def connectionMade(self) -> None:
+        self.factory.resetDelay()
+        self.factory.connections += 1
+        self.sendLine(b"hello %d" % self.factory.connections)
+
+    def lineReceived(self, line: bytes) -> None:
+        self.factory.heard.append(line)
+
+
+def talkingFactory() -> Any:
+    """
+    A L{reconnect.ReconnectingClientFactory} of L{Talker}s that retries
+    quickly and remembers what it heard.
+    """
+    from reconnect import ReconnectingClientFactory
+
+    class TalkingFactory(ReconnectingClientFactory):
+        protocol = Talker
+        noisy = False
+        initialDelay = 0.02
+        maxDelay = 0.1
+
+        def __init__(self) -> None:
+            self.connections = 0
+            self.heard: list[bytes] = []
+
+    return TalkingFactory()

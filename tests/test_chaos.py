@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_twisted
+from helpers import sleep, talkingFactory, until
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory
-from twisted.internet.task import deferLater
 from twisted.logger import globalLogPublisher
 from twisted.protocols.basic import LineReceiver
 
@@ -28,22 +28,9 @@ from reconnect import (
     AttemptTimedOut,
     ClientService,
     EndpointConnector,
-    ReconnectingClientFactory,
 )
 from reconnect.saystuff import RestartableLineServer, SayStuffToServerService
 from reconnect.testing import ChaosProxy
-
-
-async def sleep(seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    waited = 0.0
-    while not predicate():
-        assert waited < timeout, "timed out waiting"
-        await sleep(0.01)
-        waited += 0.01
 
 
 @pytest.fixture
@@ -289,29 +276,6 @@ async def test_clientServiceRecoversFromEachFault(network: Any) -> None:
     assert first is not second
 
 
-class Talker(LineReceiver):
-    delimiter = b"\r\n"
-
-    def connectionMade(self) -> None:
-        self.factory.resetDelay()
-        self.factory.connections += 1
-        self.sendLine(b"hello %d" % self.factory.connections)
-
-    def lineReceived(self, line: bytes) -> None:
-        self.factory.heard.append(line)
-
-
-class TalkingFactory(ReconnectingClientFactory):
-    protocol = Talker
-    noisy = False
-    initialDelay = 0.02
-    maxDelay = 0.1
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.heard: list[bytes] = []
-
-
 @pytest.mark.parametrize("overEndpoint", [False, True])
 @pytest_twisted.ensureDeferred
 async def test_legacyFactoryRecoversFromEachFault(
@@ -323,7 +287,7 @@ async def test_legacyFactoryRecoversFromEachFault(
     refused connects, and says hello on every connection.
     """
     server, proxy = network
-    factory = TalkingFactory()
+    factory = talkingFactory()
     if overEndpoint:
         connector: Any = EndpointConnector(
             TCP4ClientEndpoint(reactor, "127.0.0.1", proxy.port), factory, reactor

@@ -9,26 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest_twisted
+from helpers import sleep, talkingFactory, until
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.task import deferLater
-from twisted.protocols.basic import LineReceiver
 
-from reconnect import EndpointConnector, ReconnectingClientFactory
+from reconnect import EndpointConnector
 from reconnect.saystuff import RestartableLineServer, SayStuffToServerService
-
-
-async def sleep(seconds: float) -> None:
-    await deferLater(reactor, seconds, lambda: None)
-
-
-async def until(predicate: Any, timeout: float = 10.0) -> None:
-    waited = 0.0
-    while not predicate():
-        assert waited < timeout, "timed out waiting"
-        await sleep(0.01)
-        waited += 0.01
 
 
 @pytest_twisted.ensureDeferred
@@ -71,33 +58,10 @@ async def test_saystuffThroughServerRestarts() -> None:
         await server.kill()
 
 
-class Talker(LineReceiver):
-    delimiter = b"\r\n"
-
-    def connectionMade(self) -> None:
-        self.factory.resetDelay()
-        self.factory.connections += 1
-        self.sendLine(b"hello %d" % self.factory.connections)
-
-    def lineReceived(self, line: bytes) -> None:
-        self.factory.heard.append(line)
-
-
-class TalkingFactory(ReconnectingClientFactory):
-    protocol = Talker
-    noisy = False
-    initialDelay = 0.05
-    maxDelay = 0.2
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.heard: list[bytes] = []
-
-
 async def exerciseLegacy(connect: Any) -> None:
     server = RestartableLineServer(reactor)
     port = await server.start()
-    factory = TalkingFactory()
+    factory = talkingFactory()
     connector = connect(port, factory)
     try:
         await until(lambda: factory.heard == [b"hello 1"])
@@ -126,7 +90,7 @@ async def test_legacyFactoryThroughConnectTCP() -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_legacyFactoryThroughEndpointConnector() -> None:
-    def connect(port: int, factory: TalkingFactory) -> EndpointConnector:
+    def connect(port: int, factory: Any) -> EndpointConnector:
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
         connector = EndpointConnector(endpoint, factory, reactor)
         connector.connect()
