@@ -120,3 +120,33 @@ def _copyTree(target: Path) -> None:
             ".git", ".tox", "*.egg-info", "build", "__pycache__", "dropin.cache"
         ),
     )
+
+
+def test_sdistCarriesTheBuildBackend(tmp_path: Path) -> None:
+    """
+    The source distribution holds the in-tree build backend that
+    pyproject.toml names, so that it (and tox, which installs from it) can
+    be built at all, and the dropin.
+    """
+    import tarfile
+
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.path.insert(0, '_build'); import backend; "
+            f"print(backend.build_sdist({str(tmp_path)!r}))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    name = built.stdout.strip().splitlines()[-1]
+    with tarfile.open(tmp_path / name) as sdist:
+        members = {
+            member.split("/", 1)[1] for member in sdist.getnames() if "/" in member
+        }
+    assert "_build/backend.py" in members
+    assert "pyproject.toml" in members
+    assert "twisted/plugins/reconnect_saystuff.py" in members
