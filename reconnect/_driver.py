@@ -48,13 +48,6 @@ class CompiledInputs:
         for name in names:
             setattr(machineClass, name, self._carryingOut(self._inputs[name]))
 
-    def uninstall(self, machineClass: type, names: Sequence[str]) -> None:
-        """
-        Put automat's own inputs back on C{machineClass}.
-        """
-        for name in names:
-            setattr(machineClass, name, self._inputs[name])
-
     def _carryingOut(self, symbol: Any) -> Callable[..., None]:
         table = self._table
         machine = self._machine

@@ -426,30 +426,12 @@ class _ClientMachine:
     @_machine.output()
     def _retryAfterFailure(self, reason: Failure) -> None:
         "Say that the attempt failed, and schedule the next one."
-        self._event(
-            LogLevel.info,
-            _SCHEDULING + " Attempt failed: {reason}",
-            "attemptFailed",
-            attempt=self.failedAttempts,
-            delay=self._nextDelay,
-            reason=reason.getErrorMessage(),
-            failure=reason,
-        )
-        self._wait()
+        self._retry("attemptFailed", "Attempt failed", reason, failure=reason)
 
     @_machine.output()
     def _retryAfterDisconnect(self, reason: Failure) -> None:
         "Say that the connection ended, and schedule the next attempt."
-        self._event(
-            LogLevel.info,
-            _SCHEDULING + " Connection lost: {reason}",
-            "disconnected",
-            attempt=self.failedAttempts,
-            delay=self._nextDelay,
-            reason=reason.getErrorMessage(),
-            peer=self._peer,
-        )
-        self._wait()
+        self._retry("disconnected", "Connection lost", reason, peer=self._peer)
 
     @_machine.output()
     def _cancelRetry(self) -> None:
@@ -552,6 +534,22 @@ class _ClientMachine:
             waiter.callback(None)
 
     # -- helpers of the outputs ---------------------------------------------
+
+    def _retry(self, event: str, why: str, reason: Failure, **fields: object) -> None:
+        """
+        Emit C{event} with Twisted's retry sentence followed by C{why} and
+        the reason, then schedule the next attempt.
+        """
+        self._event(
+            LogLevel.info,
+            _SCHEDULING + " " + why + ": {reason}",
+            event,
+            attempt=self.failedAttempts,
+            delay=self._nextDelay,
+            reason=reason.getErrorMessage(),
+            **fields,
+        )
+        self._wait()
 
     def _wait(self) -> None:
         self._retryCall = self._clock.callLater(

@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
 
 ROOT = Path(__file__).resolve().parent.parent
 TWISTD = str(Path(sys.executable).parent / "twistd")
@@ -73,6 +74,18 @@ def freePort() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def outcome(d: Deferred[Any]) -> Any:
+    """
+    What C{d} has fired with (its failure, handled), or L{None} if it has
+    not fired.
+    """
+    seen: list[Any] = []
+    d.addBoth(seen.append)
+    if seen and isinstance(seen[0], Failure):
+        d.addErrback(lambda _: None)
+    return seen[0] if seen else None
 
 
 async def sleep(seconds: float) -> None:

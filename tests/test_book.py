@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
+from helpers import outcome
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.defer import CancelledError, Deferred
@@ -38,14 +39,6 @@ class Wire:
     def __call__(self, lines: Iterable[bytes]) -> None:
         self.writes += 1
         self.lines.extend(lines)
-
-
-def outcome(d: Deferred[Any]) -> Any:
-    seen: list[Any] = []
-    d.addBoth(seen.append)
-    if seen and isinstance(seen[0], Failure):
-        d.addErrback(lambda _: None)
-    return seen[0] if seen else None
 
 
 LOST = Failure(ConnectionDone())

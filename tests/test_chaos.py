@@ -185,6 +185,22 @@ def handshake(protocol: Pinger) -> Deferred[bytes]:
     return protocol.pong
 
 
+def pingingService(proxy: ChaosProxy, attemptTimeout: float) -> ClientService:
+    """
+    A started ClientService through C{proxy} whose connections are ready
+    once a ping is answered.
+    """
+    service = ClientService(
+        TCP4ClientEndpoint(reactor, "127.0.0.1", proxy.port),
+        Factory.forProtocol(Pinger),
+        retryPolicy=lambda n: 0.02,
+        prepareConnection=handshake,
+        attemptTimeout=attemptTimeout,
+    )
+    service.startService()
+    return service
+
+
 @pytest_twisted.ensureDeferred
 async def test_hangingHandshakeCutByAttemptTimeout(network: Any) -> None:
     """
@@ -194,14 +210,7 @@ async def test_hangingHandshakeCutByAttemptTimeout(network: Any) -> None:
     """
     server, proxy = network
     proxy.hangConnects = True
-    service = ClientService(
-        TCP4ClientEndpoint(reactor, "127.0.0.1", proxy.port),
-        Factory.forProtocol(Pinger),
-        retryPolicy=lambda n: 0.02,
-        prepareConnection=handshake,
-        attemptTimeout=0.2,
-    )
-    service.startService()
+    service = pingingService(proxy, attemptTimeout=0.2)
     try:
         await until(lambda: service.stats().failures >= 2)
         assert service.lastFailure is not None
@@ -248,14 +257,7 @@ async def test_clientServiceRecoversFromEachFault(network: Any) -> None:
     refused connects, and after a hanging connect (with an attempt timeout).
     """
     server, proxy = network
-    service = ClientService(
-        TCP4ClientEndpoint(reactor, "127.0.0.1", proxy.port),
-        Factory.forProtocol(Pinger),
-        retryPolicy=lambda n: 0.02,
-        prepareConnection=handshake,
-        attemptTimeout=0.3,
-    )
-    service.startService()
+    service = pingingService(proxy, attemptTimeout=0.3)
     try:
         first = await service.whenConnected()
         proxy.cutAll()

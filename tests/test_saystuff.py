@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import outcome
 from hypothesis import given
 from hypothesis import strategies as st
-from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -27,14 +27,6 @@ from reconnect.saystuff import (
 from reconnect.saystuff._book import RequestBook
 from reconnect.saystuff._protocol import SayStuffClientProtocol, checkLine
 from reconnect.testing import FakeEndpoint
-
-
-def outcome(d: Deferred[Any]) -> Any:
-    seen: list[Any] = []
-    d.addBoth(seen.append)
-    if seen and isinstance(seen[0], Failure):
-        d.addErrback(lambda _: None)
-    return seen[0] if seen else None
 
 
 def connectedProtocol(
