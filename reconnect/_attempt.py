@@ -16,10 +16,13 @@ from twisted.internet.interfaces import (
     IReactorTime,
     IStreamClientEndpoint,
 )
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ._errors import AttemptTimedOut
 from ._proxy import _DisconnectFactory, _ReconnectingProtocolProxy
+
+_log = Logger()
 
 
 def abortTransport(proxy: _ReconnectingProtocolProxy) -> None:
@@ -35,6 +38,18 @@ def abortTransport(proxy: _ReconnectingProtocolProxy) -> None:
         abort()
     else:
         transport.loseConnection()
+
+
+def cancelQuietly(step: Deferred[Any]) -> None:
+    """
+    Cancel a C{Deferred} that user code made (an endpoint's or
+    C{prepareConnection}'s): a canceller that raises is logged, and the
+    attempt ends all the same.
+    """
+    try:
+        step.cancel()
+    except Exception:
+        _log.failure("Cancelling {step!r} raised", step=step)
 
 
 class AttemptListener(Protocol):
@@ -100,10 +115,13 @@ class _Attempt:
         if timeout is not None:
             self._timer = clock.callLater(timeout, self._timedOut, timeout)
         wrapped = _DisconnectFactory(factory, self._transportMade, self._connectionLost)
-        connecting: Deferred[Any]
         try:
             connecting = endpoint.connect(wrapped)
-        except BaseException:
+            if not isinstance(connecting, Deferred):
+                raise TypeError(
+                    f"{endpoint!r}.connect returned {connecting!r}, not a Deferred"
+                )
+        except Exception:
             self._finish(Failure())
             return
         self._step = connecting
@@ -126,7 +144,9 @@ class _Attempt:
         if self._prepareConnection is None:
             self._finish(None)
             return
-        preparing = maybeDeferred(self._prepareConnection, proxy._protocol)
+        # As in Twisted, prepareConnection is given what the factory built:
+        # the proxy, which passes everything on to the user's protocol.
+        preparing = maybeDeferred(self._prepareConnection, proxy)
         self._step = preparing
         preparing.addCallbacks(lambda _: self._finish(None), self._stepFailed)
 
@@ -173,7 +193,7 @@ class _Attempt:
         if failure is None:
             failure = Failure(CancelledError("connected without a protocol"))
         if step is not None and not step.called:
-            step.cancel()
+            cancelQuietly(step)
         if self.proxy is not None:
             abortTransport(self.proxy)
         self._listener.attemptFailed(failure)

@@ -32,7 +32,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from ._attempt import _Attempt, abortTransport
-from ._backoff import RetryPolicy
+from ._backoff import RetryPolicy, checkedDelay
 from ._driver import compileInputs
 from ._errors import GaveUpConnecting
 from ._proxy import _ReconnectingProtocolProxy
@@ -238,16 +238,21 @@ class _ClientMachine:
 
     def _attemptFailed(self, reason: Failure) -> None:
         """
-        The current attempt failed.  While connecting, ask the policy (and
-        C{isFatal}) whether to try again.
+        The current attempt failed.  While connecting, it counts as a
+        failure, and the policy (and C{isFatal}) decide whether to try again;
+        an attempt that a stop called off is no failure.
         """
         self._attempt = None
+        if self.state() != "connecting":
+            self._connectionFailed(reason)
+            return
         self.lastFailure = reason
         self.failures += 1
-        if self.state() == "connecting" and not self._shouldRetry(reason):
-            self._giveUp(reason)
-        else:
+        giveUpWith = self._judge(reason, mayBeFatal=True)
+        if giveUpWith is None:
             self._connectionFailed(reason)
+        else:
+            self._giveUp(giveUpWith)
 
     def _connectionEnded(
         self, proxy: _ReconnectingProtocolProxy, reason: Failure
@@ -258,28 +263,41 @@ class _ClientMachine:
         """
         if proxy is not self._connection:
             return
-        if self.state() == "connected" and not self._shouldRetry(None):
-            self._giveUp(reason)
-        else:
+        giveUpWith = None
+        if self.state() == "connected":
+            giveUpWith = self._judge(reason, mayBeFatal=False)
+        if giveUpWith is None:
             self._clientDisconnected(reason)
+        else:
+            self._giveUp(giveUpWith)
 
-    def _shouldRetry(self, reason: Optional[Failure]) -> bool:
+    def _judge(self, reason: Failure, mayBeFatal: bool) -> Optional[Failure]:
         """
-        Count one more failure and decide the delay before the next attempt.
+        Count one more failure and ask the user's code whether, and after
+        how long, to try again.
 
-        @param reason: the attempt's failure, or C{None} for a lost
-            connection (which is never judged fatal).
-        @return: C{False} if no further attempt should be made.
+        The policy and C{isFatal} are the user's: whatever they raise, and
+        a delay that is not C{None} or a finite number C{>= 0}, is a reason
+        to give up, and becomes the failure given up with.
+
+        @param reason: the attempt's failure, or the lost connection's
+            reason.
+        @param mayBeFatal: whether C{isFatal} judges C{reason} (attempts
+            only: a lost connection is never fatal).
+        @return: C{None} to try again after L{_nextDelay} seconds, or the
+            failure to give up with.
         """
         self.failedAttempts += 1
-        if reason is not None and self._isFatal is not None:
-            if self._isFatal(reason):
-                return False
-        delay = self._retryPolicy(self.failedAttempts)
+        try:
+            if mayBeFatal and self._isFatal is not None and self._isFatal(reason):
+                return reason
+            delay = checkedDelay(self._retryPolicy(self.failedAttempts))
+        except Exception:
+            return Failure()
         if delay is None:
-            return False
+            return reason
         self._nextDelay = delay
-        return True
+        return None
 
     # -- states -------------------------------------------------------------
 
@@ -421,7 +439,8 @@ class _ClientMachine:
                 stillWaiting.append((waiter, remaining - 1))
         self._connectWaiters = stillWaiting
         for waiter in due:
-            waiter.errback(reason)
+            if not waiter.called:
+                waiter.errback(reason)
 
     @_machine.output()
     def _retryAfterFailure(self, reason: Failure) -> None:
@@ -517,6 +536,7 @@ class _ClientMachine:
             attempt=self.failedAttempts,
             reason=reason.getErrorMessage(),
             failure=reason,
+            log_failure=reason,
         )
         self._failConnectWaiters(Failure(self._gaveUpError()))
 
@@ -531,7 +551,8 @@ class _ClientMachine:
         waiters, self._stopWaiters = self._stopWaiters, []
         self._event(LogLevel.info, "Stopped connecting to {endpoint}", "stopped")
         for waiter in waiters:
-            waiter.callback(None)
+            if not waiter.called:
+                waiter.callback(None)
 
     # -- helpers of the outputs ---------------------------------------------
 
@@ -563,12 +584,23 @@ class _ClientMachine:
     def _fireConnectWaiters(self, result: IProtocol) -> None:
         waiters, self._connectWaiters = self._connectWaiters, []
         for waiter, _ in waiters:
-            waiter.callback(result)
+            if not waiter.called:
+                waiter.callback(result)
 
     def _failConnectWaiters(self, failure: Failure) -> None:
         waiters, self._connectWaiters = self._connectWaiters, []
         for waiter, _ in waiters:
-            waiter.errback(failure)
+            if not waiter.called:
+                waiter.errback(failure)
+
+    def forgetWaiter(self, cancelled: Deferred[IProtocol]) -> None:
+        """
+        The canceller of every C{whenConnected} Deferred: a waiter that was
+        cancelled leaves at once, rather than at the next connect.
+        """
+        self._connectWaiters = [
+            entry for entry in self._connectWaiters if entry[0] is not cancelled
+        ]
 
     def _gaveUpError(self) -> GaveUpConnecting:
         assert self.lastFailure is not None
@@ -582,8 +614,12 @@ class _ClientMachine:
         try:
             callback(*args)
         except Exception:
-            self._log.failure(
-                "Error in connection callback {callback!r}", callback=callback
+            self._event(
+                LogLevel.error,
+                "Error in connection callback {callback!r}",
+                "callbackFailed",
+                callback=callback,
+                log_failure=Failure(),
             )
 
     @staticmethod

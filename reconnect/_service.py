@@ -18,7 +18,8 @@ from twisted.internet.interfaces import (
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ._backoff import RetryPolicy, backoffPolicy
+from ._backoff import RetryPolicy, backoffPolicy, ownPolicy
+from ._checks import checkCallables, checkCount, checkSeconds
 from ._machine import _ClientMachine
 from ._stats import ConnectionStats
 
@@ -93,14 +94,19 @@ class ClientService(Service):
         @param onDisconnected: called with the protocol and the reason when
             an established connection ends.
         """
-        if attemptTimeout is not None and not attemptTimeout > 0:
-            raise ValueError(f"attemptTimeout must be > 0, not {attemptTimeout!r}")
-        if resetAfter is not None and not resetAfter >= 0:
-            raise ValueError(f"resetAfter must be >= 0, not {resetAfter!r}")
+        checkCallables(
+            retryPolicy=retryPolicy,
+            prepareConnection=prepareConnection,
+            isFatal=isFatal,
+            onConnected=onConnected,
+            onDisconnected=onDisconnected,
+        )
+        checkSeconds("attemptTimeout", attemptTimeout, zeroAllowed=False)
+        checkSeconds("resetAfter", resetAfter, zeroAllowed=True)
         self._machine = _ClientMachine(
             endpoint,
             factory,
-            _defaultPolicy if retryPolicy is None else retryPolicy,
+            _defaultPolicy if retryPolicy is None else ownPolicy(retryPolicy),
             _globalReactorUnlessGiven(clock),
             prepareConnection,
             self._log,
@@ -162,10 +168,15 @@ class ClientService(Service):
         @return: a C{Deferred} that fires with the protocol; fails with
             C{CancelledError} if the
             service stops first, or with L{GaveUpConnecting
-            <reconnect.GaveUpConnecting>} if it gives up.
+            <reconnect.GaveUpConnecting>} if it gives up.  Cancelling it
+            lets go of it at once.
+        @raise TypeError: if C{failAfterFailures} is not an C{int}.
+        @raise ValueError: if C{failAfterFailures} is less than 1.
         """
-        connected: Deferred[IProtocol] = Deferred()
+        if failAfterFailures is not None:
+            checkCount("failAfterFailures", failAfterFailures, least=1)
         machine = self._machine
+        connected: Deferred[IProtocol] = Deferred(machine.forgetWaiter)
         machine.dispatch(machine.whenConnected, connected, failAfterFailures)
         return connected
 

@@ -3,6 +3,7 @@ Tests for the retry policies in L{reconnect._backoff}.
 """
 
 import math
+import pickle
 
 import pytest
 from hypothesis import given
@@ -15,9 +16,11 @@ from reconnect import (
     fullJitterPolicy,
     limitRetries,
 )
+from reconnect._backoff import checkedDelay, ownPolicy
 
 attempts = st.integers(min_value=0, max_value=10**6)
-delays = st.floats(min_value=0.0, max_value=1e6, allow_nan=False)
+delays = st.floats(min_value=1e-3, max_value=1e6, allow_nan=False)
+anyFloat = st.floats(allow_nan=False)
 factors = st.floats(min_value=1.0, max_value=100.0, allow_nan=False)
 unit = st.floats(min_value=0.0, max_value=1.0, exclude_max=True)
 
@@ -35,13 +38,43 @@ def bounds(draw: st.DrawFn) -> tuple[float, float]:
 
 def test_defaultsMatchTwisted() -> None:
     """
-    With the same jitter, the default policy gives Twisted's delays for the
-    attempt numbers a service meets.
+    With the same jitter, the default policy gives Twisted's delays.
     """
     ours = backoffPolicy(jitter=noJitter)
     theirs = twistedBackoffPolicy(jitter=noJitter)
-    for attempt in range(0, 100):
-        assert ours(attempt) == pytest.approx(theirs(attempt))
+    for attempt in range(0, 500):
+        assert ours(attempt) == theirs(attempt)
+
+
+@given(anyFloat, anyFloat, anyFloat, st.integers(min_value=0, max_value=10**9), unit)
+def test_valueForValueWithTwisted(
+    initial: float, maximum: float, factor: float, attempt: int, jitter: float
+) -> None:
+    """
+    For any arguments Twisted's C{backoffPolicy} takes (an infinite
+    C{maxDelay}, C{initialDelay} above C{maxDelay}, a shrinking factor,
+    negative numbers) ours takes them too, and gives the same delay, or
+    raises what Twisted's raises.
+    """
+    ours = backoffPolicy(initial, maximum, factor, jitter=lambda: jitter)
+    theirs = twistedBackoffPolicy(initial, maximum, factor, jitter=lambda: jitter)
+    try:
+        expected: object = theirs(attempt)
+    except Exception as e:
+        with pytest.raises(type(e)):
+            ours(attempt)
+        return
+    got = ours(attempt)
+    assert got == expected or (math.isnan(got) and math.isnan(expected))  # type: ignore[arg-type]
+
+
+def test_twistedExponentStopsAtAttempt100() -> None:
+    """
+    As in Twisted, the exponent stops growing at attempt 100: a slow factor
+    does not reach a far cap.
+    """
+    policy = backoffPolicy(1.0, 60.0, 1.01, jitter=noJitter)
+    assert policy(412) == policy(100) == pytest.approx(2.7048, abs=1e-4)
 
 
 def test_firstDelays() -> None:
@@ -157,14 +190,15 @@ def test_decorrelatedRestartsAtFirstAttempt() -> None:
 @pytest.mark.parametrize(
     "make, kwargs, name",
     [
-        (backoffPolicy, {"initialDelay": -1.0}, "initialDelay"),
-        (backoffPolicy, {"maxDelay": -1.0}, "maxDelay"),
-        (backoffPolicy, {"initialDelay": 5.0, "maxDelay": 1.0}, "maxDelay"),
-        (backoffPolicy, {"factor": 0.5}, "factor"),
-        (backoffPolicy, {"initialDelay": math.nan}, "initialDelay"),
+        (fullJitterPolicy, {"initialDelay": 0}, "initialDelay"),
+        (fullJitterPolicy, {"initialDelay": -1.0}, "initialDelay"),
+        (fullJitterPolicy, {"initialDelay": math.nan}, "initialDelay"),
+        (fullJitterPolicy, {"initialDelay": 5.0, "maxDelay": 1.0}, "maxDelay"),
         (fullJitterPolicy, {"factor": 0.9}, "factor"),
         (fullJitterPolicy, {"maxDelay": math.inf}, "maxDelay"),
+        (decorrelatedJitterPolicy, {"initialDelay": 0.0}, "initialDelay"),
         (decorrelatedJitterPolicy, {"initialDelay": -0.1}, "initialDelay"),
+        (decorrelatedJitterPolicy, {"maxDelay": math.inf}, "maxDelay"),
     ],
 )
 def test_badArguments(make: object, kwargs: dict[str, float], name: str) -> None:
@@ -187,3 +221,101 @@ def test_limitRetries() -> None:
     assert limitRetries(policy, 0)(1) is None
     with pytest.raises(ValueError, match="maxRetries"):
         limitRetries(policy, -1)
+
+
+def test_limitRetriesArgumentTypes() -> None:
+    """
+    A count that is not an C{int}, or a policy that is not callable, is a
+    C{TypeError} at the call.
+    """
+    with pytest.raises(TypeError, match="maxRetries"):
+        limitRetries(backoffPolicy(), "3")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="maxRetries"):
+        limitRetries(backoffPolicy(), 2.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="policy"):
+        limitRetries(5, 3)  # type: ignore[arg-type]
+
+
+EVERY_POLICY = [
+    backoffPolicy(),
+    backoffPolicy(2.0, 30.0, 2.0, jitter=noJitter),
+    fullJitterPolicy(),
+    decorrelatedJitterPolicy(0.5, 10.0),
+    limitRetries(decorrelatedJitterPolicy(), 3),
+]
+
+
+@pytest.mark.parametrize("policy", EVERY_POLICY, ids=repr)
+def test_policiesPickle(policy: object) -> None:
+    """
+    Every policy pickles (the default random source included) and comes
+    back equal to itself.
+    """
+    copy = pickle.loads(pickle.dumps(policy))
+    assert copy == policy
+    assert repr(copy) == repr(policy)
+
+
+class Holder:
+    """
+    A class that keeps policies as class attributes, as a
+    C{ReconnectingClientFactory} subclass does.
+    """
+
+    full = fullJitterPolicy(random=lambda: 0.5)
+    twisted = backoffPolicy(jitter=noJitter)
+
+
+def test_policiesAreNotMethods() -> None:
+    """
+    A policy set as a class attribute is not bound to the instance: called
+    through an instance it still takes the attempt number alone.
+    """
+    holder = Holder()
+    assert holder.full(1) == 1.0
+    assert holder.twisted(1) == 1.5
+
+
+def test_sharedDecorrelatedPolicyIsCopiedPerUser() -> None:
+    """
+    One decorrelated policy handed to several users: each gets its own copy
+    through L{ownPolicy}, so one user's delays do not move another's.
+    """
+    shared = limitRetries(decorrelatedJitterPolicy(1.0, 1000.0, random=lambda: 1.0), 9)
+    first, second = ownPolicy(shared), ownPolicy(shared)
+    assert [first(n) for n in (1, 2, 3)] == [3.0, 9.0, 27.0]
+    assert second(2) == 3.0
+    stateless = fullJitterPolicy()
+    assert ownPolicy(stateless) is stateless
+
+    def custom(attempt: int) -> float:
+        return 1.0
+
+    assert ownPolicy(custom) is custom
+
+
+@pytest.mark.parametrize("delay", [0, 0.0, 2, 3.5, None])
+def test_checkedDelayAccepts(delay: object) -> None:
+    """
+    C{None} and finite numbers C{>= 0} are what a policy may answer.
+    """
+    assert checkedDelay(delay) == delay
+
+
+@pytest.mark.parametrize(
+    "delay, error",
+    [
+        (-1, ValueError),
+        (math.nan, ValueError),
+        (math.inf, ValueError),
+        ("1", TypeError),
+        (True, TypeError),
+        (object(), TypeError),
+    ],
+)
+def test_checkedDelayRejects(delay: object, error: type[Exception]) -> None:
+    """
+    Anything else is an error that names what the policy returned.
+    """
+    with pytest.raises(error, match="retry policy returned"):
+        checkedDelay(delay)

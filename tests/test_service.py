@@ -679,8 +679,10 @@ def test_factoryReturningNoneRetries(make: Any) -> None:
 
 def test_prepareConnectionCalledWithProtocol(make: Any) -> None:
     """
-    C{prepareConnection} gets the user's protocol; waiters see the connection
-    only once its Deferred fires, and its result is ignored.
+    C{prepareConnection} gets, as in Twisted, what the service's factory
+    built: the proxy, which passes everything on to the user's protocol.
+    Waiters get the user's protocol, only once its Deferred fires; its
+    result is ignored.
     """
     preparing: Deferred[str] = Deferred()
     seen: list[object] = []
@@ -692,7 +694,9 @@ def test_prepareConnectionCalledWithProtocol(make: Any) -> None:
     h = make(prepareConnection=prepare).start()
     waiter = h.service.whenConnected()
     protocol = h.connect()
-    assert seen == [protocol]
+    [proxy] = seen
+    assert proxy._protocol is protocol
+    assert proxy.made == protocol.made == 1
     assert not waiter.called
     assert h.service.state == "connecting"
     preparing.callback("ignored")

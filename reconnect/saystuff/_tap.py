@@ -118,10 +118,13 @@ class Options(_Options):
     def postOptions(self) -> None:
         if self["connect"] is not None:
             checkClientEndpoint("connect", self["connect"])
-        try:
-            backoffPolicy(self["initial-delay"], self["max-delay"], self["factor"])
-        except ValueError as error:
-            raise UsageError(f"bad retry delays: {error}") from None
+        if self["max-delay"] < self["initial-delay"]:
+            raise UsageError(
+                f"--max-delay ({self['max-delay']}) must not be less than "
+                f"--initial-delay ({self['initial-delay']})"
+            )
+        if not self["factor"] >= 1:
+            raise UsageError(f"--factor must be at least 1, not {self['factor']}")
         if not self["listen"] and not self["stdin"]:
             self["listen"] = [DEFAULT_LISTEN]
         parent = getattr(self, "parent", None)

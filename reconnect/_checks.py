@@ -1,0 +1,52 @@
+"""
+Checks of the arguments our constructors and methods take: a bad one is a
+C{TypeError} or C{ValueError} at the call, naming it, rather than a service
+that fails later for a reason nobody can see.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+
+def checkCallables(**callables: object) -> None:
+    """
+    Check that each argument is C{None} or callable.
+
+    @raise TypeError: naming the first that is neither.
+    """
+    for name, value in callables.items():
+        if value is not None and not callable(value):
+            raise TypeError(f"{name} must be callable or None, not {value!r}")
+
+
+def checkSeconds(name: str, value: Optional[float], zeroAllowed: bool) -> None:
+    """
+    Check an optional duration: C{None}, or a finite number of seconds
+    above 0 (or at least 0 if C{zeroAllowed}).
+
+    @raise TypeError: if C{value} is not a number.
+    @raise ValueError: if it is out of range; both name the argument.
+    """
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {value!r}")
+    inRange = value >= 0 if zeroAllowed else value > 0
+    if not (inRange and math.isfinite(value)):
+        least = ">= 0" if zeroAllowed else "> 0"
+        raise ValueError(f"{name} must be a finite number {least}, not {value!r}")
+
+
+def checkCount(name: str, value: int, least: int) -> None:
+    """
+    Check a whole number argument.
+
+    @raise TypeError: if C{value} is not an C{int}.
+    @raise ValueError: if it is less than C{least}; both name the argument.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    if value < least:
+        raise ValueError(f"{name} must be >= {least}, not {value!r}")
