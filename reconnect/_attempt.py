@@ -6,7 +6,7 @@ optionally within a time limit, and report the outcome exactly once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Optional, Protocol
+from typing import Any, Optional, Protocol, cast
 
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.interfaces import (
@@ -146,7 +146,7 @@ class _Attempt:
             return
         # As in Twisted, prepareConnection is given what the factory built:
         # the proxy, which passes everything on to the user's protocol.
-        preparing = maybeDeferred(self._prepareConnection, proxy)
+        preparing = maybeDeferred(self._prepareConnection, cast(IProtocol, proxy))
         self._step = preparing
         preparing.addCallbacks(lambda _: self._finish(None), self._stepFailed)
 

@@ -99,14 +99,18 @@ class _Policy:
 
     def __repr__(self) -> str:
         shown = ", ".join(
-            f"{name}={value!r}" for name, value in zip(self._fields, self._parameters())
+            f"{name}={value!r}"
+            for name, value in zip(self._fields, self._parameters(), strict=True)
         )
         return f"{type(self).__name__}({shown})"
 
     def __reduce__(self) -> tuple[type[_Policy], tuple[object, ...]]:
         return type(self), self._parameters()
 
-    def fresh(self) -> RetryPolicy:
+    def __call__(self, attempt: int) -> Optional[float]:
+        raise NotImplementedError
+
+    def fresh(self) -> _Policy:
         """
         The policy one more service should use: this one, unless it
         remembers something between calls.

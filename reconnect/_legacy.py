@@ -24,8 +24,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ._attempt import abortTransport
-from ._backoff import RetryPolicy
+from ._attempt import abortTransport, cancelQuietly
+from ._backoff import RetryPolicy, checkedDelay, ownPolicy
 from ._proxy import _DisconnectFactory, _ReconnectingProtocolProxy
 
 _log = Logger()
@@ -74,6 +74,7 @@ class ReconnectingClientFactory(ClientFactory):
     retryPolicy: Optional[RetryPolicy] = None
     resetDelayOnConnect = False
     _callID: Optional[IDelayedCall] = None
+    _ownPolicy: tuple[object, object]
 
     def buildProtocol(self, addr: Optional[IAddress]) -> Any:
         if self.resetDelayOnConnect:
@@ -117,8 +118,16 @@ class ReconnectingClientFactory(ClientFactory):
                 )
             return
 
-        if self.retryPolicy is not None:
-            chosen = self.retryPolicy(self.retries)
+        policy = self._policy()
+        if policy is not None:
+            try:
+                chosen = checkedDelay(policy(self.retries))
+            except Exception:
+                _log.failure(
+                    "Abandoning {connector}: the retry policy failed",
+                    connector=connector,
+                )
+                return
             if chosen is None:
                 if self.noisy:
                     _log.info(
@@ -126,7 +135,7 @@ class ReconnectingClientFactory(ClientFactory):
                         connector=connector,
                     )
                 return
-            wait = max(0.0, chosen)
+            wait = chosen
         else:
             if self.jitter:
                 noisy = random.normalvariate(self.delay, self.delay * self.jitter)
@@ -140,9 +149,37 @@ class ReconnectingClientFactory(ClientFactory):
                 connector=connector,
                 delay=int(wait),
             )
+        earlier = self._callID
+        if earlier is not None and earlier.active():
+            earlier.cancel()
         self._callID = self._clockFor(connector).callLater(
             wait, self._reconnect, connector
         )
+
+    def _policy(self) -> Optional[RetryPolicy]:
+        """
+        This factory's own copy of C{retryPolicy}, however it was set.
+
+        Set on the class, a plain function would come back from C{self} as
+        a method (and be handed C{self} as its attempt number): it is read
+        from the class's namespace instead, so a function, a C{staticmethod}
+        and a policy object all work.  A policy that remembers its last
+        delay is copied once per factory (see L{ownPolicy}), so factories
+        sharing a class attribute do not pace each other.
+        """
+        for namespace in (self.__dict__, *(vars(k) for k in type(self).__mro__)):
+            if "retryPolicy" in namespace:
+                policy = namespace["retryPolicy"]
+                break
+        if isinstance(policy, staticmethod):
+            policy = policy.__func__
+        if policy is None:
+            return None
+        given, own = self.__dict__.get("_ownPolicy", (None, None))
+        if given is not policy:
+            own = ownPolicy(policy)
+            self._ownPolicy = (policy, own)
+        return cast(RetryPolicy, own)
 
     def _clockFor(self, connector: IConnector) -> IReactorTime:
         if self.clock is None:
@@ -152,8 +189,14 @@ class ReconnectingClientFactory(ClientFactory):
         return self.clock
 
     def _reconnect(self, connector: IConnector) -> None:
+        """
+        The delay is over: connect again, unless retrying was stopped or
+        someone connected the connector meanwhile (connecting it twice
+        would raise).
+        """
         self._callID = None
-        if self.continueTrying:
+        busy = getattr(connector, "state", "disconnected") != "disconnected"
+        if self.continueTrying and not busy:
             connector.connect()
 
     def stopTrying(self) -> None:
@@ -179,7 +222,6 @@ class ReconnectingClientFactory(ClientFactory):
         """
         self.delay = self.initialDelay
         self.retries = 0
-        self._callID = None
         self.continueTrying = 1
 
     def __getstate__(self) -> dict[str, Any]:
@@ -196,6 +238,7 @@ class ReconnectingClientFactory(ClientFactory):
             "continueTrying",
             "_callID",
             "clock",
+            "_ownPolicy",
         ):
             state.pop(transient, None)
         return state
@@ -290,18 +333,24 @@ class EndpointConnector:
             raise RuntimeError("can't connect in this state")
         self.state = "connecting"
         if not self._factoryStarted:
-            self.factory.doStart()
             self._factoryStarted = True
-        startedConnecting = getattr(self.factory, "startedConnecting", None)
-        if startedConnecting is not None:
-            startedConnecting(self)
+            self._callFactory("doStart")
+        self._callFactory("startedConnecting", self)
         if self.state != "connecting":
             return
         token = self._token = object()
         wrapped = _ConnectorFactory(
             self.factory, lambda proxy: self._made(token, proxy), self._lost
         )
-        attempt: Deferred[Any] = self.endpoint.connect(wrapped)
+        try:
+            attempt = self.endpoint.connect(wrapped)
+            if not isinstance(attempt, Deferred):
+                raise TypeError(
+                    f"{self.endpoint!r}.connect returned {attempt!r}, not a Deferred"
+                )
+        except Exception:
+            self._failed(token, Failure())
+            return
         if self._token is token and not attempt.called:
             self._attempt = attempt
         attempt.addErrback(lambda reason: self._failed(token, reason))
@@ -339,12 +388,26 @@ class EndpointConnector:
         Give the factory the news; if it did not connect again, it is done
         with this connector and is stopped.
         """
-        notify = getattr(self.factory, method, None)
-        if notify is not None:
-            notify(self, reason)
+        self._callFactory(method, self, reason)
         if self.state == "disconnected" and self._factoryStarted:
             self._factoryStarted = False
-            self.factory.doStop()
+            self._callFactory("doStop")
+
+    def _callFactory(self, method: str, *args: object) -> None:
+        """
+        Call the factory's C{method}, if it has one.  The factory is the
+        user's code: what it raises is logged, and the connector goes on
+        keeping its contract.
+        """
+        call = getattr(self.factory, method, None)
+        if call is None:
+            return
+        try:
+            call(*args)
+        except Exception:
+            _log.failure(
+                "{factory!r}.{method} raised", factory=self.factory, method=method
+            )
 
     def stopConnecting(self) -> None:
         """
@@ -359,7 +422,7 @@ class EndpointConnector:
         self._token = None
         attempt, self._attempt = self._attempt, None
         if attempt is not None:
-            attempt.cancel()
+            cancelQuietly(attempt)
         self._tell("clientConnectionFailed", Failure(error.UserError()))
 
     def disconnect(self) -> None:

@@ -632,7 +632,10 @@ class _ClientMachine:
 
     _init.upon(start, enter=_connecting, outputs=[_connect], collector=_discard)
     _init.upon(
-        stop, enter=_stopped, outputs=[_awaitStop, _finishStopping], collector=_discard
+        stop,
+        enter=_stopped,
+        outputs=[_cancelConnectWaiters, _awaitStop, _finishStopping],
+        collector=_discard,
     )
     _init.upon(
         whenConnected, enter=_init, outputs=[_awaitConnection], collector=_discard

@@ -21,7 +21,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.python.failure import Failure
 from zope.interface import implementer, providedBy
-from zope.interface.declarations import Declaration
+from zope.interface.interface import InterfaceClass
 
 LostNotification = Callable[["_ReconnectingProtocolProxy", Failure], None]
 MadeNotification = Callable[["_ReconnectingProtocolProxy"], None]
@@ -69,7 +69,7 @@ class _ReconnectingProtocolProxy:
         return f"<{type(self).__name__} wrapping {self._protocol!r}>"
 
 
-_proxyClasses: dict[Declaration, type[_ReconnectingProtocolProxy]] = {}
+_proxyClasses: dict[tuple[InterfaceClass, ...], type[_ReconnectingProtocolProxy]] = {}
 
 
 def _proxyClassFor(protocol: IProtocol) -> type[_ReconnectingProtocolProxy]:
@@ -77,18 +77,18 @@ def _proxyClassFor(protocol: IProtocol) -> type[_ReconnectingProtocolProxy]:
     Find (or make, once per set of interfaces) the proxy class that declares
     everything C{protocol} provides.
 
-    Protocols whose interfaces come from their class share one declaration
-    object, so the cache stays as small as the number of protocol classes.
-    Per-instance declarations get a fresh class that is not cached.
+    The cache is keyed by the interfaces themselves, not by the protocol's
+    class or declaration, so it holds one class per combination of
+    interfaces a program uses: protocol classes made at run time, or
+    interfaces declared on single instances, do not grow it.
     """
-    provided = providedBy(protocol)
-    proxyClass = _proxyClasses.get(provided)
+    interfaces = tuple(providedBy(protocol).interfaces())
+    proxyClass = _proxyClasses.get(interfaces)
     if proxyClass is None:
-        proxyClass = implementer(IProtocol, *provided.interfaces())(
+        proxyClass = implementer(IProtocol, *interfaces)(
             type("_ReconnectingProtocolProxy", (_ReconnectingProtocolProxy,), {})
         )
-        if getattr(provided, "inherit", None) is type(protocol):
-            _proxyClasses[provided] = proxyClass
+        _proxyClasses[interfaces] = proxyClass
     return proxyClass
 
 

@@ -62,6 +62,15 @@ class FakeConnector:
     def disconnect(self) -> None:
         self.state = "disconnected"
 
+    def failed(self) -> None:
+        """
+        The attempt failed: as the reactor's connectors do, be
+        disconnected before the factory hears of it.
+        """
+        self.state = "disconnected"
+        assert self.factory is not None
+        self.factory.clientConnectionFailed(self, Failure(Exception()))
+
     def getDestination(self) -> Any:
         return None
 
@@ -119,6 +128,7 @@ def test_retryAfterGrowingDelay(event: str) -> None:
     factory, clock, connector = quiet(jitter=0, factor=2.0, maxDelay=5.0)
     expected = [1.0, 2.0, 4.0, 5.0, 5.0]
     for n, delay in enumerate(expected):
+        connector.state = "disconnected"
         getattr(factory, event)(connector, Failure(error.ConnectionRefusedError()))
         assert scheduledDelays(clock) == [delay]
         assert factory.retries == n + 1
@@ -139,7 +149,7 @@ def test_jitteredDelayBounded(seed: int, jitter: float) -> None:
     random.seed(seed)
     factory, clock, connector = quiet(jitter=jitter, maxDelay=30.0)
     for _ in range(20):
-        factory.clientConnectionFailed(connector, Failure(Exception()))
+        connector.failed()
         (delay,) = scheduledDelays(clock)
         assert 0.0 <= delay <= 30.0 + 1e-9
         clock.advance(delay)
@@ -148,9 +158,9 @@ def test_jitteredDelayBounded(seed: int, jitter: float) -> None:
 def test_maxRetries() -> None:
     factory, clock, connector = quiet(maxRetries=2, jitter=0)
     for _ in range(2):
-        factory.clientConnectionFailed(connector, Failure(Exception()))
+        connector.failed()
         clock.advance(100)
-    factory.clientConnectionFailed(connector, Failure(Exception()))
+    connector.failed()
     assert clock.getDelayedCalls() == []
     assert connector.connects == 2
 
@@ -163,7 +173,7 @@ def test_retryWithoutConnector() -> None:
 
 def test_stopTryingWhileWaiting() -> None:
     factory, clock, connector = quiet()
-    factory.clientConnectionFailed(connector, Failure(Exception()))
+    connector.failed()
     factory.stopTrying()
     assert clock.getDelayedCalls() == []
     clock.advance(10_000)
@@ -177,7 +187,7 @@ def test_stopTryingWhileConnecting() -> None:
     nothing.
     """
     factory, clock, connector = quiet()
-    factory.clientConnectionFailed(connector, Failure(Exception()))
+    connector.failed()
     clock.advance(100)
     assert connector.state == "connecting"
     factory.stopTrying()
@@ -187,7 +197,7 @@ def test_stopTryingWhileConnecting() -> None:
 
 def test_stopTryingWhileConnected() -> None:
     factory, clock, connector = quiet()
-    factory.clientConnectionFailed(connector, Failure(Exception()))
+    connector.failed()
     clock.advance(100)
     connector.state = "connected"
     factory.stopTrying()
@@ -199,12 +209,12 @@ def test_stopTryingWhileConnected() -> None:
 def test_resetDelay() -> None:
     factory, clock, connector = quiet(jitter=0)
     for _ in range(3):
-        factory.clientConnectionFailed(connector, Failure(Exception()))
+        connector.failed()
         clock.advance(1000)
     factory.stopTrying()
     factory.resetDelay()
     assert (factory.delay, factory.retries, factory.continueTrying) == (1.0, 0, 1)
-    factory.clientConnectionFailed(connector, Failure(Exception()))
+    connector.failed()
     assert scheduledDelays(clock) == [1.0]
     factory.stopTrying()
 
@@ -217,7 +227,7 @@ def test_resetDelayOnConnect() -> None:
     factory, clock, connector = quiet(jitter=0, resetDelayOnConnect=True)
     factory.protocol = Protocol
     for _ in range(3):
-        factory.clientConnectionFailed(connector, Failure(Exception()))
+        connector.failed()
         clock.advance(1000)
     assert factory.retries == 3
     factory.buildProtocol(None)
@@ -237,13 +247,13 @@ def test_retryPolicy() -> None:
     factory, clock, connector = quiet(
         retryPolicy=limitRetries(backoffPolicy(jitter=lambda: 0.0), 2)
     )
-    factory.clientConnectionFailed(connector, Failure(Exception()))
+    connector.failed()
     assert scheduledDelays(clock) == [1.5]
     clock.advance(1.5)
-    factory.clientConnectionFailed(connector, Failure(Exception()))
+    connector.failed()
     assert scheduledDelays(clock) == [2.25]
     clock.advance(2.25)
-    factory.clientConnectionFailed(connector, Failure(Exception()))
+    connector.failed()
     assert clock.getDelayedCalls() == []
 
 
@@ -252,7 +262,7 @@ def test_clockDefaultsToConnectorsReactor() -> None:
     factory.noisy = False
     connector = FakeConnector(factory)
     connector.reactor = Clock()
-    factory.clientConnectionFailed(connector, Failure(Exception()))
+    connector.failed()
     assert len(connector.reactor.getDelayedCalls()) == 1
     factory.stopTrying()
 
@@ -265,9 +275,9 @@ def test_noisyLogs() -> None:
     try:
         factory, clock, connector = quiet(jitter=0, maxRetries=1)
         factory.noisy = True
-        factory.clientConnectionFailed(connector, Failure(Exception()))
+        connector.failed()
         clock.advance(10)
-        factory.clientConnectionFailed(connector, Failure(Exception()))
+        connector.failed()
         factory.stopTrying()
         factory.retry(connector)
     finally:
@@ -292,7 +302,7 @@ def test_pickleRoundTrip() -> None:
     factory.maxDelay = 42
     factory.clock = Clock()
     connector = FakeConnector(factory)
-    factory.clientConnectionFailed(connector, Failure(Exception()))
+    connector.failed()
     factory.stopTrying()
     copy = pickle.loads(pickle.dumps(factory))
     assert copy.maxDelay == 42
@@ -310,7 +320,7 @@ def test_pickleWithPendingCall() -> None:
     A factory with a retry scheduled pickles; the call is not carried over.
     """
     factory, clock, connector = quiet()
-    factory.clientConnectionFailed(connector, Failure(Exception()))
+    connector.failed()
     state = factory.__getstate__()
     for name in ("_callID", "clock", "connector", "retries", "delay"):
         assert name not in state
