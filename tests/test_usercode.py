@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import math
 import pickle
+import time
 from typing import Any, Optional
 
 import pytest
+import pytest_twisted
+from helpers import freePort, twistd, until
+from test_events import checkDocumented
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -111,6 +115,7 @@ def test_badPolicyGivesUp(policy: Any, logged: list[dict[str, Any]]) -> None:
     assert service.lastFailure is error.failure
     assert service.lastFailure.check(Boom, TypeError, ValueError)
     [event] = failureEvents(logged)
+    checkDocumented(event)
     assert event["reconnectEvent"] == "gaveUp"
     assert event["log_failure"] is service.lastFailure
     stopped = service.stopService()
@@ -256,6 +261,8 @@ def test_raisingCallbacksAreLoggedOnce(logged: list[dict[str, Any]]) -> None:
     assert service.state == "waiting"
     events = failureEvents(logged)
     assert [e["reconnectEvent"] for e in events] == ["callbackFailed"] * 2
+    for event in events:
+        checkDocumented(event)
     assert service.stopService().called
 
 
@@ -732,3 +739,45 @@ def test_backoffPolicyTakesWhatTwistedTakes() -> None:
         endpoint.last.fail()
         assert service.state == "waiting"
         service.stopService()
+
+
+RAISING_POLICY_TAC = """
+from twisted.application import service
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet import reactor
+from twisted.internet.protocol import Factory, Protocol
+
+from reconnect import ClientService
+
+def policy(attempt):
+    raise ZeroDivisionError("the policy raised")
+
+application = service.Application("raising-policy")
+for bad in (policy, lambda attempt: float("nan")):
+    ClientService(
+        TCP4ClientEndpoint(reactor, "127.0.0.1", {port}),
+        Factory.forProtocol(Protocol),
+        retryPolicy=bad,
+    ).setServiceParent(application)
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_tacWithRaisingPolicyStopsOnSigterm(tmp_path: Any) -> None:
+    """
+    A C{.tac} whose services' policies raise or return nonsense: the
+    services give up (logged, with the traceback), and C{twistd} ends
+    promptly on SIGTERM, where it used to wait for ever for their stops.
+    """
+    tac = tmp_path / "raising.tac"
+    tac.write_text(RAISING_POLICY_TAC.format(port=freePort()))
+    process = twistd(tmp_path, "-y", str(tac))
+    await until(lambda: process.output.count(b"Gave up connecting") == 2)
+    assert b"ZeroDivisionError: the policy raised" in process.output
+    began = time.monotonic()
+    process.transport.signalProcess("TERM")  # type: ignore[union-attr]
+    await process.ended
+    # Before the rule, twistd never ended here; the bound is loose for
+    # slow machines (a clean shutdown takes a fraction of a second).
+    assert time.monotonic() - began < 3.0
+    assert b"Server Shut Down." in process.output
