@@ -21,7 +21,6 @@ from typing import Any, Optional
 import pytest
 import pytest_twisted
 from helpers import freePort, twistd, until
-from test_events import checkDocumented
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -31,6 +30,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from test_events import checkDocumented
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import IProtocol, IProtocolFactory
