@@ -89,6 +89,7 @@ class _ClientMachine:
         "_resetAfter",
         "_onConnected",
         "_onDisconnected",
+        "_onGaveUp",
         "failedAttempts",
         "lastFailure",
         "attempts",
@@ -124,6 +125,7 @@ class _ClientMachine:
         resetAfter: Optional[float] = None,
         onConnected: Optional[Callable[[IProtocol], object]] = None,
         onDisconnected: Optional[Callable[[IProtocol, Failure], object]] = None,
+        onGaveUp: Optional[Callable[[GaveUpConnecting], object]] = None,
     ) -> None:
         self._endpoint = endpoint
         self._factory = factory
@@ -136,6 +138,7 @@ class _ClientMachine:
         self._resetAfter = resetAfter
         self._onConnected = onConnected
         self._onDisconnected = onDisconnected
+        self._onGaveUp = onGaveUp
 
         self.failedAttempts = 0
         self.lastFailure: Optional[Failure] = None
@@ -538,7 +541,10 @@ class _ClientMachine:
             failure=reason,
             log_failure=reason,
         )
-        self._failConnectWaiters(Failure(self._gaveUpError()))
+        gaveUp = self._gaveUpError()
+        self._failConnectWaiters(Failure(gaveUp))
+        if self._onGaveUp is not None:
+            self._notify(self._onGaveUp, gaveUp)
 
     @_machine.output()
     def _awaitStop(self, stopped: Deferred[None]) -> None:

@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 
 from ._backoff import RetryPolicy, backoffPolicy, ownPolicy
 from ._checks import checkCallables, checkCount, checkSeconds
+from ._errors import GaveUpConnecting
 from ._machine import _ClientMachine
 from ._stats import ConnectionStats
 
@@ -67,6 +68,7 @@ class ClientService(Service):
         resetAfter: Optional[float] = None,
         onConnected: Optional[Callable[[IProtocol], object]] = None,
         onDisconnected: Optional[Callable[[IProtocol, Failure], object]] = None,
+        onGaveUp: Optional[Callable[[GaveUpConnecting], object]] = None,
     ) -> None:
         """
         @param endpoint: where to connect.
@@ -93,6 +95,8 @@ class ClientService(Service):
         @param onConnected: called with the protocol of each new connection.
         @param onDisconnected: called with the protocol and the reason when
             an established connection ends.
+        @param onGaveUp: called with the L{GaveUpConnecting
+            <reconnect.GaveUpConnecting>} error when the service gives up.
         """
         checkCallables(
             retryPolicy=retryPolicy,
@@ -100,6 +104,7 @@ class ClientService(Service):
             isFatal=isFatal,
             onConnected=onConnected,
             onDisconnected=onDisconnected,
+            onGaveUp=onGaveUp,
         )
         checkSeconds("attemptTimeout", attemptTimeout, zeroAllowed=False)
         checkSeconds("resetAfter", resetAfter, zeroAllowed=True)
@@ -115,6 +120,7 @@ class ClientService(Service):
             resetAfter=resetAfter,
             onConnected=onConnected,
             onDisconnected=onDisconnected,
+            onGaveUp=onGaveUp,
         )
 
     @property

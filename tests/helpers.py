@@ -17,6 +17,8 @@ from twisted.internet.task import deferLater
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
+from reconnect.testing import FakeAttempt, FakeEndpoint
+
 ROOT = Path(__file__).resolve().parent.parent
 TWISTD = str(Path(sys.executable).parent / "twistd")
 
@@ -157,3 +159,17 @@ def talkingFactory() -> Any:
             self.heard: list[bytes] = []
 
     return TalkingFactory()
+
+
+def pending(endpoint: FakeEndpoint) -> list[FakeAttempt]:
+    """
+    The attempts on C{endpoint} that are not decided yet.
+    """
+    return [a for a in endpoint.attempts if not a.deferred.called and not a.protocol]
+
+
+def live(endpoint: FakeEndpoint) -> list[FakeAttempt]:
+    """
+    The attempts on C{endpoint} that connected and whose connection is up.
+    """
+    return [a for a in endpoint.attempts if a.protocol is not None and not a.lost]

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import pytest
 import pytest_twisted
-from helpers import freePort, twistd, until
+from helpers import freePort, live, pending, twistd, until
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -50,7 +50,7 @@ from reconnect import (
     fullJitterPolicy,
 )
 from reconnect._proxy import _proxyClasses
-from reconnect.testing import FakeAttempt, FakeEndpoint
+from reconnect.testing import FakeEndpoint
 
 NONSENSE_DELAYS: list[object] = [-1, math.nan, math.inf, "1", object()]
 
@@ -489,16 +489,6 @@ MOODS = {
     "callbacks": ["ok", "raise"],
     "connect": ["ok", "ok", "raise", "nonsense"],
 }
-
-
-def pending(endpoint: FakeEndpoint) -> list[FakeAttempt]:
-    return [
-        a for a in endpoint.attempts if not a.deferred.called and a.protocol is None
-    ]
-
-
-def live(endpoint: FakeEndpoint) -> list[FakeAttempt]:
-    return [a for a in endpoint.attempts if a.protocol is not None and not a.lost]
 
 
 class ClientServiceUnderUserCode(RuleBasedStateMachine):

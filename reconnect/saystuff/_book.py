@@ -18,6 +18,7 @@ from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
+from .._errors import GaveUpConnecting
 from ._errors import (
     NotConnectedError,
     QueueFullError,
@@ -86,6 +87,7 @@ class RequestBook:
         self._writeLines: Optional[WriteLines] = None
         self._idleWaiters: list[Deferred[None]] = []
         self.accepting = True
+        self._gaveUp: Optional[GaveUpConnecting] = None
         self.written = 0
         self.answered = 0
         self.failed = 0
@@ -117,11 +119,14 @@ class RequestBook:
         @param timeout: seconds to wait for the reply; C{None} for the
             book's default.
         @raise ServiceStoppedError: if the book accepts no more requests.
+        @raise GaveUpConnecting: if the service gave up connecting.
         @raise NotConnectedError: if disconnected and not queueing.
         @raise QueueFullError: if disconnected and the queue is full.
         """
         if not self.accepting:
             raise ServiceStoppedError("the service is stopped")
+        if self._gaveUp is not None:
+            raise GaveUpConnecting(self._gaveUp.failure, self._gaveUp.attempts)
         request = _Request(line, self)
         writeLines = self._writeLines
         if writeLines is None:
@@ -196,6 +201,21 @@ class RequestBook:
         """
         inFlight, self._inFlight = self._inFlight, deque()
         self._failEach([r for r in inFlight if not r.abandoned], error)
+
+    def gaveUp(self, error: GaveUpConnecting) -> None:
+        """
+        No connection is coming: fail every request held with C{error}, and
+        refuse new ones with it until L{resume}.
+        """
+        self._gaveUp = error
+        self.failAll(error)
+
+    def resume(self) -> None:
+        """
+        Accept requests again (the service was started).
+        """
+        self.accepting = True
+        self._gaveUp = None
 
     def failAll(self, error: Exception) -> None:
         """

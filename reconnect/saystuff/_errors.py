@@ -12,10 +12,11 @@ class NotConnectedError(Exception):
     """
 
 
-class QueueFullError(Exception):
+class QueueFullError(NotConnectedError):
     """
     The queue of requests waiting for a connection is full; the request was
-    not accepted.
+    not accepted.  It only happens while disconnected, so it is a
+    L{NotConnectedError}: code that catches that one catches this too.
     """
 
 

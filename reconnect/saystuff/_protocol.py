@@ -64,7 +64,10 @@ class SayStuffClientProtocol(Protocol):
         rest = lines.pop()
         self._buffer = rest
         try:
-            if len(rest) > self._maxLineLength:
+            # The unfinished line may end with the CR of a delimiter whose
+            # LF has not come yet: that CR is not part of the line.
+            unfinished = len(rest) - rest.endswith(b"\r")
+            if unfinished > self._maxLineLength:
                 raise ServerProtocolError(
                     f"a reply line is over the limit of {self._maxLineLength} bytes"
                 )

@@ -21,12 +21,52 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .._backoff import RetryPolicy
+from .._checks import checkCount, checkSeconds
 from .._service import ClientService
 from ._book import RequestBook
 from ._errors import ServiceStoppedError
 from ._protocol import SayStuffClientFactory, SayStuffClientProtocol, checkLine
 
 _useDefault: Any = object()
+
+
+def _endpointFrom(
+    reactor: Any,
+    host: Optional[str],
+    port: Optional[int],
+    endpoint: Union[IStreamClientEndpoint, str, None],
+) -> IStreamClientEndpoint:
+    """
+    The endpoint to connect to: from C{host} and C{port}, or C{endpoint}
+    (an endpoint or its description), never both.
+
+    @raise TypeError: if both or neither are given, or one is of the
+        wrong type.
+    @raise ValueError: if a value is out of range or a description is bad;
+        a C{tls:} description without TLS support installed says what to
+        install.
+    """
+    if endpoint is not None:
+        if host is not None or port is not None:
+            raise TypeError("give host and port, or endpoint, not both")
+        if not isinstance(endpoint, str):
+            return endpoint
+        try:
+            return cast(IStreamClientEndpoint, clientFromString(reactor, endpoint))
+        except (NameError, ImportError):
+            raise ValueError(
+                f"endpoint {endpoint!r} needs TLS support: pip install 'reconnect[tls]'"
+            ) from None
+    if host is None or port is None:
+        raise TypeError("give host and port, or endpoint")
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, not {host!r}")
+    if not host:
+        raise ValueError("host must not be empty")
+    checkCount("port", port, least=1)
+    if port > 65535:
+        raise ValueError(f"port must be between 1 and 65535, not {port}")
+    return HostnameEndpoint(reactor, host, port)
 
 
 class SayStuffToServerService(Service):
@@ -98,22 +138,14 @@ class SayStuffToServerService(Service):
         """
         if reactor is None:
             from twisted.internet import reactor
-        target: IStreamClientEndpoint
-        if endpoint is None:
-            if host is None or port is None:
-                raise TypeError("give host and port, or endpoint")
-            target = HostnameEndpoint(reactor, host, port)
-        elif isinstance(endpoint, str):
-            target = clientFromString(reactor, endpoint)
-        else:
-            target = endpoint
-        if queueSize < 0:
-            raise ValueError(f"queueSize must be >= 0, not {queueSize!r}")
-        for name, value in [("timeout", timeout), ("idleTimeout", idleTimeout)]:
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0, not {value!r}")
-        if not stopTimeout >= 0:
-            raise ValueError(f"stopTimeout must be >= 0, not {stopTimeout!r}")
+        checkCount("queueSize", queueSize, least=0)
+        checkCount("maxLineLength", maxLineLength, least=1)
+        checkSeconds("timeout", timeout, zeroAllowed=False)
+        checkSeconds("idleTimeout", idleTimeout, zeroAllowed=False)
+        if stopTimeout is None:
+            raise TypeError("stopTimeout must be a number of seconds, not None")
+        checkSeconds("stopTimeout", stopTimeout, zeroAllowed=True)
+        target = _endpointFrom(reactor, host, port, endpoint)
         self.endpoint = target
         self._clock = cast(IReactorTime, reactor)
         self._maxLineLength = maxLineLength
@@ -143,6 +175,7 @@ class SayStuffToServerService(Service):
             resetAfter=resetAfter,
             onConnected=self._connected,
             onDisconnected=self._disconnected,
+            onGaveUp=self.book.gaveUp,
         )
 
     def sendToServer(
@@ -156,13 +189,17 @@ class SayStuffToServerService(Service):
             service's default; C{None} for no limit.
         @return: a C{Deferred} that fires with the reply line, or fails with
             L{RequestTimedOut}, C{ConnectionLost} (when not resending),
-            L{ServerProtocolError} or L{ServiceStoppedError}.  Cancelling it
+            L{ServerProtocolError}, L{ServiceStoppedError} or, when the
+            service gives up connecting, L{GaveUpConnecting
+            <reconnect.GaveUpConnecting>}.  Cancelling it
             withdraws a queued request before it is sent.
         @raise TypeError: if C{line} is not bytes.
         @raise ValueError: if C{line} contains CR or LF or is too long.
         @raise NotConnectedError: if disconnected and not queueing.
         @raise QueueFullError: if the queue is full.
         @raise ServiceStoppedError: if the service is not running.
+        @raise GaveUpConnecting: if the service gave up connecting; it
+            refuses requests until it is stopped and started again.
         """
         checkLine(line, self._maxLineLength)
         if timeout is _useDefault:
@@ -201,9 +238,17 @@ class SayStuffToServerService(Service):
         }
 
     def startService(self) -> None:
+        """
+        Accept requests and connect.  Started again while an earlier stop
+        still waits for replies, it keeps the connection it has.
+        """
+        if self.running:
+            self._log.warn("Duplicate startService {log_source}")
+            return
         Service.startService(self)
-        self.book.accepting = True
-        self.clientService.startService()
+        self.book.resume()
+        if not self.clientService.running:
+            self.clientService.startService()
 
     def stopService(self) -> Deferred[None]:
         """
@@ -222,7 +267,10 @@ class SayStuffToServerService(Service):
             idle.addBoth(lambda _: timer.cancel() if timer.active() else None)
         idle.addErrback(lambda _: None)
 
-        def closeAndFailTheRest(_: object) -> Deferred[Any]:
+        def closeAndFailTheRest(_: object) -> Optional[Deferred[None]]:
+            if self.running:
+                # Started again while this stop drained: nothing to close.
+                return None
             book.failAll(ServiceStoppedError("the service was stopped"))
             return self.clientService.stopService()
 

@@ -1,0 +1,315 @@
+"""
+SayStuff's promise, that every request it accepts gets an answer: after
+giving up, across stops and starts in any order, and under random sequences
+of sends, connects, drops, answers and clock steps (a stateful property
+test on a fake clock with a scripted server).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import pytest
+from helpers import live, outcome, pending
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.python.failure import Failure
+
+from reconnect import GaveUpConnecting, backoffPolicy, limitRetries
+from reconnect.saystuff import (
+    NotConnectedError,
+    QueueFullError,
+    SayStuffToServerService,
+    ServiceStoppedError,
+)
+from reconnect.saystuff._book import RequestBook
+from reconnect.saystuff._protocol import SayStuffClientProtocol
+from reconnect.testing import FakeEndpoint
+
+
+def service(**kwargs: Any) -> tuple[SayStuffToServerService, Clock, FakeEndpoint]:
+    clock = Clock()
+    endpoint = FakeEndpoint()
+    kwargs.setdefault("retryPolicy", lambda n: 1.0)
+    made = SayStuffToServerService(endpoint=endpoint, reactor=clock, **kwargs)
+    return made, clock, endpoint
+
+
+def test_gaveUpFailsHeldRequestsAndRefusesNew() -> None:
+    """
+    A service that gave up fails every request it held with
+    L{GaveUpConnecting}, which carries the last failure, and refuses new
+    ones at once, until it is stopped and started again.
+    """
+    stuff, clock, endpoint = service(retryPolicy=limitRetries(backoffPolicy(), 0))
+    stuff.startService()
+    held = stuff.sendToServer(b"x")
+    endpoint.last.fail()
+    assert stuff.state == "gaveUp"
+    error = outcome(held).value
+    assert isinstance(error, GaveUpConnecting)
+    assert "Connection was refused" in str(error)
+    with pytest.raises(GaveUpConnecting):
+        stuff.sendToServer(b"y")
+    stuff.stopService()
+    stuff.startService()
+    again = stuff.sendToServer(b"z")
+    endpoint.last.succeed()
+    stuff_protocol = endpoint.last.protocol
+    assert stuff_protocol is not None
+    stuff_protocol.dataReceived(b"z\r\n")
+    assert outcome(again) == b"z"
+    stuff.stopService()
+
+
+def test_restartWhileStopDrains() -> None:
+    """
+    Stopped while a reply is outstanding, then started again before the
+    reply comes: when the old stop finishes it does not stop the
+    restarted service, which goes on answering.
+    """
+    stuff, clock, endpoint = service()
+    stuff.startService()
+    endpoint.last.succeed()
+    first = stuff.sendToServer(b"one")
+    stopped = stuff.stopService()
+    stuff.startService()
+    protocol = endpoint.last.protocol
+    assert protocol is not None
+    protocol.dataReceived(b"one\r\n")
+    assert outcome(first) == b"one"
+    assert stopped.called
+    assert stuff.running and stuff.state == "connected"
+    second = stuff.sendToServer(b"two")
+    protocol.dataReceived(b"two\r\n")
+    assert outcome(second) == b"two"
+
+
+def test_queueFullIsNotConnected() -> None:
+    """
+    C{QueueFullError} is a C{NotConnectedError}: code written for the seed's
+    API catches it.
+    """
+    stuff, clock, endpoint = service(queueSize=1)
+    stuff.startService()
+    stuff.sendToServer(b"a").addErrback(lambda f: None)
+    with pytest.raises(NotConnectedError):
+        stuff.sendToServer(b"b")
+    assert issubclass(QueueFullError, NotConnectedError)
+    stuff.stopService()
+
+
+def test_replyOfMaximumLengthWithSplitDelimiter() -> None:
+    """
+    A reply of exactly C{maxLineLength} bytes whose CR and LF arrive in
+    different reads is a legal reply, not a framing error.
+    """
+    book = RequestBook(Clock())
+    protocol = SayStuffClientProtocol(book, 10)
+    protocol.makeConnection(StringTransport())
+    book.attach(protocol.writeLines)
+    request = book.submit(b"q")
+    protocol.dataReceived(b"0123456789\r")
+    protocol.dataReceived(b"\n")
+    assert outcome(request) == b"0123456789"
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        ({"host": "", "port": 1}, ValueError, "host"),
+        ({"host": b"h", "port": 1}, TypeError, "host"),
+        ({"host": "h", "port": "7"}, TypeError, "port"),
+        ({"host": "h", "port": 70000}, ValueError, "port"),
+        ({"host": "h", "port": 1, "endpoint": "tcp:h:1"}, TypeError, "not both"),
+        ({"endpoint": "tcp:h:1", "maxLineLength": 0}, ValueError, "maxLineLength"),
+        ({"endpoint": "tcp:h:1", "maxLineLength": -5}, ValueError, "maxLineLength"),
+        ({"endpoint": "tcp:h:1", "queueSize": 1.5}, TypeError, "queueSize"),
+        ({"endpoint": "tcp:h:1", "timeout": "3"}, TypeError, "timeout"),
+        ({"endpoint": "tcp:h:1", "stopTimeout": None}, TypeError, "stopTimeout"),
+    ],
+)
+def test_badArguments(
+    kwargs: dict[str, Any], error: type[Exception], name: str
+) -> None:
+    """
+    Bad constructor arguments are errors at the call, naming the argument.
+    """
+    with pytest.raises(error, match=name):
+        SayStuffToServerService(reactor=MemoryReactor(), **kwargs)
+
+
+def test_tlsWithoutTlsSupportSaysWhatToInstall() -> None:
+    """
+    A C{tls:} endpoint where pyOpenSSL is missing is one clear error that
+    names the extra to install.
+    """
+    try:
+        import OpenSSL  # noqa: F401
+    except ImportError:
+        with pytest.raises(ValueError, match=r"reconnect\[tls\]"):
+            SayStuffToServerService(
+                endpoint="tls:example.com:443", reactor=MemoryReactor()
+            )
+    else:
+        SayStuffToServerService(endpoint="tls:example.com:443", reactor=MemoryReactor())
+
+
+# -- the stateful property test -------------------------------------------------
+
+
+class SayStuffPromises(RuleBasedStateMachine):
+    """
+    A L{SayStuffToServerService} on a clock, its server scripted: the
+    server answers, in order, some of the lines written to it so far with
+    the same line (the bundled server's echo).
+    """
+
+    @initialize(
+        giveUpAfter=st.sampled_from([None, 0, 2]),
+        timeout=st.sampled_from([None, 5.0]),
+        queueSize=st.sampled_from([2, 100]),
+    )
+    def build(
+        self, giveUpAfter: Optional[int], timeout: Optional[float], queueSize: int
+    ) -> None:
+        policy = backoffPolicy(jitter=lambda: 0.0)
+        if giveUpAfter is not None:
+            policy = limitRetries(policy, giveUpAfter)
+        self.stuff, self.clock, self.endpoint = service(
+            retryPolicy=policy, timeout=timeout, queueSize=queueSize, stopTimeout=3.0
+        )
+        self.requests: list[tuple[bytes, list[object]]] = []
+        self.serial = 0
+        self.answered: dict[int, int] = {}
+        self.stops: list[Deferred[None]] = []
+
+    def requests_done(self) -> list[bool]:
+        return [len(outcome) == 1 for _, outcome in self.requests]
+
+    @rule()
+    def start(self) -> None:
+        self.stuff.startService()
+
+    @rule()
+    def stop(self) -> None:
+        self.stops.append(self.stuff.stopService())
+
+    @rule()
+    def send(self) -> None:
+        self.serial += 1
+        line = b"request %d" % self.serial
+        try:
+            reply = self.stuff.sendToServer(line)
+        except (ServiceStoppedError, NotConnectedError, GaveUpConnecting):
+            return
+        outcome: list[object] = []
+        reply.addBoth(outcome.append)
+        self.requests.append((line, outcome))
+
+    @precondition(lambda self: pending(self.endpoint))
+    @rule()
+    def connectSucceeds(self) -> None:
+        pending(self.endpoint)[-1].succeed()
+
+    @precondition(lambda self: pending(self.endpoint))
+    @rule()
+    def connectFails(self) -> None:
+        pending(self.endpoint)[-1].fail()
+
+    @precondition(lambda self: live(self.endpoint))
+    @rule()
+    def connectionDrops(self) -> None:
+        live(self.endpoint)[-1].lose()
+
+    @precondition(lambda self: live(self.endpoint))
+    @rule(count=st.integers(1, 5))
+    def serverAnswers(self, count: int) -> None:
+        attempt = live(self.endpoint)[-1]
+        assert attempt.transport is not None and attempt.protocol is not None
+        written = attempt.transport.value().split(b"\r\n")[:-1]
+        done = self.answered.get(id(attempt), 0)
+        todo = written[done : done + count]
+        self.answered[id(attempt)] = done + len(todo)
+        if todo:
+            attempt.protocol.dataReceived(b"".join(line + b"\r\n" for line in todo))
+
+    @rule()
+    def closeWhatWasClosed(self) -> None:
+        """
+        The reactor's part: a connection the client closed ends.
+        """
+        for attempt in live(self.endpoint):
+            assert attempt.transport is not None
+            if attempt.transport.disconnecting:
+                attempt.lose()
+
+    @rule(seconds=st.sampled_from([0.5, 2.0, 10.0]))
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @invariant()
+    def promisesKept(self) -> None:
+        if not hasattr(self, "stuff"):
+            return
+        for line, result in self.requests:
+            if result and not isinstance(result[0], Failure):
+                assert result == [line]
+        state = self.stuff.state
+        if state == "gaveUp":
+            assert self.stuff.book.queued == 0
+            assert all(self.requests_done())
+        if not self.stuff.running and self.stuff.clientService.state == "stopped":
+            assert all(self.requests_done())
+            assert all(stop.called for stop in self.stops)
+        if self.stuff.running:
+            assert self.stuff.clientService.running
+
+    def teardown(self) -> None:
+        if not hasattr(self, "stuff"):
+            return
+        # A running service reconnects when the server is there and answers.
+        if self.stuff.running and self.stuff.state != "gaveUp":
+            for _ in range(3):
+                self.closeWhatWasClosed()
+                self.clock.advance(120)
+                for attempt in pending(self.endpoint):
+                    attempt.succeed()
+            # A policy that gives up may have, on an idle check's abort.
+            assert self.stuff.state in ("connected", "gaveUp")
+        if self.stuff.running and self.stuff.state == "connected":
+            while live(self.endpoint):
+                before = self.answered.get(id(live(self.endpoint)[-1]), 0)
+                self.serverAnswers(1000)
+                if self.answered.get(id(live(self.endpoint)[-1]), 0) == before:
+                    break
+            self.clock.advance(0)
+            assert all(self.requests_done()), "an answered request is waiting"
+        stopped = self.stuff.stopService()
+        self.clock.advance(10)
+        for attempt in live(self.endpoint):
+            attempt.lose()
+        self.clock.advance(10)
+        assert stopped.called
+        assert all(stop.called for stop in self.stops)
+        assert all(self.requests_done())
+        assert self.clock.getDelayedCalls() == []
+
+
+SayStuffPromises.TestCase.settings = settings(
+    max_examples=200,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestSayStuffPromises = SayStuffPromises.TestCase
