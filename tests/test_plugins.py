@@ -5,6 +5,7 @@ The twistd plugins: their options, and the real C{twistd} command end to end
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -46,11 +47,30 @@ from reconnect.saystuff._relay import StdinRelayService
         ["--connect", "carrier-pigeon:x"],
         ["--metrics", "nonsense:1"],
         ["--metrics", "tcp:notaport"],
+        ["--connect", "tcp:127.0.0.1:99999"],
+        ["--listen", "tcp:99999"],
+        ["--host", ""],
+        ["--connect", "tcp:127.0.0.1:7", "--host", "example.com"],
+        ["--connect", "tcp:127.0.0.1:7", "--port", "7"],
     ],
 )
 def test_badRelayOptions(argv: list[str]) -> None:
     with pytest.raises(UsageError):
         tap.Options().parseOptions(argv)
+
+
+def test_stdinNeedsNodaemon() -> None:
+    """
+    C{--stdin} under a daemonizing twistd is a usage error: a daemon's
+    standard input is gone, and its lines would be silently dropped.
+    """
+    options = tap.Options()
+    options.parent = {"nodaemon": False}
+    with pytest.raises(UsageError, match="twistd -n"):
+        options.parseOptions(["--stdin"])
+    options = tap.Options()
+    options.parent = {"nodaemon": True, "logger": "x"}
+    options.parseOptions(["--stdin"])
 
 
 @pytest.mark.parametrize(
@@ -202,3 +222,30 @@ def test_anyRelayOptionValueIsUsageOrAccepted(option: str, value: str) -> None:
         tap.Options().parseOptions([option, value])
     except UsageError:
         pass
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["saystuff-server", "--port", "{busy}"],
+        ["saystuff", "--listen", "tcp:{busy}:interface=127.0.0.1"],
+        ["saystuff", "--metrics", "tcp:{busy}:interface=127.0.0.1"],
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_busyPortEndsTheProcess(tmp_path: Path, argv: list[str]) -> None:
+    """
+    A port that cannot be listened on ends twistd at start-up with exit
+    status 1 and one line saying why, not a traceback and a process that
+    listens nowhere.
+    """
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = str(taken.getsockname()[1])
+        process = twistd(tmp_path, *(a.replace("{busy}", busy) for a in argv))
+        code = await process.ended
+    assert code == 1
+    assert b"Traceback" not in process.output, process.output.decode()
+    [line] = [x for x in process.output.splitlines() if b"error: " in x]
+    assert b"Couldn't listen on 127.0.0.1:" + busy.encode() in line

@@ -8,7 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import IService
 from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IProtocolFactory, IStreamServerEndpoint
 from twisted.internet.testing import MemoryReactor
 from twisted.python.usage import UsageError
 
@@ -56,6 +60,31 @@ def positiveFloat(value: str) -> float:
     return number
 
 
+def listening(endpoint: IStreamServerEndpoint, factory: IProtocolFactory) -> IService:
+    """
+    A service that listens on C{endpoint}, and whose failure to listen
+    ends C{twistd} at start-up (exit status 1, one line on standard error)
+    instead of leaving a process that listens nowhere.  It asks for the
+    failure at once as Twisted's own C{strports.service} does, through the
+    same attribute.
+    """
+    return _ListeningService(endpoint, factory)  # type: ignore[no-untyped-call]
+
+
+class _ListeningService(StreamServerEndpointService):
+    """
+    Listens at start-up or ends the program with one line that says why.
+    """
+
+    _raiseSynchronously = True
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()  # type: ignore[no-untyped-call]
+        except CannotListenError as error:
+            raise SystemExit(f"error: {error}") from None
+
+
 def named(option: str, check: Callable[[str], T]) -> Callable[[str], T]:
     """
     C{check}, with the option's name at the front of its complaint.
@@ -75,9 +104,10 @@ def checkClientEndpoint(option: str, description: str) -> None:
     @raise UsageError: if C{description} is not a client endpoint string.
     """
     try:
-        clientFromString(MemoryReactor(), description)
+        endpoint = clientFromString(MemoryReactor(), description)
     except Exception as error:
         raise UsageError(f"--{option}: bad endpoint {description!r}: {error}") from None
+    checkPortOf(option, description, endpoint, least=1)
 
 
 def checkServerEndpoint(option: str, description: str) -> None:
@@ -85,6 +115,22 @@ def checkServerEndpoint(option: str, description: str) -> None:
     @raise UsageError: if C{description} is not a server endpoint string.
     """
     try:
-        serverFromString(MemoryReactor(), description)
+        endpoint = serverFromString(MemoryReactor(), description)
     except Exception as error:
         raise UsageError(f"--{option}: bad endpoint {description!r}: {error}") from None
+    checkPortOf(option, description, endpoint, least=0)
+
+
+def checkPortOf(option: str, description: str, endpoint: object, least: int) -> None:
+    """
+    Twisted's TCP endpoints take any integer as a port: refuse those that
+    are not one.
+
+    @raise UsageError: if C{endpoint} has a TCP port out of range.
+    """
+    port = getattr(endpoint, "_port", None)
+    if isinstance(port, int) and not least <= port <= 65535:
+        raise UsageError(
+            f"--{option}: bad endpoint {description!r}: "
+            f"port must be between {least} and 65535, not {port}"
+        )

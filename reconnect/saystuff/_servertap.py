@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.python.usage import Options as _Options
 from twisted.python.usage import UsageError
 
-from ._options import DEFAULT_PORT, named, portNumber
+from ._options import DEFAULT_PORT, listening, named, portNumber
 from ._server import EchoLineFactory
 
 
@@ -48,4 +47,4 @@ def makeService(options: Any) -> IService:
     endpoint = TCP4ServerEndpoint(
         reactor, options["port"], interface=options["interface"]
     )
-    return StreamServerEndpointService(endpoint, EchoLineFactory())
+    return listening(endpoint, EchoLineFactory())

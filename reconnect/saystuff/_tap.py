@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
 from twisted.python.usage import Options as _Options
@@ -18,6 +17,7 @@ from ._options import (
     DEFAULT_PORT,
     checkClientEndpoint,
     checkServerEndpoint,
+    listening,
     named,
     nonNegativeFloat,
     portNumber,
@@ -28,6 +28,7 @@ from ._relay import RelayFactory, StdinRelayService
 from ._service import SayStuffToServerService
 
 DEFAULT_LISTEN = "tcp:8765:interface=127.0.0.1"
+DEFAULT_HOST = "127.0.0.1"
 
 
 class Options(_Options):
@@ -41,8 +42,14 @@ class Options(_Options):
     )
 
     optParameters = [
-        ["host", None, "127.0.0.1", "The server's host name or address."],
-        ["port", "p", DEFAULT_PORT, "The server's port.", named("port", portNumber)],
+        ["host", None, None, "The server's host name or address [127.0.0.1]."],
+        [
+            "port",
+            "p",
+            None,
+            f"The server's port [{DEFAULT_PORT}].",
+            named("port", portNumber),
+        ],
         [
             "connect",
             "c",
@@ -117,7 +124,14 @@ class Options(_Options):
 
     def postOptions(self) -> None:
         if self["connect"] is not None:
+            if self["host"] is not None or self["port"] is not None:
+                raise UsageError("give --connect, or --host and --port, not both")
             checkClientEndpoint("connect", self["connect"])
+        if self["host"] == "":
+            raise UsageError("--host must not be empty")
+        if self["connect"] is None:
+            self["host"] = self["host"] or DEFAULT_HOST
+            self["port"] = self["port"] or DEFAULT_PORT
         if self["max-delay"] < self["initial-delay"]:
             raise UsageError(
                 f"--max-delay ({self['max-delay']}) must not be less than "
@@ -128,6 +142,10 @@ class Options(_Options):
         if not self["listen"] and not self["stdin"]:
             self["listen"] = [DEFAULT_LISTEN]
         parent = getattr(self, "parent", None)
+        if self["stdin"] and parent is not None and not parent.get("nodaemon"):
+            raise UsageError(
+                "--stdin needs twistd -n: a daemon has no standard input to read"
+            )
         if self["stdin"] and parent is not None:
             if not any(parent.get(k) for k in ("logger", "logfile", "syslog")):
                 parent["logger"] = f"{__package__}._relay.stderrLogObserver"
@@ -140,8 +158,8 @@ def makeService(options: Any) -> IService:
         options["initial-delay"], options["max-delay"], options["factor"]
     )
     relayed = SayStuffToServerService(
-        options["host"],
-        options["port"],
+        None if options["connect"] else options["host"],
+        None if options["connect"] else options["port"],
         endpoint=options["connect"],
         reactor=reactor,
         retryPolicy=policy,
@@ -151,7 +169,7 @@ def makeService(options: Any) -> IService:
     top = MultiService()
     relayed.setServiceParent(top)
     for description in options["listen"]:
-        StreamServerEndpointService(
+        listening(
             serverFromString(reactor, description), RelayFactory(relayed)
         ).setServiceParent(top)
     if options["stdin"]:
@@ -161,7 +179,7 @@ def makeService(options: Any) -> IService:
 
         from ..prometheus import metricsResource
 
-        StreamServerEndpointService(
+        listening(
             serverFromString(reactor, options["metrics"]),
             Site(metricsResource({"saystuff": relayed})),
         ).setServiceParent(top)
