@@ -34,6 +34,7 @@ from reconnect.saystuff import (
 )
 from reconnect.saystuff._book import RequestBook
 from reconnect.saystuff._protocol import SayStuffClientProtocol
+from reconnect.saystuff._relay import RelayProtocol
 from reconnect.testing import FakeEndpoint
 
 
@@ -313,3 +314,29 @@ SayStuffPromises.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestSayStuffPromises = SayStuffPromises.TestCase
+
+
+def test_relayBoundsAnInputLine() -> None:
+    """
+    A local client that sends more than a line's worth of bytes with no
+    newline gets an C{ERROR} line after the answers to its earlier lines,
+    and is disconnected; the relay buffers no more than one line's worth.
+    """
+    stuff, clock, endpoint = service(maxLineLength=10)
+    stuff.startService()
+    endpoint.last.succeed()
+    local = RelayProtocol(stuff)
+    transport = StringTransport()
+    local.makeConnection(transport)
+    local.dataReceived(b"ok\n" + b"x" * 8)
+    for _ in range(1000):
+        local.dataReceived(b"x" * 1000)
+        assert len(local._buffer) <= 11
+    server = endpoint.last.protocol
+    assert server is not None
+    server.dataReceived(b"ok\r\n")
+    assert transport.value() == (
+        b"ok\r\nERROR ValueError: line over the limit of 10 bytes\r\n"
+    )
+    assert transport.disconnecting
+    stuff.stopService()

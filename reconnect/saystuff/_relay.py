@@ -44,18 +44,43 @@ class RelayProtocol(Protocol):
         self._buffer = b""
         self._answers: deque[list[Any]] = deque()
         self._inputEnded = False
+        self._closeWhenAnswered = False
 
     def dataReceived(self, data: bytes) -> None:
+        if self._inputEnded:
+            return
         lines = (self._buffer + data).split(b"\n")
         self._buffer = lines.pop()
         for line in lines:
             self.relay(line[:-1] if line.endswith(b"\r") else line)
+        # The unfinished line may end with the CR of a CRLF still to come.
+        if len(self._buffer) > self._service.maxLineLength + 1:
+            self._lineTooLong()
+
+    def _lineTooLong(self) -> None:
+        """
+        A line longer than the server could take: answer it with an
+        C{ERROR} line, read no more from this client, and close once the
+        lines before it are answered.  Nothing unbounded is buffered.
+        """
+        self._buffer = b""
+        limit = self._service.maxLineLength
+        self._answerWith(fail(ValueError(f"line over the limit of {limit} bytes")))
+        self._closeWhenAnswered = True
+        self.inputEnded()
 
     def relay(self, line: bytes) -> None:
         try:
             reply: Deferred[bytes] = self._service.sendToServer(line)
         except Exception:
             reply = fail()
+        self._answerWith(reply)
+
+    def _answerWith(self, reply: Deferred[bytes]) -> None:
+        """
+        Write what C{reply} fires with, after the answers to every earlier
+        line.
+        """
         slot: list[Any] = [False, b""]
         self._answers.append(slot)
 
@@ -88,6 +113,8 @@ class RelayProtocol(Protocol):
         """
         Input has ended and every line has its answer.
         """
+        if self._closeWhenAnswered:
+            self.transport.loseConnection()  # type: ignore[union-attr]
 
 
 class RelayFactory(Factory):

@@ -209,6 +209,13 @@ class SayStuffToServerService(Service):
         return self.book.submit(line, timeout)
 
     @property
+    def maxLineLength(self) -> int:
+        """
+        The longest line, in bytes, that L{sendToServer} takes.
+        """
+        return self._maxLineLength
+
+    @property
     def state(self) -> str:
         """
         The connection's state, as L{ClientService.state} gives it.
