@@ -179,6 +179,65 @@ async def test_stdinEndToEnd(tmp_path: Path) -> None:
     assert b"Traceback" not in relay.stderr
 
 
+@pytest_twisted.ensureDeferred
+async def test_stdinErrorLineMeansFailureStatus(tmp_path: Path) -> None:
+    """
+    At end of input, if any line got an C{ERROR} line instead of a reply,
+    the exit status is 1.
+    """
+    serverPort = freePort()
+    server = twistd(tmp_path, "saystuff-server", "--port", str(serverPort))
+    try:
+        await until(lambda: b"starting on" in server.output)
+        relay = twistd(
+            tmp_path,
+            "saystuff",
+            "--port",
+            str(serverPort),
+            "--stdin",
+            protocol=StdoutOnly(),
+        )
+        assert isinstance(relay, StdoutOnly)
+        relay.transport.write(b"alpha\n" + b"x" * 20000 + b"\n")  # type: ignore[union-attr]
+        relay.transport.closeStdin()  # type: ignore[union-attr]
+        code = await relay.ended
+    finally:
+        await stop(server)
+    assert code == 1, relay.stderr.decode()
+    assert relay.stdout.splitlines() == [
+        b"alpha",
+        b"ERROR ValueError: line of 20000 bytes is over the limit of 16384",
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_stdinShutdownAnswersEveryLine(tmp_path: Path) -> None:
+    """
+    SIGTERM while lines wait for a server that is down: each of them gets
+    its C{ERROR} line on standard output before the process ends, and the
+    exit status is not 0.
+    """
+    relay = twistd(
+        tmp_path,
+        "saystuff",
+        "--port",
+        str(freePort()),
+        "--stdin",
+        protocol=StdoutOnly(),
+    )
+    assert isinstance(relay, StdoutOnly)
+    relay.transport.write(b"one\ntwo\n")  # type: ignore[union-attr]
+    await until(lambda: b"Scheduling retry" in relay.stderr)
+    relay.transport.signalProcess("TERM")  # type: ignore[union-attr]
+    code = await relay.ended
+    assert code != 0 or relay.signal == 15
+    assert (
+        relay.stdout.splitlines()
+        == [b"ERROR ServiceStoppedError: the service was stopped"] * 2
+    )
+    assert b"Traceback" not in relay.stderr
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -6,13 +6,15 @@ goes back to whoever sent the line, in the order the lines came.
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Optional
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import ILogObserver, textFileLogObserver
@@ -45,6 +47,7 @@ class RelayProtocol(Protocol):
         self._answers: deque[list[Any]] = deque()
         self._inputEnded = False
         self._closeWhenAnswered = False
+        self.errors = 0
 
     def dataReceived(self, data: bytes) -> None:
         if self._inputEnded:
@@ -86,7 +89,11 @@ class RelayProtocol(Protocol):
 
         def answered(result: object) -> None:
             slot[0] = True
-            slot[1] = result if isinstance(result, bytes) else describeFailure(result)  # type: ignore[arg-type]
+            if isinstance(result, bytes):
+                slot[1] = result
+            else:
+                self.errors += 1
+                slot[1] = describeFailure(result)  # type: ignore[arg-type]
             self._flush()
 
         reply.addBoth(answered)
@@ -103,6 +110,8 @@ class RelayProtocol(Protocol):
         No more lines will come: relay an unterminated last line, and call
         L{allAnswered} once every line has its answer.
         """
+        if self._inputEnded:
+            return
         if self._buffer:
             self.relay(self._buffer.rstrip(b"\r"))
             self._buffer = b""
@@ -163,25 +172,63 @@ class StdinRelayService(Service):
     """
     Relays standard input, line by line; prints the replies on standard
     output; once input ends and every line is answered, stops the reactor.
+
+    Stopped before that (SIGTERM), it reads no more, and waits until every
+    line read has its answer or its C{ERROR} line (the SayStuff service,
+    stopping too, fails what it cannot answer) and all of it is written.
+    If any line got an C{ERROR} line, the process exits with status 1.
     """
 
     def __init__(self, service: SayStuffToServerService, reactor: Any) -> None:
         self._service = service
         self._reactor = reactor
-        self._stdio: Optional[Any] = None
+        self._protocol: Optional[_StdinRelayProtocol] = None
+        self._allWritten = False
+        self._stopWaiters: list[Deferred[None]] = []
 
     def startService(self) -> None:
         from twisted.internet.stdio import StandardIO
 
         Service.startService(self)
-        protocol = _StdinRelayProtocol(self._service, self._finished)
-        self._stdio = StandardIO(protocol, reactor=self._reactor)  # type: ignore[no-untyped-call]
+        self._protocol = _StdinRelayProtocol(self._service, self._finished)
+        StandardIO(self._protocol, reactor=self._reactor)  # type: ignore[no-untyped-call]
+
+    def stopService(self) -> Deferred[None]:
+        Service.stopService(self)
+        if self._protocol is None or self._allWritten:
+            return succeed(None)
+        stopped: Deferred[None] = Deferred()
+        self._stopWaiters.append(stopped)
+        self._protocol.inputEnded()
+        return stopped
 
     def _finished(self) -> None:
+        """
+        Every answer is written and standard output is closed.
+        """
+        assert self._protocol is not None
+        self._allWritten = True
+        if self._protocol.errors:
+            atexit.register(_exitWithStatus, 1)
+        if not self.running:
+            waiters, self._stopWaiters = self._stopWaiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+            return
         if self._reactor.running:
             self._reactor.stop()
         else:
             self._reactor.callWhenRunning(self._reactor.stop)
+
+
+def _exitWithStatus(status: int) -> None:
+    """
+    End the process with C{status}: twistd itself always exits with 0, so
+    this runs last, once twistd has shut down and removed its pidfile.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def stderrLogObserver() -> ILogObserver:
