@@ -1,0 +1,246 @@
+"""
+Every shell command in README.md and docs/guide.md, run as written.
+
+The commands are read from the documents' C{```sh} blocks, so a command
+that changes there changes here.  Each must be one this module knows how to
+run (a new one fails L{test_everyCommandIsKnown} until it is taught here):
+most run exactly as written, in a copy of the project, with the bundled
+server where they need one.  Two kinds are checked rather than run, because
+running them here would run this suite inside itself: the test command
+(C{python -m pytest}), which must be the command C{.ci/run} runs, and the
+C{tox} and C{.ci/run} lines, whose environments must exist.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import ROOT
+
+DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "guide.md"]
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+INSTALL = "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]'"
+SERVER = "twistd -n --pidfile= saystuff-server &"
+TESTS = "python -m pytest"
+
+
+def blocks(path: Path, language: str) -> list[str]:
+    """
+    The fenced blocks of C{language} in the document at C{path}.
+    """
+    return [body for lang, body in FENCE.findall(path.read_text()) if lang == language]
+
+
+def commands(path: Path) -> list[str]:
+    """
+    Each command line of the document's C{sh} blocks, without its trailing
+    comment.
+    """
+    found = []
+    for block in blocks(path, "sh"):
+        for line in block.splitlines():
+            command = re.sub(r"\s+#\s.*$", "", line).strip()
+            if command:
+                found.append(command)
+    return found
+
+
+ALL = {command for document in DOCUMENTS for command in commands(document)}
+CHECKED = {TESTS, "bash .ci/run"} | {c for c in ALL if c.startswith("tox")}
+RUN = {
+    INSTALL,
+    "reconnect-demo",
+    SERVER,
+    "twistd -ny examples/saystuff.tac",
+    "twistd -ny saystuff.tac",
+    "printf 'one\\ntwo\\n' | twistd -n saystuff --stdin",
+}
+
+
+def test_everyCommandIsKnown() -> None:
+    """
+    Every command in the documents is run (or checked) by a test here, and
+    every command a test here runs is still in the documents.
+    """
+    assert ALL - CHECKED == RUN
+
+
+def test_testCommandIsWhatCiRuns() -> None:
+    """
+    README's test command is the one C{.ci/run} ends with.
+    """
+    assert TESTS in commands(ROOT / "README.md")
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert [line for line in ci if line.strip() == TESTS]
+
+
+def test_toxEnvironmentsExist() -> None:
+    """
+    Each C{tox -e NAME} in the documents names an environment of tox.ini,
+    and plain C{tox} runs the tests, lint and typing.
+    """
+    toxIni = (ROOT / "tox.ini").read_text()
+    for command in CHECKED:
+        match = re.fullmatch(r"tox -e (\S+)", command)
+        if match:
+            assert f"[testenv:{match.group(1)}]" in toxIni
+    assert "envlist = py3, lint, typing" in toxIni
+
+
+def copyOfProject(target: Path) -> Path:
+    shutil.copytree(
+        ROOT,
+        target,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".tox",
+            ".venv",
+            "*.egg-info",
+            "build",
+            "__pycache__",
+            "dropin.cache",
+        ),
+    )
+    return target
+
+
+def activated() -> dict[str, str]:
+    """
+    The environment of a user who installed the project and activated its
+    venv: this interpreter's scripts (twistd, reconnect-demo) come first.
+    """
+    scripts = str(Path(sys.executable).parent)
+    return dict(os.environ, PATH=scripts + os.pathsep + os.environ.get("PATH", ""))
+
+
+def runInBackground(script: str, where: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """
+    Run C{script} with bash in C{where}, in a session of its own so that it
+    and everything it starts can be stopped together; its output goes to a
+    file.
+    """
+    output = where / "output.txt"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            ["bash", "-c", script],
+            cwd=where,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=activated(),
+        )
+    return process, output
+
+
+def waitFor(
+    marker: bytes, output: Path, process: subprocess.Popen[bytes], detaches: bool
+) -> None:
+    """
+    Wait until C{marker} is in the output; unless the script C{detaches}
+    (ends once it has put its work in the background), it must not end
+    first.
+    """
+    deadline = time.monotonic() + 60
+    while marker not in output.read_bytes():
+        assert detaches or process.poll() is None, output.read_text()
+        assert time.monotonic() < deadline, output.read_text()
+        time.sleep(0.1)
+
+
+def stopAll(process: subprocess.Popen[bytes]) -> None:
+    """
+    SIGTERM to the script and everything it started, as a user's ^C would.
+    """
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    process.wait(timeout=30)
+
+
+def guideTac() -> str:
+    guide = ROOT / "docs" / "guide.md"
+    [tac] = [b for b in blocks(guide, "python") if b.startswith("# saystuff.tac")]
+    return tac
+
+
+@pytest.mark.parametrize(
+    "document, client, marker",
+    [
+        (ROOT / "README.md", "twistd -ny examples/saystuff.tac", b"reply: b'hello 2'"),
+        (ROOT / "docs" / "guide.md", "twistd -ny saystuff.tac", b"Connected to"),
+    ],
+    ids=["README", "guide"],
+)
+def test_tacBesideTheServer(
+    tmp_path: Path, document: Path, client: str, marker: bytes
+) -> None:
+    """
+    The documents' pair of commands: the bundled server in the background,
+    then a C{.tac} client (the example, or the guide's own) that talks to
+    it, in one folder.
+    """
+    [block] = [b for b in blocks(document, "sh") if client in b]
+    assert block.splitlines() == [SERVER, client]
+    where = copyOfProject(tmp_path / "project")
+    (where / "saystuff.tac").write_text(guideTac())
+    process, output = runInBackground(block, where)
+    try:
+        waitFor(marker, output, process, detaches=False)
+    finally:
+        stopAll(process)
+    assert b"Another twistd server is running" not in output.read_bytes()
+    assert b"Traceback" not in output.read_bytes()
+
+
+def test_stdinCommand(tmp_path: Path) -> None:
+    """
+    The C{--stdin} command, with the server started as README starts it:
+    both replies come back and the command ends.
+    """
+    [command] = [c for c in RUN if "--stdin" in c]
+    server, serverOutput = runInBackground(SERVER, tmp_path)
+    try:
+        waitFor(b"starting on 65432", serverOutput, server, detaches=True)
+        done = subprocess.run(
+            ["bash", "-c", command],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=60,
+            env=activated(),
+        )
+    finally:
+        stopAll(server)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout == b"one\ntwo\n"
+
+
+def test_installAndDemo(tmp_path: Path) -> None:
+    """
+    README's first two commands, as a new user runs them: install into a
+    fresh venv in the project, then the demo, which needs nothing else
+    running.
+    """
+    where = copyOfProject(tmp_path / "project")
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    script = f"{INSTALL} && reconnect-demo"
+    done = subprocess.run(
+        ["bash", "-c", script],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "no line was lost." in done.stdout
