@@ -5,6 +5,7 @@ for testing code that must survive a bad network.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
@@ -24,7 +25,7 @@ class _Pipe:
         self._proxy = proxy
         self.target: Optional[ITransport] = None
         self.silent = False
-        self._pending: list[bytes] = []
+        self._pending: deque[bytes] = deque()
         self._busy = False
 
     def send(self, data: bytes) -> None:
@@ -39,22 +40,29 @@ class _Pipe:
             self._next()
 
     def _next(self) -> None:
+        """
+        Write what is pending: with no gap to keep, at once, each piece a
+        write of its own (a loop, not a call per piece, so a long trickle
+        does not recurse); otherwise one piece, and the next after the gap.
+        """
         proxy = self._proxy
+        gap = proxy.delay if not proxy.trickle else max(proxy.delay, proxy.trickleGap)
+        while gap <= 0 and self._pending and self.target is not None:
+            self._writeOne()
         if not self._pending or self.target is None:
             self._busy = False
             return
         self._busy = True
-        gap = proxy.delay if not proxy.trickle else max(proxy.delay, proxy.trickleGap)
-        if gap > 0:
-            proxy._reactor.callLater(gap, self._writeOne)
-        else:
-            self._writeOne()
+        proxy._reactor.callLater(gap, self._writeThenNext)
 
     def _writeOne(self) -> None:
-        if self._pending and self.target is not None and not self.silent:
-            self.target.write(self._pending.pop(0))
-        elif self.silent:
+        if self.silent:
             self._pending.clear()
+        elif self._pending and self.target is not None:
+            self.target.write(self._pending.popleft())
+
+    def _writeThenNext(self) -> None:
+        self._writeOne()
         self._next()
 
 

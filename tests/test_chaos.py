@@ -311,3 +311,24 @@ async def test_legacyFactoryRecoversFromEachFault(
         factory.stopTrying()
         connector.disconnect()
     assert factory.heard == [b"hello 1", b"hello 2", b"hello 3"]
+
+
+def test_trickleWithoutGapDoesNotRecurse() -> None:
+    """
+    Trickling with the default gap of 0 writes each byte as a write of its
+    own, however many bytes come, without recursing once per byte.
+    """
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from reconnect._chaos import _Pipe
+
+    proxy = ChaosProxy(Clock(), upstreamPort=1)
+    proxy.trickle = True
+    pipe = _Pipe(proxy)
+    written: list[bytes] = []
+    target = StringTransport()
+    target.write = written.append  # type: ignore[method-assign]
+    pipe.target = target
+    pipe.send(b"x" * 5000)
+    assert written == [b"x"] * 5000

@@ -5,8 +5,10 @@ The twistd plugins: their options, and the real C{twistd} command end to end
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
@@ -15,7 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    TCP6ServerEndpoint,
+    connectProtocol,
+)
 from twisted.python.usage import UsageError
 
 from reconnect.saystuff import SayStuffToServerService
@@ -308,3 +314,54 @@ async def test_busyPortEndsTheProcess(tmp_path: Path, argv: list[str]) -> None:
     assert b"Traceback" not in process.output, process.output.decode()
     [line] = [x for x in process.output.splitlines() if b"error: " in x]
     assert b"Couldn't listen on 127.0.0.1:" + busy.encode() in line
+
+
+@pytest.mark.parametrize("options", [tap.Options, servertap.Options])
+def test_helpHasNoRunsOfSpaces(options: type[Any]) -> None:
+    """
+    Each option's help reads as one sentence: no line breaks of a docstring
+    turned into runs of spaces.
+    """
+    usage = str(options())
+    # Option names fill the first 24 columns; the help text follows.
+    helpTexts = [line[24:] for line in usage.splitlines() if line.startswith("  ")]
+    assert helpTexts
+    for text in helpTexts:
+        assert not re.search(r"\S {2,}\S", text), text
+
+
+def test_tlsWithoutPyOpenSSLIsUsageMessage() -> None:
+    """
+    C{--connect tls:...} without TLS support installed names what to
+    install, in one usage message.
+    """
+    try:
+        import OpenSSL  # noqa: F401
+    except ImportError:
+        with pytest.raises(UsageError, match=r"reconnect\[tls\]"):
+            tap.Options().parseOptions(["--connect", "tls:example.com:443"])
+    else:
+        tap.Options().parseOptions(["--connect", "tls:example.com:443"])
+
+
+def test_serverListensOnIPv6() -> None:
+    """
+    C{saystuff-server --interface} takes an IPv6 address and listens there.
+    """
+    options = servertap.Options()
+    options.parseOptions(["--interface", "::1", "--port", "7"])
+    service = servertap.makeService(options)
+    assert isinstance(service.endpoint, TCP6ServerEndpoint)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1"])
+def test_demoRefusesBadSeconds(value: str, capsys: Any) -> None:
+    """
+    C{reconnect-demo --seconds} takes a finite number above 0, and says so.
+    """
+    from reconnect.saystuff._demo import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--seconds", value])
+    assert exited.value.code == 2
+    assert "--seconds must be a finite number > 0" in capsys.readouterr().err

@@ -9,6 +9,7 @@ Run it as C{reconnect-demo} (or C{python -m reconnect.saystuff._demo}).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any, Optional, TextIO
 
@@ -135,11 +136,18 @@ async def runDemo(
         f"\nsummary: sent {tally.sent}, answered with their own line "
         f"{tally.matched}, mismatched {tally.mismatched}, failed {tally.failed}, "
         f"lost {lost}; {client.book.resent} resent after "
-        f"{max(0, client.connections - 1)} reconnects\n"
+        f"{counted(max(0, client.connections - 1), 'reconnect')}\n"
     )
     ok = tally.matched == tally.sent
     out.write("no line was lost.\n" if ok else "SOME LINES WERE LOST.\n")
     return ok
+
+
+def counted(number: int, noun: str) -> str:
+    """
+    C{"1 reconnect"}, C{"3 reconnects"}.
+    """
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -150,8 +158,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="how long")
     parser.add_argument("--restarts", type=int, default=3, help="server restarts")
     options = parser.parse_args(argv)
-    if options.seconds <= 0 or options.restarts < 0:
-        parser.error("--seconds must be > 0 and --restarts >= 0")
+    if not (math.isfinite(options.seconds) and options.seconds > 0):
+        parser.error(f"--seconds must be a finite number > 0, not {options.seconds}")
+    if options.restarts < 0:
+        parser.error(f"--restarts must be >= 0, not {options.restarts}")
 
     from twisted.internet import reactor
 

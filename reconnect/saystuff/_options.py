@@ -12,11 +12,34 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService
 from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IProtocolFactory, IStreamServerEndpoint
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.interfaces import (
+    IHostnameResolver,
+    IProtocolFactory,
+    IReactorPluggableNameResolver,
+    IStreamServerEndpoint,
+)
 from twisted.python.usage import UsageError
+from zope.interface import implementer
 
 DEFAULT_PORT = 65432
+
+
+@implementer(IReactorPluggableNameResolver)
+class _ParsingOnly:
+    """
+    What the endpoint parsers are handed while options are checked: they
+    only keep their reactor, and the real one must not be imported yet
+    (C{twistd --reactor=...} installs it later).  It resolves names as the
+    default resolver would, so that no endpoint warns of a missing one.
+    """
+
+    nameResolver = None
+
+    def installNameResolver(self, resolver: IHostnameResolver) -> IHostnameResolver:
+        raise NotImplementedError("options are only parsed here")
+
+
+_NO_REACTOR = _ParsingOnly()
 T = TypeVar("T")
 
 
@@ -85,6 +108,19 @@ class _ListeningService(StreamServerEndpointService):
             raise SystemExit(f"error: {error}") from None
 
 
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def oneLineHelp(method: F) -> F:
+    """
+    Fold the docstring of an C{opt_} method, which C{--help} shows, into
+    one line: C{usage.Options} keeps its line breaks and indentation as
+    runs of spaces.
+    """
+    method.__doc__ = " ".join((method.__doc__ or "").split())
+    return method
+
+
 def named(option: str, check: Callable[[str], T]) -> Callable[[str], T]:
     """
     C{check}, with the option's name at the front of its complaint.
@@ -104,7 +140,12 @@ def checkClientEndpoint(option: str, description: str) -> None:
     @raise UsageError: if C{description} is not a client endpoint string.
     """
     try:
-        endpoint = clientFromString(MemoryReactor(), description)
+        endpoint = clientFromString(_NO_REACTOR, description)
+    except (NameError, ImportError):
+        raise UsageError(
+            f"--{option}: {description!r} needs TLS support: "
+            "pip install 'reconnect[tls]'"
+        ) from None
     except Exception as error:
         raise UsageError(f"--{option}: bad endpoint {description!r}: {error}") from None
     checkPortOf(option, description, endpoint, least=1)
@@ -115,7 +156,7 @@ def checkServerEndpoint(option: str, description: str) -> None:
     @raise UsageError: if C{description} is not a server endpoint string.
     """
     try:
-        endpoint = serverFromString(MemoryReactor(), description)
+        endpoint = serverFromString(_NO_REACTOR, description)
     except Exception as error:
         raise UsageError(f"--{option}: bad endpoint {description!r}: {error}") from None
     checkPortOf(option, description, endpoint, least=0)

@@ -5,15 +5,30 @@ with the same line.
 
 from __future__ import annotations
 
-from typing import Any
+import socket
+from typing import Any, Optional
 
 from twisted.application.service import IService
-from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.python.usage import Options as _Options
 from twisted.python.usage import UsageError
 
 from ._options import DEFAULT_PORT, listening, named, portNumber
 from ._server import EchoLineFactory
+
+
+def addressFamily(address: str) -> Optional[str]:
+    """
+    C{"IPv4"} or C{"IPv6"}, whichever C{address} is written in, or C{None}.
+    """
+    for family, name in ((socket.AF_INET, "IPv4"), (socket.AF_INET6, "IPv6")):
+        try:
+            socket.inet_pton(family, address)
+        except OSError:
+            continue
+        return name
+    return None
 
 
 class Options(_Options):
@@ -31,20 +46,19 @@ class Options(_Options):
     ]
 
     def postOptions(self) -> None:
-        import socket
-
-        try:
-            socket.inet_pton(socket.AF_INET, self["interface"])
-        except OSError:
+        if addressFamily(self["interface"]) is None:
             raise UsageError(
-                f"--interface: not an IPv4 address: {self['interface']!r}"
-            ) from None
+                f"--interface: not an IPv4 or IPv6 address: {self['interface']!r}"
+            )
 
 
 def makeService(options: Any) -> IService:
     from twisted.internet import reactor
 
-    endpoint = TCP4ServerEndpoint(
-        reactor, options["port"], interface=options["interface"]
-    )
+    interface = options["interface"]
+    endpoint: IStreamServerEndpoint
+    if addressFamily(interface) == "IPv6":
+        endpoint = TCP6ServerEndpoint(reactor, options["port"], interface=interface)
+    else:
+        endpoint = TCP4ServerEndpoint(reactor, options["port"], interface=interface)
     return listening(endpoint, EchoLineFactory())

@@ -20,6 +20,7 @@ from ._options import (
     listening,
     named,
     nonNegativeFloat,
+    oneLineHelp,
     portNumber,
     positiveFloat,
     positiveInt,
@@ -68,7 +69,8 @@ class Options(_Options):
             "max-delay",
             None,
             60.0,
-            "Longest wait between retries.",
+            "Cap on the growing wait between retries; up to 1 s of random "
+            "jitter comes on top.",
             named("max-delay", nonNegativeFloat),
         ],
         [
@@ -100,6 +102,7 @@ class Options(_Options):
         self["listen"] = []
         self["metrics"] = None
 
+    @oneLineHelp
     def opt_listen(self, description: str) -> None:
         """
         A server endpoint where local clients connect and send lines
@@ -108,6 +111,7 @@ class Options(_Options):
         checkServerEndpoint("listen", description)
         self["listen"].append(description)
 
+    @oneLineHelp
     def opt_metrics(self, description: str) -> None:
         """
         A server endpoint where Prometheus can scrape the relay's metrics
