@@ -26,6 +26,7 @@ from zope.interface import implementer
 
 from ._attempt import abortTransport, cancelQuietly
 from ._backoff import RetryPolicy, checkedDelay, ownPolicy
+from ._describe import describeEndpoint
 from ._proxy import _DisconnectFactory, _ReconnectingProtocolProxy
 
 _log = Logger()
@@ -446,4 +447,6 @@ class EndpointConnector:
         return EndpointAddress(self.endpoint)
 
     def __repr__(self) -> str:
-        return f"<EndpointConnector to {self.endpoint!r} ({self.state})>"
+        return (
+            f"<EndpointConnector to {describeEndpoint(self.endpoint)} ({self.state})>"
+        )

@@ -33,6 +33,7 @@ from twisted.python.failure import Failure
 
 from ._attempt import _Attempt, abortTransport
 from ._backoff import RetryPolicy, checkedDelay
+from ._describe import describeEndpoint
 from ._driver import compileInputs
 from ._errors import GaveUpConnecting
 from ._proxy import _ReconnectingProtocolProxy
@@ -41,7 +42,7 @@ ConnectWaiter = tuple["Deferred[IProtocol]", Optional[int]]
 
 # Twisted's message, kept word for word: log searches written for Twisted's
 # ClientService still find it.
-_SCHEDULING = "Scheduling retry {attempt} to connect {endpoint} in {delay} seconds."
+_SCHEDULING = "Scheduling retry {attempt} to connect {target} in {delay} seconds."
 
 
 def _discard(outputs: Iterable[object]) -> None:
@@ -79,6 +80,7 @@ class _ClientMachine:
     # The last slot is where automat keeps each instance's current state.
     __slots__ = (
         "_endpoint",
+        "_target",
         "_factory",
         "_retryPolicy",
         "_clock",
@@ -128,6 +130,7 @@ class _ClientMachine:
         onGaveUp: Optional[Callable[[GaveUpConnecting], object]] = None,
     ) -> None:
         self._endpoint = endpoint
+        self._target = describeEndpoint(endpoint)
         self._factory = factory
         self._retryPolicy = retryPolicy
         self._clock = clock
@@ -200,14 +203,16 @@ class _ClientMachine:
     ) -> None:
         """
         Emit one structured event of a transition: every event names itself
-        in C{reconnectEvent} and carries the endpoint and the states left
-        and entered, whatever else it says.
+        in C{reconnectEvent} and carries the endpoint (as the object, and as
+        C{target}, its description) and the states left and entered,
+        whatever else it says.
         """
         self._log.emit(
             level,
             format,
             reconnectEvent=event,
             endpoint=self._endpoint,
+            target=self._target,
             fromState=self._stateBefore,
             toState=self.state(),
             **fields,
@@ -385,7 +390,7 @@ class _ClientMachine:
         self.attempts += 1
         self._event(
             LogLevel.debug,
-            "Connecting to {endpoint} (attempt {attempt})",
+            "Connecting to {target} (attempt {attempt})",
             "attempt",
             attempt=self.attempts,
         )
@@ -419,7 +424,7 @@ class _ClientMachine:
         self._peer = self._peerOf(protocol)
         self._event(
             LogLevel.info,
-            "Connected to {endpoint}",
+            "Connected to {target}",
             "connected",
             peer=self._peer,
             attempt=self.attempts,
@@ -465,14 +470,14 @@ class _ClientMachine:
     @_machine.output()
     def _noteStopping(self) -> None:
         "Say that the service is stopping."
-        self._event(LogLevel.debug, "Stopping connecting to {endpoint}", "stopping")
+        self._event(LogLevel.debug, "Stopping connecting to {target}", "stopping")
 
     @_machine.output()
     def _noteRestarting(self) -> None:
         "Say that the service will start again once it has stopped."
         self._event(
             LogLevel.debug,
-            "Restarting: will connect to {endpoint} again once stopped",
+            "Restarting: will connect to {target} again once stopped",
             "restarting",
         )
 
@@ -533,7 +538,7 @@ class _ClientMachine:
         self.lastFailure = reason
         self._event(
             LogLevel.error,
-            "Gave up connecting to {endpoint} after {attempt} failed attempt(s): "
+            "Gave up connecting to {target} after {attempt} failed attempt(s): "
             "{reason}",
             "gaveUp",
             attempt=self.failedAttempts,
@@ -555,7 +560,7 @@ class _ClientMachine:
     def _finishStopping(self) -> None:
         "The service is quiet: fire every stop waiter."
         waiters, self._stopWaiters = self._stopWaiters, []
-        self._event(LogLevel.info, "Stopped connecting to {endpoint}", "stopped")
+        self._event(LogLevel.info, "Stopped connecting to {target}", "stopped")
         for waiter in waiters:
             if not waiter.called:
                 waiter.callback(None)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import until
+import pytest_twisted
+from helpers import freePort, stop, twistd, until
 from pytest_twisted import ensureDeferred
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -25,7 +26,7 @@ from reconnect.saystuff import RestartableLineServer
 from reconnect.testing import FakeEndpoint
 
 DOCS = Path(__file__).parent.parent / "docs" / "events.md"
-COMMON = {"reconnectEvent", "endpoint", "fromState", "toState"}
+COMMON = {"reconnectEvent", "endpoint", "target", "fromState", "toState"}
 
 
 def documentedEvents() -> dict[str, dict[str, Any]]:
@@ -228,3 +229,84 @@ async def test_cycleOverLoopback(events: list[dict[str, Any]]) -> None:
         ("stopping", "connected", "disconnecting"),
         ("stopped", "disconnecting", "stopped"),
     ]
+
+
+def eventsDocBlocks() -> list[str]:
+    fence = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+    return fence.findall(DOCS.read_text())
+
+
+def test_observerSnippetRuns(capsys: Any) -> None:
+    """
+    The observer in docs/events.md, run as written, prints each event's
+    name, states and text.
+    """
+    [snippet, _] = eventsDocBlocks()
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)
+    try:
+        clock = Clock()
+        service = ClientService(FakeEndpoint(), Factory(), clock=clock)
+        service.startService()
+        service.stopService()
+    finally:
+        globalLogPublisher.removeObserver(namespace["onReconnectEvent"])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("attempt init -> connecting Connecting to <")
+    assert printed[-1].startswith("stopped disconnecting -> stopped Stopped")
+
+
+@pytest_twisted.ensureDeferred
+async def test_quietLoggerUnderTwistd(tmp_path: Path) -> None:
+    """
+    The C{--logger} observer in docs/events.md, as written: twistd's log
+    keeps the info events and drops the debug ones.
+    """
+    [_, quietlog] = eventsDocBlocks()
+    (tmp_path / "quietlog.py").write_text(quietlog)
+    process = twistd(
+        tmp_path,
+        "--logger=quietlog.observer",
+        "saystuff",
+        "--port",
+        str(freePort()),
+        "--initial-delay",
+        "0.05",
+        env={"PYTHONPATH": str(tmp_path)},
+    )
+    try:
+        await until(lambda: process.output.count(b"Scheduling retry") >= 2)
+    finally:
+        await stop(process)
+    assert b"Connecting to tcp:127.0.0.1:" not in process.output
+    assert b"to connect tcp:127.0.0.1:" in process.output
+
+
+def test_endpointsDescribed() -> None:
+    """
+    Log lines name Twisted's endpoints as their descriptions, any other
+    endpoint by its C{repr}.
+    """
+    from twisted.internet.endpoints import (
+        HostnameEndpoint,
+        TCP4ClientEndpoint,
+        TCP6ClientEndpoint,
+        UNIXClientEndpoint,
+        _WrapperEndpoint,
+    )
+    from twisted.internet.testing import MemoryReactor
+
+    from reconnect._describe import describeEndpoint
+
+    fake = MemoryReactor()
+    tcp = TCP4ClientEndpoint(fake, "127.0.0.1", 7)
+    assert describeEndpoint(tcp) == "tcp:127.0.0.1:7"
+    assert describeEndpoint(HostnameEndpoint(fake, "example.com", 8)) == (
+        "tcp:example.com:8"
+    )
+    assert describeEndpoint(TCP6ClientEndpoint(fake, "::1", 9)) == "tcp6:::1:9"
+    assert describeEndpoint(UNIXClientEndpoint(fake, "/tmp/s")) == "unix:/tmp/s"
+    wrapped = _WrapperEndpoint(tcp, lambda factory: factory)
+    assert describeEndpoint(wrapped).startswith("tcp:127.0.0.1:7 (wrapped")
+    other = FakeEndpoint()
+    assert describeEndpoint(other) == repr(other)

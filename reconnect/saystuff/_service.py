@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 
 from .._backoff import RetryPolicy
 from .._checks import checkCount, checkSeconds
+from .._describe import describeEndpoint
 from .._service import ClientService
 from ._book import RequestBook
 from ._errors import ServiceStoppedError
@@ -317,9 +318,10 @@ class SayStuffToServerService(Service):
         book = self.book
         if outstandingBefore and book.replies == repliesBefore and book.inFlight:
             self._log.warn(
-                "No reply from {endpoint} for {seconds} seconds with "
+                "No reply from {target} in the last {seconds} seconds with "
                 "{outstanding} request(s) outstanding: dropping the connection",
                 endpoint=self.endpoint,
+                target=describeEndpoint(self.endpoint),
                 seconds=self._idleTimeout,
                 outstanding=book.inFlight,
                 reconnectEvent="idleTimeout",
