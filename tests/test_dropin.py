@@ -67,14 +67,55 @@ def _venvSeeingOurSitePackages(where: Path) -> Path:
     return python
 
 
-@pytest.mark.parametrize("editable", [False, True], ids=["plain", "editable"])
-def test_twistdHelpListsPlugins(tmp_path: Path, editable: bool) -> None:
+def _sdist(source: Path, where: Path) -> Path:
+    """
+    Build C{source}'s source distribution with the project's own build
+    backend (the stock setuptools one), into C{where}.
+    """
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from setuptools import build_meta; "
+            "print(build_meta.build_sdist(sys.argv[1]))",
+            str(where),
+        ],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return where / built.stdout.strip().splitlines()[-1]
+
+
+def test_stockBuildBackend() -> None:
+    """
+    The project builds with setuptools' own backend, no in-tree one.
+    """
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'build-backend = "setuptools.build_meta"' in pyproject
+    assert "backend-path" not in pyproject
+    assert not (ROOT / "_build").exists()
+
+
+@pytest.mark.parametrize("kind", ["plain", "editable", "sdist"])
+def test_twistdHelpListsPlugins(tmp_path: Path, kind: str) -> None:
+    """
+    After each kind of install, C{twistd --help} lists both plugins, found
+    in the C{twisted/plugins} of what was just installed (for an editable
+    install: of the source tree itself).
+    """
     python = _venvSeeingOurSitePackages(tmp_path / "venv")
     source = tmp_path / "source"
     _copyTree(source)
     install = [sys.executable, "-m", "pip", "--python", str(python), "install"]
     install += ["-q", "--no-deps", "--no-build-isolation"]
-    install += ["-e", str(source)] if editable else [str(source)]
+    if kind == "editable":
+        install += ["-e", str(source)]
+    elif kind == "sdist":
+        install += [str(_sdist(source, tmp_path))]
+    else:
+        install += [str(source)]
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
     subprocess.run(install, check=True, env=env)
     helpText = subprocess.run(
@@ -95,7 +136,7 @@ def test_twistdHelpListsPlugins(tmp_path: Path, editable: bool) -> None:
         capture_output=True,
         text=True,
     ).stdout.strip()
-    expected = source if editable else Path(sitePackages)
+    expected = source if kind == "editable" else Path(sitePackages)
     found = subprocess.run(
         [python, "-c", DROPIN_DIRS],
         check=True,
@@ -122,31 +163,20 @@ def _copyTree(target: Path) -> None:
     )
 
 
-def test_sdistCarriesTheBuildBackend(tmp_path: Path) -> None:
+def test_sdistCarriesTheDropin(tmp_path: Path) -> None:
     """
-    The source distribution holds the in-tree build backend that
-    pyproject.toml names, so that it (and tox, which installs from it) can
-    be built at all, and the dropin.
+    The source distribution holds the dropin and the typing marker, and
+    no C{__init__.py} in C{twisted/} or C{twisted/plugins/}.
     """
     import tarfile
 
-    built = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; sys.path.insert(0, '_build'); import backend; "
-            f"print(backend.build_sdist({str(tmp_path)!r}))",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    name = built.stdout.strip().splitlines()[-1]
-    with tarfile.open(tmp_path / name) as sdist:
+    source = tmp_path / "source"
+    _copyTree(source)
+    with tarfile.open(_sdist(source, tmp_path)) as sdist:
         members = {
             member.split("/", 1)[1] for member in sdist.getnames() if "/" in member
         }
-    assert "_build/backend.py" in members
-    assert "pyproject.toml" in members
     assert "twisted/plugins/reconnect_saystuff.py" in members
+    assert "reconnect/py.typed" in members
+    assert "twisted/__init__.py" not in members
+    assert "twisted/plugins/__init__.py" not in members
