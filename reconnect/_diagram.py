@@ -19,11 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ._driver import transitionsOf
 from ._machine import _ClientMachine
-
-
-def _name(symbol: object) -> str:
-    return symbol.method.__name__  # type: ignore[attr-defined, no-any-return]
 
 
 def dotSource() -> str:
@@ -31,28 +28,23 @@ def dotSource() -> str:
     The machine in Graphviz's DOT language: a node per state, an edge per
     transition labelled with its input and, below, its outputs.
     """
-    automaton = _ClientMachine._machine._automaton
-    initial = automaton.initialState
+    initial, states, transitions = transitionsOf(_ClientMachine._machine)
     lines = [
         "digraph ClientService {",
         "    graph [fontname=Helvetica, nodesep=0.5, ranksep=0.7];",
         "    node [shape=ellipse, fontname=Helvetica, fontsize=12];",
         "    edge [fontname=Helvetica, fontsize=9];",
     ]
-    for state in sorted(automaton.states(), key=lambda s: s.serialized):
-        style = ", style=bold, penwidth=2" if state is initial else ""
-        lines.append(f'    "{state.serialized}" [label="{state.serialized}"{style}];')
-    transitions = sorted(
-        automaton.allTransitions(),
-        key=lambda t: (t[0].serialized, _name(t[1]), t[2].serialized),
-    )
-    for inState, symbol, outState, outputs in transitions:
-        label = _name(symbol)
+    for state in sorted(states):
+        style = ", style=bold, penwidth=2" if state == initial else ""
+        lines.append(f'    "{state}" [label="{state}"{style}];')
+    for inState, inputName, outState, outputs in sorted(
+        transitions, key=lambda t: (t[0], t[1], t[2])
+    ):
+        label = inputName
         if outputs:
-            label += "\\n" + ", ".join(_name(output) for output in outputs)
-        lines.append(
-            f'    "{inState.serialized}" -> "{outState.serialized}" [label="{label}"];'
-        )
+            label += "\\n" + ", ".join(outputs)
+        lines.append(f'    "{inState}" -> "{outState}" [label="{label}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -1,5 +1,6 @@
 """
-A faster way to feed inputs to a C{MethodicalMachine}, with the same table.
+A faster way to feed inputs to a C{MethodicalMachine}, with the same table;
+and the one place where reconnect reads automat's private attributes.
 
 automat declares, checks, draws and serializes our machine; this module only
 changes how an input is carried out.  For each input automat builds a new
@@ -11,20 +12,30 @@ does those three things once, when the class is defined: it reads the
 machine's transitions into a dict keyed by state and input, and for every
 output the number of leading input arguments it takes.
 
-It reads automat's private attributes, in one place.  If they are not what
-it expects (a future automat), it returns C{None} and the machine keeps
-automat's own inputs, which behave the same, only slower.
+What it reads of automat is private, so nothing here may break C{import
+reconnect}: every read is guarded, and before the compiled inputs are put
+on a class, L{installInputs} runs a small probe machine through automat's
+inputs and through compiled ones and compares what they did.  Any surprise
+(a missing name, a changed shape, a different outcome) leaves automat's own
+inputs in place, which behave the same, only slower, and says so in one log
+line.  Setting the environment variable C{RECONNECT_AUTOMAT_INPUTS=1} does
+the same on purpose.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Optional
 
 from automat import MethodicalMachine
-from automat._methodical import _transitionerFromInstance
+from twisted.logger import Logger
 
 Transitions = dict[tuple[object, object], tuple[object, tuple[tuple[Any, int], ...]]]
+
+FORCE_AUTOMAT = "RECONNECT_AUTOMAT_INPUTS"
+
+_log = Logger(namespace="reconnect")
 
 
 class CompiledInputs:
@@ -33,9 +44,12 @@ class CompiledInputs:
     """
 
     def __init__(
-        self, machine: MethodicalMachine, inputs: dict[str, Any], table: Transitions
+        self,
+        stateAttribute: str,
+        inputs: dict[str, Any],
+        table: Transitions,
     ) -> None:
-        self._machine = machine
+        self._stateAttribute = stateAttribute
         self._inputs = inputs
         self._table = table
 
@@ -50,13 +64,17 @@ class CompiledInputs:
 
     def _carryingOut(self, symbol: Any) -> Callable[..., None]:
         table = self._table
-        machine = self._machine
+        stateAttribute = self._stateAttribute
 
         def carryOut(instance: object, *args: object) -> None:
-            transitioner = _transitionerOf(machine, instance)
-            found = table.get((transitioner._state, symbol))
+            transitioner: Any = getattr(instance, stateAttribute, None)
+            found = None
+            if transitioner is not None:
+                found = table.get((transitioner._state, symbol))
             if found is None:
-                # No such transition: automat raises its NoTransition.
+                # Before the first input automat has not made the instance's
+                # transitioner yet; with no transition it raises NoTransition.
+                # Both are automat's to handle.
                 symbol.__get__(instance)(*args)
                 return
             transitioner._state, outputs = found
@@ -68,13 +86,14 @@ class CompiledInputs:
         return carryOut
 
 
-def _transitionerOf(machine: MethodicalMachine, instance: object) -> Any:
-    transitioner = getattr(instance, machine._symbol, None)
-    if transitioner is None:
-        transitioner = _transitionerFromInstance(
-            instance, machine._symbol, machine._automaton
-        )
-    return transitioner
+def stateSlots(machine: MethodicalMachine) -> tuple[str, ...]:
+    """
+    The C{__slots__} entry a machine class needs for automat to keep each
+    instance's state: the attribute automat uses, or, if that cannot be
+    told, a C{__dict__}.
+    """
+    attribute = getattr(machine, "_symbol", None)
+    return (attribute,) if isinstance(attribute, str) else ("__dict__",)
 
 
 def compileInputs(
@@ -92,11 +111,12 @@ def compileInputs(
         arguments.
     """
     try:
-        machine._symbol  # noqa: B018
-        automaton = machine._automaton
+        stateAttribute = machine._symbol
+        if not isinstance(stateAttribute, str):
+            return None
         inputs: dict[str, object] = {}
         table: Transitions = {}
-        for state, symbol, newState, outputs in automaton.allTransitions():
+        for state, symbol, newState, outputs in machine._automaton.allTransitions():
             inputArgs = tuple(symbol.argSpec.args[1:])
             if symbol.argSpec.varargs or symbol.argSpec.kwonlyargs:
                 return None
@@ -110,6 +130,166 @@ def compileInputs(
                     return None
                 steps.append((output.method, len(outputArgs)))
             table[state, symbol] = (newState, tuple(steps))
-    except (AttributeError, KeyError, TypeError, ImportError):
+    except (AttributeError, KeyError, TypeError, ValueError):
         return None
-    return CompiledInputs(machine, inputs, table)
+    return CompiledInputs(stateAttribute, inputs, table)
+
+
+def transitionsOf(
+    machine: MethodicalMachine,
+) -> tuple[str, list[str], list[tuple[str, str, str, list[str]]]]:
+    """
+    The machine as plain names, for drawing it: its initial state, its
+    states, and each transition as (state, input, new state, outputs).
+
+    @raise RuntimeError: if this automat keeps its machine in another shape.
+    """
+
+    def name(symbol: Any) -> str:
+        return str(symbol.method.__name__)
+
+    try:
+        automaton = machine._automaton
+        initial = automaton.initialState.serialized
+        states = [state.serialized for state in automaton.states()]
+        transitions = [
+            (state.serialized, name(symbol), new.serialized, [name(o) for o in outs])
+            for state, symbol, new, outs in automaton.allTransitions()
+        ]
+    except AttributeError as error:
+        raise RuntimeError(f"this automat cannot be drawn from here: {error}") from None
+    return initial, states, transitions
+
+
+def _discard(outputs: Iterable[object]) -> None:
+    for _ in outputs:
+        pass
+
+
+def _probeClass() -> type:
+    """
+    A fresh small machine: two states, outputs that take none, some and all
+    of their input's arguments, and one input with no transition from the
+    initial state.
+    """
+
+    class Probe:
+        _machine = MethodicalMachine()
+
+        def __init__(self) -> None:
+            self.did: list[tuple[object, ...]] = []
+
+        @_machine.state(initial=True, serialized="shut")
+        def shut(self) -> None:
+            "Shut."
+
+        @_machine.state(serialized="open")
+        def open(self) -> None:
+            "Open."
+
+        @_machine.input()
+        def push(self, who: str, how: str) -> None:
+            "Pushed."
+
+        @_machine.input()
+        def pull(self) -> None:
+            "Pulled."
+
+        @_machine.output()
+        def _creak(self) -> None:
+            "Creak."
+            self.did.append(("creak",))
+
+        @_machine.output()
+        def _greet(self, who: str) -> None:
+            "Greet."
+            self.did.append(("greet", who))
+
+        @_machine.output()
+        def _note(self, who: str, how: str) -> None:
+            "Note."
+            self.did.append(("note", who, how))
+
+        @_machine.serializer()
+        def state(self, state: str) -> str:
+            return state
+
+        shut.upon(push, enter=open, outputs=[_creak, _greet, _note], collector=_discard)
+        open.upon(pull, enter=shut, outputs=[_creak], collector=_discard)
+        open.upon(push, enter=open, outputs=[_greet], collector=_discard)
+
+    return Probe
+
+
+def _probeRun(probe: Any) -> list[object]:
+    """
+    Drive C{probe} through a fixed run; what it did, its states on the way
+    and the exception a missing transition raised.
+    """
+    seen: list[object] = []
+    for step, args in [
+        ("push", ("ann", "gently")),
+        ("push", ("bob", "hard")),
+        ("pull", ()),
+        ("pull", ()),
+        ("push", ("cy", "again")),
+    ]:
+        try:
+            getattr(probe, step)(*args)
+        except Exception as error:
+            seen.append(type(error))
+        seen.append(probe.state())
+    did: list[object] = probe.did
+    return seen + did
+
+
+def _compiledAgrees() -> Optional[str]:
+    """
+    Run the probe machine on automat's inputs and on compiled ones.
+
+    @return: C{None} if both did the same; otherwise what went wrong.
+    """
+    automatProbe = _probeClass()
+    compiled = compileInputs(automatProbe._machine, _discard)  # type: ignore[attr-defined]
+    if compiled is None:
+        return "its transitions could not be read"
+
+    class CompiledProbe(automatProbe):  # type: ignore[valid-type, misc]
+        pass
+
+    try:
+        compiled.install(CompiledProbe, ["push", "pull"])
+        expected = _probeRun(automatProbe())
+        got = _probeRun(CompiledProbe())
+    except Exception as error:
+        return f"the probe machine raised {error!r}"
+    if got != expected:
+        return "the probe machine did not do what automat does"
+    return None
+
+
+def installInputs(
+    machineClass: type,
+    machine: MethodicalMachine,
+    names: Sequence[str],
+    collector: Callable[..., object],
+) -> Optional[CompiledInputs]:
+    """
+    Put compiled inputs for C{names} on C{machineClass}, if this automat is
+    as expected and the probe agrees; otherwise leave automat's own, and
+    say why in one log line.
+
+    @return: what was installed, or C{None}.
+    """
+    if os.environ.get(FORCE_AUTOMAT, "") not in ("", "0"):
+        return None
+    why = _compiledAgrees()
+    compiled = compileInputs(machine, collector) if why is None else None
+    if compiled is None:
+        _log.warn(
+            "reconnect: using automat's own (slower) inputs: {why}",
+            why=why or f"{machineClass.__name__} could not be compiled",
+        )
+        return None
+    compiled.install(machineClass, names)
+    return compiled

@@ -34,7 +34,7 @@ from twisted.python.failure import Failure
 from ._attempt import _Attempt, abortTransport
 from ._backoff import RetryPolicy, checkedDelay
 from ._describe import describeEndpoint
-from ._driver import compileInputs
+from ._driver import installInputs, stateSlots
 from ._errors import GaveUpConnecting
 from ._proxy import _ReconnectingProtocolProxy
 
@@ -111,7 +111,7 @@ class _ClientMachine:
         "_stopWaiters",
         "_queue",
         "_running",
-        _machine._symbol,
+        *stateSlots(_machine),
     )
 
     def __init__(
@@ -795,6 +795,4 @@ class _ClientMachine:
     )
 
 
-_compiled = compileInputs(_ClientMachine._machine, _discard)
-if _compiled is not None:
-    _compiled.install(_ClientMachine, _INPUTS)
+_compiled = installInputs(_ClientMachine, _ClientMachine._machine, _INPUTS, _discard)

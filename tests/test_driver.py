@@ -5,13 +5,17 @@ machines they cannot stand in for are left to automat.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
 from automat import MethodicalMachine, NoTransition
 
-from reconnect._driver import compileInputs
+from reconnect._driver import FORCE_AUTOMAT, compileInputs
 from reconnect._machine import _ClientMachine, _compiled, _discard
 
 
@@ -151,9 +155,13 @@ def test_outputTakingOtherArgumentsIsLeftToAutomat() -> None:
 
 def test_clientMachineIsCompiled() -> None:
     """
-    The service's machine is compiled, and its table holds every transition
-    automat holds, with the same target and outputs.
+    The service's machine is compiled (unless automat's own inputs were
+    asked for), and its table holds every transition automat holds, with
+    the same target and outputs.
     """
+    if os.environ.get(FORCE_AUTOMAT):
+        assert _compiled is None
+        return
     assert _compiled is not None
     transitions = _ClientMachine._machine._automaton.allTransitions()
     assert len(_compiled._table) == len(transitions)
@@ -162,3 +170,106 @@ def test_clientMachineIsCompiled() -> None:
         assert target is newState
         assert [method for method, _ in steps] == [o.method for o in outputs]
     assert compileInputs(_ClientMachine._machine, _discard) is not None
+
+
+SCENARIO = """
+import json, os, sys
+from twisted.logger import globalLogPublisher
+
+warnings = []
+globalLogPublisher.addObserver(
+    lambda e: warnings.append(e) if e.get("log_namespace") == "reconnect" else None
+)
+
+{patch}
+
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+
+import reconnect
+import reconnect._machine
+from reconnect.testing import FakeEndpoint
+
+clock, endpoint = Clock(), FakeEndpoint()
+service = reconnect.ClientService(
+    endpoint, Factory.forProtocol(Protocol), lambda n: 1.0, clock=clock
+)
+seen = []
+service.startService(); seen.append(service.state)
+endpoint.last.fail(); seen.append(service.state)
+clock.advance(1); seen.append(service.state)
+endpoint.last.succeed(); seen.append(service.state)
+seen.append(service.whenConnected().called)
+endpoint.last.lose(); seen.append(service.state)
+stopped = service.stopService(); seen.append([service.state, stopped.called])
+print(json.dumps({{
+    "compiled": reconnect._machine._compiled is not None,
+    "seen": seen,
+    "warnings": len(warnings),
+}}))
+"""
+
+NO_ALL_TRANSITIONS = """
+import automat._core
+del automat._core.Automaton.allTransitions
+"""
+
+STATE_MOVED = """
+import automat._core, automat._methodical
+
+class StateMoved(automat._core.Transitioner):
+    # As if automat kept the current state under another name: reading
+    # _state still works (automat's serializer does), writing it does not.
+    def __init__(self, automaton, initialState):
+        self._automaton = automaton
+        self._tracer = None
+        self._moved = initialState
+
+    @property
+    def _state(self):
+        return self._moved
+
+    def transition(self, inputSymbol):
+        newState, outputs = self._automaton.outputForInput(self._moved, inputSymbol)
+        self._moved = newState
+        return outputs, None
+
+automat._core.Transitioner = StateMoved
+automat._methodical.Transitioner = StateMoved
+"""
+
+
+def runScenario(patch: str, **env: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", SCENARIO.format(patch=patch)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, **env),
+    )
+    return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    "patch, env",
+    [
+        (NO_ALL_TRANSITIONS, {}),
+        (STATE_MOVED, {}),
+        ("", {FORCE_AUTOMAT: "1"}),
+    ],
+    ids=["allTransitions missing", "_state moved", "forced by environment"],
+)
+def test_automatInternalsAway(patch: str, env: dict[str, str]) -> None:
+    """
+    With automat's internals not as the driver expects (a name missing, the
+    current state kept elsewhere), or with automat's inputs asked for,
+    C{import reconnect} still works, the machine keeps automat's own inputs
+    (saying so once in the log, unless asked for) and a service behaves as
+    with compiled ones.
+    """
+    normal = runScenario("")
+    assert normal["compiled"] and normal["warnings"] == 0
+    changed = runScenario(patch, **env)
+    assert not changed["compiled"]
+    assert changed["seen"] == normal["seen"]
+    assert changed["warnings"] == (0 if env else 1)
