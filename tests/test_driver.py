@@ -245,7 +245,7 @@ def runScenario(patch: str, **env: str) -> dict[str, Any]:
         capture_output=True,
         text=True,
         check=True,
-        env=dict(os.environ, **env),
+        env={**{k: v for k, v in os.environ.items() if k != FORCE_AUTOMAT}, **env},
     )
     return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
 
