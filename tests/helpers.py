@@ -59,17 +59,28 @@ def twistd(
     env: dict[str, str] | None = None,
 ) -> Process:
     """
-    Run C{twistd -n ARGS} in C{where}, with no pidfile.
+    Run C{twistd -n ARGS} in C{where}, with no pidfile, on the reactor the
+    tests run on.
     """
     process = protocol or Process()
     reactor.spawnProcess(
         process,
         TWISTD,
-        [TWISTD, "--pidfile=", "-n", *args],
+        [TWISTD, "--pidfile=", "-n", *sameReactor(), *args],
         env=dict(os.environ, **(env or {})),
         path=str(where),
     )
     return process
+
+
+def sameReactor() -> list[str]:
+    """
+    The twistd option that runs it on the reactor the tests run on: with
+    C{pytest --reactor=asyncio}, the plugins are tried on asyncio too.
+    """
+    if type(reactor).__name__ == "AsyncioSelectorReactor":
+        return ["--reactor=asyncio"]
+    return []
 
 
 def freePort() -> int:

@@ -66,3 +66,21 @@ async def test_tacFile(tmp_path: Path) -> None:
         if client is not None:
             await stop(client)
         await stop(server)
+
+
+def test_asyncioExample() -> None:
+    """
+    C{examples/asyncio_client.py}, shown whole in README, gets its reply on
+    the asyncio reactor and exits.
+    """
+    example = ROOT / "examples" / "asyncio_client.py"
+    assert f"```python\n{example.read_text()}```" in (ROOT / "README.md").read_text()
+    done = subprocess.run(
+        [sys.executable, str(example)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment(),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout == "hello from asyncio\n"
