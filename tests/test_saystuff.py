@@ -177,9 +177,16 @@ def test_stringEndpoint() -> None:
 
 def test_hostAndPortMakeHostnameEndpoint() -> None:
     from twisted.internet.endpoints import HostnameEndpoint
+    from twisted.internet.interfaces import IReactorPluggableNameResolver
     from twisted.internet.testing import MemoryReactor
+    from zope.interface import implementer
 
-    service = SayStuffToServerService("example.invalid", 7, reactor=MemoryReactor())
+    @implementer(IReactorPluggableNameResolver)
+    class ResolvingReactor(MemoryReactor):
+        # As real reactors do (the MemoryReactor of Twisted 24.7 does not).
+        nameResolver = None
+
+    service = SayStuffToServerService("example.invalid", 7, reactor=ResolvingReactor())
     endpoint = service.clientService._machine._endpoint
     assert isinstance(endpoint, HostnameEndpoint)
 

@@ -5,8 +5,8 @@ a bad value into a C{UsageError} that names the option.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Optional, TypeVar
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService
@@ -18,6 +18,7 @@ from twisted.internet.interfaces import (
     IReactorPluggableNameResolver,
     IStreamServerEndpoint,
 )
+from twisted.python.usage import Options as _Options
 from twisted.python.usage import UsageError
 from zope.interface import implementer
 
@@ -81,6 +82,26 @@ def positiveFloat(value: str) -> float:
     if number == 0:
         raise ValueError("must be more than 0")
     return number
+
+
+class ExitingOptions(_Options):
+    """
+    Options whose usage error under C{twistd} ends the process with status 1
+    on every Twisted we support: before Twisted 26.10, C{twistd} printed the
+    usage message and exited with 0.  Outside C{twistd} (no parent options),
+    the C{UsageError} is raised as usual.
+    """
+
+    def parseOptions(self, options: Optional[Sequence[str]] = None) -> None:
+        try:
+            super().parseOptions(options)  # type: ignore[no-untyped-call]
+        except UsageError as error:
+            parent = getattr(self, "parent", None)
+            if not isinstance(parent, _Options):
+                raise
+            print(self)
+            print(f"twistd {parent.subCommand}: {error}")
+            raise SystemExit(1) from None
 
 
 def listening(endpoint: IStreamServerEndpoint, factory: IProtocolFactory) -> IService:

@@ -11,10 +11,9 @@ from typing import Any, Optional
 from twisted.application.service import IService
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IStreamServerEndpoint
-from twisted.python.usage import Options as _Options
 from twisted.python.usage import UsageError
 
-from ._options import DEFAULT_PORT, listening, named, portNumber
+from ._options import DEFAULT_PORT, ExitingOptions, listening, named, portNumber
 from ._server import EchoLineFactory
 
 
@@ -31,7 +30,7 @@ def addressFamily(address: str) -> Optional[str]:
     return None
 
 
-class Options(_Options):
+class Options(ExitingOptions):
     synopsis = "[--port PORT] [--interface ADDRESS]"
     longdesc = "A line server: every CRLF-terminated line is answered with itself."
     optParameters = [

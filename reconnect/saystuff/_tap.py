@@ -9,12 +9,12 @@ from typing import Any
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
-from twisted.python.usage import Options as _Options
 from twisted.python.usage import UsageError
 
 from .._backoff import backoffPolicy
 from ._options import (
     DEFAULT_PORT,
+    ExitingOptions,
     checkClientEndpoint,
     checkServerEndpoint,
     listening,
@@ -32,7 +32,7 @@ DEFAULT_LISTEN = "tcp:8765:interface=127.0.0.1"
 DEFAULT_HOST = "127.0.0.1"
 
 
-class Options(_Options):
+class Options(ExitingOptions):
     synopsis = "[--host HOST] [--port PORT] [--listen ENDPOINT ...] [--stdin]"
     longdesc = (
         "Keep one connection to a line server up and relay lines to it: from "
