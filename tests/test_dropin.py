@@ -180,3 +180,28 @@ def test_sdistCarriesTheDropin(tmp_path: Path) -> None:
     assert "reconnect/py.typed" in members
     assert "twisted/__init__.py" not in members
     assert "twisted/plugins/__init__.py" not in members
+
+
+def test_oldestConstraintsAreTheFloors() -> None:
+    """
+    The versions CI's oldest run pins are the floors setup.cfg states, for
+    every runtime dependency and the metrics extra.
+    """
+    import configparser
+    import re
+
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    declared = (
+        setup["options"]["install_requires"]
+        + setup["options.extras_require"]["metrics"]
+    )
+    floors = dict(re.findall(r"^\s*([\w.\-]+)\s*>=\s*([\w.]+)", declared, re.MULTILINE))
+    pinned = dict(
+        re.findall(
+            r"^([\w.\-]+)==([\w.]+)$",
+            (ROOT / ".ci" / "oldest.txt").read_text(),
+            re.MULTILINE,
+        )
+    )
+    assert pinned == floors
