@@ -161,7 +161,11 @@ def transitionsOf(
     return initial, states, transitions
 
 
-def _discard(outputs: Iterable[object]) -> None:
+def discard(outputs: Iterable[object]) -> None:
+    """
+    The collector of transitions whose inputs return nothing: it runs every
+    output.  The compiled inputs stand in only for transitions that use it.
+    """
     for _ in outputs:
         pass
 
@@ -214,9 +218,9 @@ def _probeClass() -> type:
         def state(self, state: str) -> str:
             return state
 
-        shut.upon(push, enter=open, outputs=[_creak, _greet, _note], collector=_discard)
-        open.upon(pull, enter=shut, outputs=[_creak], collector=_discard)
-        open.upon(push, enter=open, outputs=[_greet], collector=_discard)
+        shut.upon(push, enter=open, outputs=[_creak, _greet, _note], collector=discard)
+        open.upon(pull, enter=shut, outputs=[_creak], collector=discard)
+        open.upon(push, enter=open, outputs=[_greet], collector=discard)
 
     return Probe
 
@@ -250,7 +254,7 @@ def _compiledAgrees() -> Optional[str]:
     @return: C{None} if both did the same; otherwise what went wrong.
     """
     automatProbe = _probeClass()
-    compiled = compileInputs(automatProbe._machine, _discard)  # type: ignore[attr-defined]
+    compiled = compileInputs(automatProbe._machine, discard)  # type: ignore[attr-defined]
     if compiled is None:
         return "its transitions could not be read"
 

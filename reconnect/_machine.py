@@ -16,7 +16,7 @@ the service's own callbacks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Optional
 
 from automat import MethodicalMachine
@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 from ._attempt import _Attempt, abortTransport
 from ._backoff import RetryPolicy, checkedDelay
 from ._describe import describeEndpoint
+from ._driver import discard as _discard
 from ._driver import installInputs, stateSlots
 from ._errors import GaveUpConnecting
 from ._proxy import _ReconnectingProtocolProxy
@@ -43,14 +44,6 @@ ConnectWaiter = tuple["Deferred[IProtocol]", Optional[int]]
 # Twisted's message, kept word for word: log searches written for Twisted's
 # ClientService still find it.
 _SCHEDULING = "Scheduling retry {attempt} to connect {target} in {delay} seconds."
-
-
-def _discard(outputs: Iterable[object]) -> None:
-    """
-    Run every output of a transition; inputs return nothing.
-    """
-    for _ in outputs:
-        pass
 
 
 _INPUTS = (

@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
@@ -184,3 +186,34 @@ def live(endpoint: FakeEndpoint) -> list[FakeAttempt]:
     The attempts on C{endpoint} that connected and whose connection is up.
     """
     return [a for a in endpoint.attempts if a.protocol is not None and not a.lost]
+
+
+class EndpointAndClockRules(RuleBasedStateMachine):
+    """
+    The world's part of a stateful test over a L{FakeEndpoint} on a
+    L{Clock}: attempts that connect or fail (or, never decided, hang),
+    connections that drop, time that passes.  A state machine that sets
+    C{self.endpoint} and C{self.clock} in its C{initialize} rule gets them.
+    """
+
+    endpoint: FakeEndpoint
+    clock: Clock
+
+    @precondition(lambda self: pending(self.endpoint))
+    @rule()
+    def connectSucceeds(self) -> None:
+        pending(self.endpoint)[-1].succeed()
+
+    @precondition(lambda self: pending(self.endpoint))
+    @rule()
+    def connectFails(self) -> None:
+        pending(self.endpoint)[-1].fail()
+
+    @precondition(lambda self: live(self.endpoint))
+    @rule()
+    def connectionDrops(self) -> None:
+        live(self.endpoint)[-1].lose()
+
+    @rule(seconds=st.sampled_from([0.1, 1.0, 10.0]))
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)

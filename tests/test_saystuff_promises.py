@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import pytest
-from helpers import live, outcome, pending
+from helpers import EndpointAndClockRules, live, outcome, pending
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
@@ -169,7 +168,7 @@ def test_tlsWithoutTlsSupportSaysWhatToInstall() -> None:
 # -- the stateful property test -------------------------------------------------
 
 
-class SayStuffPromises(RuleBasedStateMachine):
+class SayStuffPromises(EndpointAndClockRules):
     """
     A L{SayStuffToServerService} on a clock, its server scripted: the
     server answers, in order, some of the lines written to it so far with
@@ -218,21 +217,6 @@ class SayStuffPromises(RuleBasedStateMachine):
         reply.addBoth(outcome.append)
         self.requests.append((line, outcome))
 
-    @precondition(lambda self: pending(self.endpoint))
-    @rule()
-    def connectSucceeds(self) -> None:
-        pending(self.endpoint)[-1].succeed()
-
-    @precondition(lambda self: pending(self.endpoint))
-    @rule()
-    def connectFails(self) -> None:
-        pending(self.endpoint)[-1].fail()
-
-    @precondition(lambda self: live(self.endpoint))
-    @rule()
-    def connectionDrops(self) -> None:
-        live(self.endpoint)[-1].lose()
-
     @precondition(lambda self: live(self.endpoint))
     @rule(count=st.integers(1, 5))
     def serverAnswers(self, count: int) -> None:
@@ -254,10 +238,6 @@ class SayStuffPromises(RuleBasedStateMachine):
             assert attempt.transport is not None
             if attempt.transport.disconnecting:
                 attempt.lose()
-
-    @rule(seconds=st.sampled_from([0.5, 2.0, 10.0]))
-    def advance(self, seconds: float) -> None:
-        self.clock.advance(seconds)
 
     @invariant()
     def promisesKept(self) -> None:

@@ -20,11 +20,10 @@ from typing import Any, Optional
 
 import pytest
 import pytest_twisted
-from helpers import freePort, live, pending, twistd, until
+from helpers import EndpointAndClockRules, freePort, live, pending, twistd, until
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
@@ -32,7 +31,6 @@ from hypothesis.stateful import (
 )
 from test_events import checkDocumented
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import IProtocol, IProtocolFactory
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
@@ -491,7 +489,7 @@ MOODS = {
 }
 
 
-class ClientServiceUnderUserCode(RuleBasedStateMachine):
+class ClientServiceUnderUserCode(EndpointAndClockRules):
     """
     A L{ClientService} whose every piece of user code may misbehave.
     """
@@ -538,25 +536,6 @@ class ClientServiceUnderUserCode(RuleBasedStateMachine):
     def cancelWaiter(self, data: st.DataObject) -> None:
         waiting = [w for w in self.waiters if not w.called]
         data.draw(st.sampled_from(waiting)).cancel()
-
-    @precondition(lambda self: pending(self.endpoint))
-    @rule()
-    def connectSucceeds(self) -> None:
-        pending(self.endpoint)[-1].succeed()
-
-    @precondition(lambda self: pending(self.endpoint))
-    @rule()
-    def connectFails(self) -> None:
-        pending(self.endpoint)[-1].fail()
-
-    @precondition(lambda self: live(self.endpoint))
-    @rule()
-    def connectionDrops(self) -> None:
-        live(self.endpoint)[-1].lose()
-
-    @rule(seconds=st.sampled_from([0.1, 1.0, 10.0]))
-    def advance(self, seconds: float) -> None:
-        self.clock.advance(seconds)
 
     @invariant()
     def definedState(self) -> None:
@@ -625,7 +604,7 @@ class MoodyFactory(ReconnectingClientFactory):
         self.mood.callback()
 
 
-class ConnectorUnderUserCode(RuleBasedStateMachine):
+class ConnectorUnderUserCode(EndpointAndClockRules):
     """
     An L{EndpointConnector} running a L{ReconnectingClientFactory} whose
     policy, callbacks and endpoint may misbehave.
@@ -645,21 +624,6 @@ class ConnectorUnderUserCode(RuleBasedStateMachine):
     def changeMood(self, what: str, data: st.DataObject) -> None:
         setattr(self.mood, what, data.draw(st.sampled_from(MOODS[what])))
 
-    @precondition(lambda self: pending(self.endpoint))
-    @rule()
-    def connectSucceeds(self) -> None:
-        pending(self.endpoint)[-1].succeed()
-
-    @precondition(lambda self: pending(self.endpoint))
-    @rule()
-    def connectFails(self) -> None:
-        pending(self.endpoint)[-1].fail(ConnectionRefusedError())
-
-    @precondition(lambda self: live(self.endpoint))
-    @rule()
-    def connectionDrops(self) -> None:
-        live(self.endpoint)[-1].lose()
-
     @rule()
     def stopTrying(self) -> None:
         self.factory.stopTrying()
@@ -669,10 +633,6 @@ class ConnectorUnderUserCode(RuleBasedStateMachine):
     def resetAndConnect(self) -> None:
         self.factory.resetDelay()
         self.connector.connect()
-
-    @rule(seconds=st.sampled_from([0.1, 1.0, 10.0]))
-    def advance(self, seconds: float) -> None:
-        self.clock.advance(seconds)
 
     @invariant()
     def keepsTrying(self) -> None:
