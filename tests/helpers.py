@@ -14,10 +14,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorPluggableNameResolver
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import MemoryReactor
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from reconnect.testing import FakeAttempt, FakeEndpoint
 
@@ -217,3 +220,13 @@ class EndpointAndClockRules(RuleBasedStateMachine):
     @rule(seconds=st.sampled_from([0.1, 1.0, 10.0]))
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
+
+
+@implementer(IReactorPluggableNameResolver)
+class ResolvingMemoryReactor(MemoryReactor):
+    """
+    A C{MemoryReactor} with the name resolver real reactors have (Twisted
+    24.7's has none, and a C{HostnameEndpoint} made on it warns).
+    """
+
+    nameResolver = None

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from helpers import freePort, stop, twistd, until
+from helpers import ResolvingMemoryReactor, freePort, stop, twistd, until
 from pytest_twisted import ensureDeferred
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -294,11 +294,10 @@ def test_endpointsDescribed() -> None:
         UNIXClientEndpoint,
         _WrapperEndpoint,
     )
-    from twisted.internet.testing import MemoryReactor
 
     from reconnect._describe import describeEndpoint
 
-    fake = MemoryReactor()
+    fake = ResolvingMemoryReactor()
     tcp = TCP4ClientEndpoint(fake, "127.0.0.1", 7)
     assert describeEndpoint(tcp) == "tcp:127.0.0.1:7"
     assert describeEndpoint(HostnameEndpoint(fake, "example.com", 8)) == (

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import outcome
+from helpers import ResolvingMemoryReactor, outcome
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -177,16 +177,10 @@ def test_stringEndpoint() -> None:
 
 def test_hostAndPortMakeHostnameEndpoint() -> None:
     from twisted.internet.endpoints import HostnameEndpoint
-    from twisted.internet.interfaces import IReactorPluggableNameResolver
-    from twisted.internet.testing import MemoryReactor
-    from zope.interface import implementer
 
-    @implementer(IReactorPluggableNameResolver)
-    class ResolvingReactor(MemoryReactor):
-        # As real reactors do (the MemoryReactor of Twisted 24.7 does not).
-        nameResolver = None
-
-    service = SayStuffToServerService("example.invalid", 7, reactor=ResolvingReactor())
+    service = SayStuffToServerService(
+        "example.invalid", 7, reactor=ResolvingMemoryReactor()
+    )
     endpoint = service.clientService._machine._endpoint
     assert isinstance(endpoint, HostnameEndpoint)
 
