@@ -12,15 +12,19 @@ from ._backoff import (
     limitRetries,
 )
 from ._errors import AttemptTimedOut, GaveUpConnecting
+from ._failover import AllEndpointsFailed, EndpointHealth, FailoverEndpoint
 from ._legacy import EndpointConnector, ReconnectingClientFactory
 from ._service import ClientService
 from ._stats import ConnectionStats
 
 __all__ = [
+    "AllEndpointsFailed",
     "AttemptTimedOut",
     "ClientService",
     "ConnectionStats",
     "EndpointConnector",
+    "EndpointHealth",
+    "FailoverEndpoint",
     "GaveUpConnecting",
     "ReconnectingClientFactory",
     "RetryPolicy",

@@ -27,6 +27,8 @@ from reconnect.testing import FakeEndpoint
 
 DOCS = Path(__file__).parent.parent / "docs" / "events.md"
 COMMON = {"reconnectEvent", "endpoint", "target", "fromState", "toState"}
+FAILOVER_COMMON = {"reconnectEvent", "target", "via"}
+FAILOVER_EVENTS = {"endpointFailed", "endpointCooling", "endpointChosen"}
 
 
 def documentedEvents() -> dict[str, dict[str, Any]]:
@@ -70,10 +72,12 @@ def checkDocumented(event: dict[str, Any]) -> None:
     """
     The event is in the table, with its level, format and fields.
     """
-    row = DOCUMENTED[event["reconnectEvent"]]
+    name = event["reconnectEvent"]
+    row = DOCUMENTED[name]
     assert event["log_level"] == row["level"], event
     assert event["log_format"] == row["format"], event
-    for field in COMMON | row["fields"]:
+    common = FAILOVER_COMMON if name in FAILOVER_EVENTS else COMMON
+    for field in common | row["fields"]:
         assert field in event, (field, event)
 
 
@@ -83,20 +87,24 @@ def transitions(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 
 def test_tableCoversTheMachine() -> None:
     """
-    The table documents the ten events the package emits, no more.
+    The tables document the thirteen events the package emits, no more.
     """
-    assert set(DOCUMENTED) == {
-        "attempt",
-        "connected",
-        "attemptFailed",
-        "disconnected",
-        "gaveUp",
-        "stopping",
-        "restarting",
-        "stopped",
-        "idleTimeout",
-        "callbackFailed",
-    }
+    assert (
+        set(DOCUMENTED)
+        == {
+            "attempt",
+            "connected",
+            "attemptFailed",
+            "disconnected",
+            "gaveUp",
+            "stopping",
+            "restarting",
+            "stopped",
+            "idleTimeout",
+            "callbackFailed",
+        }
+        | FAILOVER_EVENTS
+    )
 
 
 def test_cycleOnClock(events: list[dict[str, Any]]) -> None:
@@ -309,3 +317,26 @@ def test_endpointsDescribed() -> None:
     assert describeEndpoint(wrapped).startswith("tcp:127.0.0.1:7 (wrapped")
     other = FakeEndpoint()
     assert describeEndpoint(other) == repr(other)
+
+
+def test_failoverEvents(events: list[dict[str, Any]]) -> None:
+    """
+    A failover endpoint's events, as documented: a failed endpoint, one
+    that starts cooling, and the endpoint chosen when it changes.
+    """
+    from reconnect import FailoverEndpoint
+
+    clock = Clock()
+    first, second = FakeEndpoint(), FakeEndpoint()
+    endpoint = FailoverEndpoint([first, second], clock=clock, failuresBeforeCooling=1)
+    endpoint.connect(Factory.forProtocol(Protocol))
+    first.last.fail()
+    second.last.succeed()
+    assert [e["reconnectEvent"] for e in events] == [
+        "endpointFailed",
+        "endpointCooling",
+        "endpointChosen",
+    ]
+    for event in events:
+        checkDocumented(event)
+    assert events[-1]["via"] == repr(second) and not events[-1]["preferred"]

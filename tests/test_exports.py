@@ -12,10 +12,13 @@ import reconnect.saystuff
 
 EXPORTS = {
     "reconnect": {
+        "AllEndpointsFailed": "reconnect._failover",
         "AttemptTimedOut": "reconnect._errors",
         "ClientService": "reconnect._service",
         "ConnectionStats": "reconnect._stats",
         "EndpointConnector": "reconnect._legacy",
+        "EndpointHealth": "reconnect._failover",
+        "FailoverEndpoint": "reconnect._failover",
         "GaveUpConnecting": "reconnect._errors",
         "ReconnectingClientFactory": "reconnect._legacy",
         "RetryPolicy": "reconnect._backoff",

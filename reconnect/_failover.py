@@ -1,0 +1,427 @@
+"""
+L{FailoverEndpoint}: one client endpoint over several, so that anything that
+connects through an endpoint (L{ClientService}, L{EndpointConnector},
+SayStuff) fails over between servers with no change to it.
+
+One C{connect()} is one I{pass} over the endpoints: the first is tried at
+once; every C{stagger} seconds that none has connected, or at once when one
+fails, the next is started beside those still trying.  The first to connect
+wins and the others are called off; the pass fails, with every endpoint's
+failure, only when all have failed.  So a service's retry policy waits only
+after a whole pass.
+
+Each endpoint's health is kept across passes: one that failed
+C{failuresBeforeCooling} times in a row is I{cooling} for a while (doubling
+with each further failure, up to a cap) and is tried after the others; a
+pass never skips an endpoint, and a success clears its record.
+"""
+
+from __future__ import annotations
+
+import math
+import random as _random
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Optional, Union, cast
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ._attempt import cancelQuietly
+from ._checks import checkCount, checkSeconds
+from ._describe import describeEndpoint
+
+_log = Logger()
+
+# Cooling doubles with each failure past the threshold; past this many
+# doublings it is at its cap anyway, and 2 ** n stays a small number.
+_MOST_DOUBLINGS = 64
+
+
+class AllEndpointsFailed(Exception):
+    """
+    Every endpoint of a L{FailoverEndpoint} pass failed.
+
+    @ivar failures: each endpoint's description and failure, in the order
+        they were tried.
+    """
+
+    def __init__(self, failures: Sequence[tuple[str, Failure]]) -> None:
+        super().__init__(
+            "every endpoint failed: "
+            + "; ".join(f"{where}: {why.getErrorMessage()}" for where, why in failures)
+        )
+        self.failures = list(failures)
+
+
+class EndpointHealth(NamedTuple):
+    """
+    How one endpoint of a L{FailoverEndpoint} has fared.
+
+    @ivar description: the endpoint, as log lines name it.
+    @ivar failuresInARow: failed attempts since its last success.
+    @ivar coolingUntil: until when (on the endpoint's clock) it is tried
+        after the others, or C{None}.
+    @ivar connects: connections made through it.
+    @ivar failures: failed attempts through it, in all.
+    @ivar current: whether the last connection went through it.
+    """
+
+    description: str
+    failuresInARow: int
+    coolingUntil: Optional[float]
+    connects: int
+    failures: int
+    current: bool
+
+
+class _Record:
+    """
+    One endpoint and its health.
+    """
+
+    __slots__ = (
+        "endpoint",
+        "description",
+        "failuresInARow",
+        "coolingUntil",
+        "connects",
+        "failures",
+    )
+
+    def __init__(self, endpoint: IStreamClientEndpoint) -> None:
+        self.endpoint = endpoint
+        self.description = describeEndpoint(endpoint)
+        self.failuresInARow = 0
+        self.coolingUntil: Optional[float] = None
+        self.connects = 0
+        self.failures = 0
+
+    def cooling(self, now: float) -> bool:
+        return self.coolingUntil is not None and now < self.coolingUntil
+
+
+@implementer(IStreamClientEndpoint)
+class FailoverEndpoint:
+    """
+    A client endpoint over several endpoints, tried in staggered passes.
+
+    @ivar current: the description of the endpoint the last connection
+        went through, or C{None}.
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[Union[IStreamClientEndpoint, str]],
+        *,
+        order: str = "priority",
+        stagger: float = 0.25,
+        clock: Optional[IReactorTime] = None,
+        reactor: Any = None,
+        failuresBeforeCooling: int = 5,
+        coolingPeriod: float = 30.0,
+        maxCoolingPeriod: float = 300.0,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        """
+        @param endpoints: the endpoints, most preferred first: endpoint
+            objects, or string descriptions (C{"tcp:host=a:port=7"}).
+        @param order: C{"priority"}, to try them in the order given, or
+            C{"shuffle"}, to shuffle them once for this client, so that a
+            fleet of clients spreads over the servers.
+        @param stagger: seconds to give one endpoint before the next is
+            started beside it.
+        @param clock: times the stagger and the cooling; by default
+            C{reactor}, or the global reactor.
+        @param reactor: what string descriptions connect with; by default
+            the global reactor.
+        @param failuresBeforeCooling: failures in a row after which an
+            endpoint is tried last.
+        @param coolingPeriod: how long, at first; it doubles with each
+            further failure, up to C{maxCoolingPeriod}.
+        @param random: a 0-argument callable returning a float in C{[0,
+            1)}, for the shuffle.
+        @raise TypeError: if an argument is of the wrong type.
+        @raise ValueError: if one is out of range, or there is no endpoint.
+        """
+        if isinstance(endpoints, (str, bytes)) or not isinstance(endpoints, Sequence):
+            raise TypeError(f"endpoints must be a sequence, not {endpoints!r}")
+        if not endpoints:
+            raise ValueError("endpoints must not be empty")
+        if order not in ("priority", "shuffle"):
+            raise ValueError(f"order must be 'priority' or 'shuffle', not {order!r}")
+        checkSeconds("stagger", stagger, zeroAllowed=True)
+        checkCount("failuresBeforeCooling", failuresBeforeCooling, least=1)
+        checkSeconds("coolingPeriod", coolingPeriod, zeroAllowed=False)
+        checkSeconds("maxCoolingPeriod", maxCoolingPeriod, zeroAllowed=False)
+        if maxCoolingPeriod < coolingPeriod:
+            raise ValueError(
+                f"maxCoolingPeriod ({maxCoolingPeriod!r}) must not be less than "
+                f"coolingPeriod ({coolingPeriod!r})"
+            )
+        if any(isinstance(e, str) for e in endpoints) or clock is None:
+            if reactor is None:
+                from twisted.internet import reactor
+        self._clock = cast(IReactorTime, clock if clock is not None else reactor)
+        self._records = [_Record(self._endpointFrom(reactor, e)) for e in endpoints]
+        if order == "shuffle":
+            _shuffle(self._records, random)
+        self._stagger = stagger
+        self._failuresBeforeCooling = failuresBeforeCooling
+        self._coolingPeriod = coolingPeriod
+        self._maxCoolingPeriod = maxCoolingPeriod
+        self.current: Optional[str] = None
+
+    @staticmethod
+    def _endpointFrom(
+        reactor: Any, endpoint: Union[IStreamClientEndpoint, str]
+    ) -> IStreamClientEndpoint:
+        if isinstance(endpoint, str):
+            from twisted.internet.endpoints import clientFromString
+
+            return cast(IStreamClientEndpoint, clientFromString(reactor, endpoint))
+        if not IStreamClientEndpoint.providedBy(endpoint):
+            raise TypeError(
+                f"{endpoint!r} is neither an endpoint nor an endpoint description"
+            )
+        return endpoint
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        """
+        Make one pass over the endpoints.
+
+        @return: a C{Deferred} that fires with the protocol of the first
+            connection made, or fails with L{AllEndpointsFailed}.
+            Cancelling it calls off every attempt of the pass.
+        """
+        return _Pass(self, protocolFactory, self._passOrder()).deferred
+
+    def health(self) -> list[EndpointHealth]:
+        """
+        Each endpoint's record, in the order this client prefers them.
+        """
+        return [
+            EndpointHealth(
+                r.description,
+                r.failuresInARow,
+                r.coolingUntil,
+                r.connects,
+                r.failures,
+                r.description == self.current,
+            )
+            for r in self._records
+        ]
+
+    def _passOrder(self) -> list[_Record]:
+        """
+        This pass's order: the endpoints that are not cooling, as
+        preferred, then the cooling ones, the soonest to recover first.
+        """
+        now = self._clock.seconds()
+        cooling = sorted(
+            (r for r in self._records if r.cooling(now)),
+            key=lambda r: cast(float, r.coolingUntil),
+        )
+        return [r for r in self._records if not r.cooling(now)] + cooling
+
+    def _succeeded(self, record: _Record) -> None:
+        record.failuresInARow = 0
+        record.coolingUntil = None
+        record.connects += 1
+        if self.current != record.description:
+            _log.info(
+                "Connecting through {via}",
+                reconnectEvent="endpointChosen",
+                target=repr(self),
+                via=record.description,
+                preferred=record is self._records[0],
+            )
+        self.current = record.description
+
+    def _failed(self, record: _Record, reason: Failure) -> None:
+        record.failuresInARow += 1
+        record.failures += 1
+        beyond = record.failuresInARow - self._failuresBeforeCooling
+        if beyond < 0:
+            return
+        period = min(
+            self._maxCoolingPeriod,
+            self._coolingPeriod * 2 ** min(beyond, _MOST_DOUBLINGS),
+        )
+        record.coolingUntil = self._clock.seconds() + period
+        _log.warn(
+            "{via} failed {failures} times in a row ({reason}): "
+            "tried after the others for {seconds} seconds",
+            reconnectEvent="endpointCooling",
+            target=repr(self),
+            via=record.description,
+            failures=record.failuresInARow,
+            reason=reason.getErrorMessage(),
+            seconds=period,
+        )
+
+    def __repr__(self) -> str:
+        return "failover(" + ", ".join(r.description for r in self._records) + ")"
+
+
+def _shuffle(items: list[Any], random: Callable[[], float]) -> None:
+    """
+    Shuffle C{items} in place, uniformly, drawing from C{random}.
+    """
+    for i in range(len(items) - 1, 0, -1):
+        j = min(i, math.floor(random() * (i + 1)))
+        items[i], items[j] = items[j], items[i]
+
+
+class _Pass:
+    """
+    One C{connect()} of a L{FailoverEndpoint}: staggered attempts, the
+    first to connect wins.
+    """
+
+    def __init__(
+        self,
+        owner: FailoverEndpoint,
+        factory: IProtocolFactory,
+        order: list[_Record],
+    ) -> None:
+        self._owner = owner
+        self._factory = factory
+        self._waiting = order
+        self._trying: dict[_Record, Deferred[Any]] = {}
+        self._failures: list[tuple[str, Failure]] = []
+        self._winner: Optional[_Record] = None
+        self._timer: Optional[IDelayedCall] = None
+        self._over = False
+        self.deferred: Deferred[IProtocol] = Deferred(self._cancel)
+        self._startNext()
+
+    def _startNext(self) -> None:
+        """
+        Start the next endpoint, and the stagger timer for the one after.
+        """
+        self._stopTimer()
+        if self._over or self._winner is not None:
+            return
+        if not self._waiting:
+            self._failIfDone()
+            return
+        record = self._waiting.pop(0)
+        try:
+            trying = record.endpoint.connect(_Contender(self, record, self._factory))
+            if not isinstance(trying, Deferred):
+                raise TypeError(f"{record.description}: connect returned {trying!r}")
+        except Exception:
+            self._attemptFailed(record, Failure())
+            return
+        self._trying[record] = trying
+        trying.addCallbacks(
+            lambda protocol: self._attemptConnected(record, protocol),
+            lambda reason: self._attemptFailed(record, reason),
+        )
+        if record in self._trying and self._waiting and not self._over:
+            self._timer = self._owner._clock.callLater(
+                self._owner._stagger, self._startNext
+            )
+
+    def claim(self, record: _Record) -> bool:
+        """
+        C{record}'s connection is up: it wins, unless another did first.
+        The others are called off.
+        """
+        if self._over or self._winner is not None:
+            return False
+        self._winner = record
+        self._stopTimer()
+        for other, trying in list(self._trying.items()):
+            if other is not record:
+                cancelQuietly(trying)
+        return True
+
+    def _attemptConnected(self, record: _Record, protocol: IProtocol) -> None:
+        self._trying.pop(record, None)
+        if self._over or record is not self._winner:
+            return
+        self._over = True
+        self._owner._succeeded(record)
+        self.deferred.callback(protocol)
+
+    def _attemptFailed(self, record: _Record, reason: Failure) -> Optional[Failure]:
+        self._trying.pop(record, None)
+        if self._over:
+            return None
+        if self._winner is not None and record is not self._winner:
+            return None  # called off: another won
+        if record is self._winner:
+            self._winner = None  # connected, then failed before it was handed over
+        self._failures.append((record.description, reason))
+        _log.debug(
+            "{via} failed: {reason}",
+            reconnectEvent="endpointFailed",
+            target=repr(self._owner),
+            via=record.description,
+            reason=reason.getErrorMessage(),
+        )
+        self._owner._failed(record, reason)
+        self._startNext()
+        return None
+
+    def _failIfDone(self) -> None:
+        if self._trying or self._over:
+            return
+        self._over = True
+        self.deferred.errback(Failure(AllEndpointsFailed(self._failures)))
+
+    def _stopTimer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _cancel(self, deferred: Deferred[IProtocol]) -> None:
+        """
+        The caller gave up on the pass: call off every attempt.
+        """
+        self._over = True
+        self._stopTimer()
+        for trying in list(self._trying.values()):
+            cancelQuietly(trying)
+        self._trying.clear()
+        if not deferred.called:
+            deferred.errback(Failure(CancelledError("failover pass cancelled")))
+
+
+@implementer(IProtocolFactory)
+class _Contender:
+    """
+    The factory one endpoint of a pass is given: it builds a protocol only
+    for the connection that wins the pass, so a loser that connects too
+    late is refused (and closed) before the user's factory sees it.
+    """
+
+    def __init__(self, race: _Pass, record: _Record, factory: IProtocolFactory) -> None:
+        self._race = race
+        self._record = record
+        self._factory = factory
+
+    def buildProtocol(self, addr: IAddress) -> Optional[IProtocol]:
+        if not self._race.claim(self._record):
+            return None
+        return self._factory.buildProtocol(addr)
+
+    def doStart(self) -> None:
+        self._factory.doStart()
+
+    def doStop(self) -> None:
+        self._factory.doStop()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._factory, name)

@@ -1,0 +1,289 @@
+"""
+Tests for L{reconnect.FailoverEndpoint} on a L{Clock} with fake endpoints:
+the staggered pass, the first to connect wins and the rest are called off,
+a whole pass fails only when every endpoint has, cooling and its cap, never
+skipping everything, shuffling for a fleet, and ClientService waiting on its
+policy only after a whole pass.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any
+
+import pytest
+from helpers import ResolvingMemoryReactor, outcome
+from twisted.internet.defer import CancelledError
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+
+from reconnect import AllEndpointsFailed, ClientService, FailoverEndpoint
+from reconnect.testing import FakeEndpoint
+
+STAGGER = 0.25
+
+
+def failover(
+    count: int = 3, **kwargs: Any
+) -> tuple[FailoverEndpoint, list[FakeEndpoint], Clock]:
+    clock = Clock()
+    endpoints = [FakeEndpoint() for _ in range(count)]
+    kwargs.setdefault("stagger", STAGGER)
+    return FailoverEndpoint(endpoints, clock=clock, **kwargs), endpoints, clock
+
+
+def started(endpoints: list[FakeEndpoint]) -> list[int]:
+    return [len(e.attempts) for e in endpoints]
+
+
+def test_staggeredPass() -> None:
+    """
+    The first endpoint is tried at once; the next joins it only once
+    C{stagger} seconds have passed with no connection; the first to connect
+    wins, and the others are called off.
+    """
+    endpoint, fakes, clock = failover()
+    passing = endpoint.connect(Factory.forProtocol(Protocol))
+    assert started(fakes) == [1, 0, 0]
+    clock.advance(STAGGER - 0.01)
+    assert started(fakes) == [1, 0, 0]
+    clock.advance(0.01)
+    assert started(fakes) == [1, 1, 0]
+    protocol = fakes[1].last.succeed()
+    assert outcome(passing) is protocol
+    assert fakes[0].last.cancelled
+    clock.advance(10)
+    assert started(fakes) == [1, 1, 0]
+    assert clock.getDelayedCalls() == []
+    assert endpoint.current == repr(fakes[1])
+
+
+def test_failureStartsTheNextAtOnce() -> None:
+    """
+    An endpoint that fails does not make the next wait out the stagger.
+    """
+    endpoint, fakes, clock = failover()
+    endpoint.connect(Factory.forProtocol(Protocol))
+    fakes[0].last.fail()
+    assert started(fakes) == [1, 1, 0]
+    fakes[1].last.fail()
+    assert started(fakes) == [1, 1, 1]
+
+
+def test_wholePassFails() -> None:
+    """
+    Only when every endpoint has failed does the pass fail, with each
+    endpoint's failure, in the order they were tried.
+    """
+    endpoint, fakes, clock = failover()
+    passing = endpoint.connect(Factory.forProtocol(Protocol))
+    clock.advance(STAGGER)
+    fakes[1].last.fail(ConnectionRefusedError("second"))
+    assert not passing.called
+    fakes[0].last.fail(ConnectionRefusedError("first"))
+    assert not passing.called
+    fakes[2].last.fail(ConnectionRefusedError("third"))
+    error = outcome(passing).value
+    assert isinstance(error, AllEndpointsFailed)
+    assert [why.value.osError for _, why in error.failures] == [  # type: ignore[attr-defined]
+        "second",
+        "first",
+        "third",
+    ]
+    assert clock.getDelayedCalls() == []
+
+
+def test_lateLoserIsRefused() -> None:
+    """
+    A connection that comes up after another won gets no protocol from the
+    user's factory.
+    """
+    built: list[Protocol] = []
+
+    class Counting(Factory):
+        def buildProtocol(self, addr: Any) -> Protocol:
+            built.append(Protocol())
+            return built[-1]
+
+    endpoint, fakes, clock = failover(2)
+    endpoint.connect(Counting())
+    clock.advance(STAGGER)
+    fakes[1].last.succeed()
+    assert fakes[0].last.cancelled
+    assert len(built) == 1
+
+
+def test_cancelThePass() -> None:
+    """
+    Cancelling the pass calls off every attempt and the stagger timer.
+    """
+    endpoint, fakes, clock = failover()
+    passing = endpoint.connect(Factory.forProtocol(Protocol))
+    clock.advance(STAGGER)
+    passing.cancel()
+    assert isinstance(outcome(passing).value, CancelledError)
+    assert [e.last.cancelled for e in fakes[:2]] == [True, True]
+    assert clock.getDelayedCalls() == []
+    assert [h.failures for h in endpoint.health()] == [0, 0, 0]
+
+
+def test_connectThatRaises() -> None:
+    """
+    An endpoint whose C{connect} raises counts as failed; the next starts.
+    """
+
+    class Raising(FakeEndpoint):
+        def connect(self, factory: Any) -> Any:
+            raise OSError("no")
+
+    clock = Clock()
+    second = FakeEndpoint()
+    endpoint = FailoverEndpoint([Raising(), second], clock=clock)
+    passing = endpoint.connect(Factory.forProtocol(Protocol))
+    assert len(second.attempts) == 1
+    second.last.succeed()
+    assert passing.called
+
+
+def failEveryAttempt(fakes: list[FakeEndpoint]) -> None:
+    """
+    Fail each undecided attempt (and those that failing starts) until none
+    is left.
+    """
+    while True:
+        undecided = [a for f in fakes for a in f.attempts if not a.deferred.called]
+        if not undecided:
+            return
+        undecided[0].fail()
+
+
+def test_coolingAndItsCap() -> None:
+    """
+    After C{failuresBeforeCooling} failures in a row an endpoint is tried
+    after the others, for C{coolingPeriod} seconds, doubling with each
+    further failure up to C{maxCoolingPeriod}; a success clears it.
+    """
+    endpoint, fakes, clock = failover(
+        2, failuresBeforeCooling=2, coolingPeriod=10.0, maxCoolingPeriod=35.0
+    )
+    factory = Factory.forProtocol(Protocol)
+    periods = []
+    for _ in range(6):
+        endpoint.connect(factory).addErrback(lambda f: f.trap(AllEndpointsFailed))
+        failEveryAttempt(fakes)
+        cooling = endpoint.health()[0].coolingUntil
+        periods.append(None if cooling is None else cooling - clock.seconds())
+    assert periods == [None, 10.0, 20.0, 35.0, 35.0, 35.0]
+    clock.advance(40)
+    passing = endpoint.connect(factory)
+    assert started(fakes) == [7, 6]
+    fakes[0].last.succeed()
+    assert passing.called
+    assert endpoint.health()[0].failuresInARow == 0
+    assert endpoint.health()[0].coolingUntil is None
+
+
+def test_coolingEndpointTriedLastNeverSkipped() -> None:
+    """
+    A cooling endpoint goes to the end of the pass, and is still tried
+    when every other has failed: a pass skips nothing.
+    """
+    endpoint, fakes, clock = failover(2, failuresBeforeCooling=1, coolingPeriod=60.0)
+    factory = Factory.forProtocol(Protocol)
+    endpoint.connect(factory)
+    fakes[0].last.fail()
+    fakes[1].last.succeed()
+    assert endpoint.health()[0].coolingUntil == 60.0
+    endpoint.connect(factory)
+    assert started(fakes) == [1, 2]
+    fakes[1].last.fail()
+    assert started(fakes) == [2, 2]
+
+
+def test_shuffleSpreadsAFleet() -> None:
+    """
+    With C{order="shuffle"}, each client keeps one order of its own; when
+    one server dies, the clients that preferred it spread evenly over the
+    two others (each taking 40% to 60% of them).
+    """
+    rng = random.Random(1234)
+    fakes = [FakeEndpoint() for _ in range(3)]
+    firstChoices = Counter()
+    fallbacks = Counter()
+    for _ in range(2000):
+        client = FailoverEndpoint(
+            fakes, order="shuffle", clock=Clock(), random=rng.random
+        )
+        order = [h.description for h in client.health()]
+        firstChoices[order[0]] += 1
+        if order[0] == repr(fakes[0]):
+            fallbacks[order[1]] += 1
+    assert len(firstChoices) == 3
+    assert all(600 <= n <= 730 for n in firstChoices.values()), firstChoices
+    share = fallbacks[repr(fakes[1])] / sum(fallbacks.values())
+    assert 0.4 <= share <= 0.6
+
+
+def test_policyWaitsOnlyAfterAWholePass() -> None:
+    """
+    Under a ClientService, a failing endpoint does not cost a retry delay
+    while another answers: the policy is asked once per failed pass.
+    """
+    endpoint, fakes, clock = failover(2)
+    asked: list[int] = []
+
+    def policy(attempt: int) -> float:
+        asked.append(attempt)
+        return 5.0
+
+    service = ClientService(
+        endpoint, Factory.forProtocol(Protocol), policy, clock=clock
+    )
+    service.startService()
+    fakes[0].last.fail()
+    fakes[1].last.succeed()
+    assert service.state == "connected" and asked == []
+    fakes[1].last.lose()
+    assert asked == [1]
+    clock.advance(5)
+    fakes[0].last.fail()
+    fakes[1].last.fail()
+    assert asked == [1, 2] and service.state == "waiting"
+    assert isinstance(service.lastFailure.value, AllEndpointsFailed)  # type: ignore[union-attr]
+    service.stopService()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        ({"endpoints": []}, ValueError, "endpoints"),
+        ({"endpoints": "tcp:a:1"}, TypeError, "endpoints"),
+        ({"endpoints": [object()]}, TypeError, "endpoint"),
+        ({"order": "random"}, ValueError, "order"),
+        ({"stagger": -1}, ValueError, "stagger"),
+        ({"failuresBeforeCooling": 0}, ValueError, "failuresBeforeCooling"),
+        ({"coolingPeriod": 0}, ValueError, "coolingPeriod"),
+        ({"coolingPeriod": 10, "maxCoolingPeriod": 5}, ValueError, "maxCoolingPeriod"),
+    ],
+)
+def test_badArguments(
+    kwargs: dict[str, Any], error: type[Exception], name: str
+) -> None:
+    kwargs.setdefault("endpoints", [FakeEndpoint()])
+    with pytest.raises(error, match=name):
+        FailoverEndpoint(clock=Clock(), **kwargs)
+
+
+def test_descriptions() -> None:
+    """
+    String descriptions are endpoints too, and the failover endpoint names
+    them all in its C{repr} (and so in log lines).
+    """
+    endpoint = FailoverEndpoint(
+        ["tcp:host=127.0.0.1:port=1", "tcp:host=127.0.0.1:port=2"],
+        reactor=ResolvingMemoryReactor(),
+        clock=Clock(),
+    )
+    assert repr(endpoint) == "failover(tcp:127.0.0.1:1, tcp:127.0.0.1:2)"
