@@ -49,6 +49,7 @@ _SCHEDULING = "Scheduling retry {attempt} to connect {target} in {delay} seconds
 _INPUTS = (
     "start",
     "stop",
+    "reconnect",
     "whenConnected",
     "_connectionMade",
     "_connectionFailed",
@@ -330,6 +331,10 @@ class _ClientMachine:
     def _stopped(self) -> None:
         "Stopped, with no connection and no attempt."
 
+    @_machine.state(serialized="reconnecting")
+    def _reconnecting(self) -> None:
+        "Closing the connection, to connect again at once."
+
     @_machine.state(serialized="gaveUp")
     def _gaveUp(self) -> None:
         "The policy said no more attempts; waiting to be stopped."
@@ -343,6 +348,10 @@ class _ClientMachine:
     @_machine.input()
     def stop(self, stopped: Deferred[None]) -> None:
         "The service was stopped; C{stopped} fires once it is quiet."
+
+    @_machine.input()
+    def reconnect(self) -> None:
+        "Someone wants a new connection now, without waiting."
 
     @_machine.input()
     def whenConnected(
@@ -464,6 +473,16 @@ class _ClientMachine:
     def _noteStopping(self) -> None:
         "Say that the service is stopping."
         self._event(LogLevel.debug, "Stopping connecting to {target}", "stopping")
+
+    @_machine.output()
+    def _noteReconnecting(self) -> None:
+        "Say that the connection is closed on purpose, to connect again."
+        self._event(
+            LogLevel.info,
+            "Reconnecting to {target} now, as asked",
+            "reconnecting",
+            peer=self._peer,
+        )
 
     @_machine.output()
     def _noteRestarting(self) -> None:
@@ -709,6 +728,46 @@ class _ClientMachine:
         _giveUp,
         enter=_gaveUp,
         outputs=[_forgetConnection, _abandonConnectWaiters],
+        collector=_discard,
+    )
+
+    _init.upon(reconnect, enter=_init, outputs=[], collector=_discard)
+    _connecting.upon(reconnect, enter=_connecting, outputs=[], collector=_discard)
+    _waiting.upon(
+        reconnect,
+        enter=_connecting,
+        outputs=[_cancelRetry, _connect],
+        collector=_discard,
+    )
+    _connected.upon(
+        reconnect,
+        enter=_reconnecting,
+        outputs=[_noteReconnecting, _disconnect],
+        collector=_discard,
+    )
+    _disconnecting.upon(reconnect, enter=_disconnecting, outputs=[], collector=_discard)
+    _restarting.upon(reconnect, enter=_restarting, outputs=[], collector=_discard)
+    _stopped.upon(reconnect, enter=_stopped, outputs=[], collector=_discard)
+    _gaveUp.upon(reconnect, enter=_gaveUp, outputs=[], collector=_discard)
+
+    _reconnecting.upon(start, enter=_reconnecting, outputs=[], collector=_discard)
+    _reconnecting.upon(reconnect, enter=_reconnecting, outputs=[], collector=_discard)
+    _reconnecting.upon(
+        stop,
+        enter=_disconnecting,
+        outputs=[_awaitStop, _noteStopping],
+        collector=_discard,
+    )
+    _reconnecting.upon(
+        whenConnected,
+        enter=_reconnecting,
+        outputs=[_awaitConnection],
+        collector=_discard,
+    )
+    _reconnecting.upon(
+        _clientDisconnected,
+        enter=_connecting,
+        outputs=[_forgetConnection, _connect],
         collector=_discard,
     )
 

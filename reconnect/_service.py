@@ -127,8 +127,8 @@ class ClientService(Service):
     def state(self) -> str:
         """
         The machine's state: one of C{"init"}, C{"connecting"},
-        C{"waiting"}, C{"connected"}, C{"disconnecting"}, C{"restarting"},
-        C{"stopped"} and C{"gaveUp"}.
+        C{"waiting"}, C{"connected"}, C{"reconnecting"}, C{"disconnecting"},
+        C{"restarting"}, C{"stopped"} and C{"gaveUp"}.
         """
         return cast(str, self._machine.state())
 
@@ -185,6 +185,19 @@ class ClientService(Service):
         connected: Deferred[IProtocol] = Deferred(machine.forgetWaiter)
         machine.dispatch(machine.whenConnected, connected, failAfterFailures)
         return connected
+
+    def reconnect(self) -> None:
+        """
+        Connect again now: close the current connection, if there is one,
+        and start a new attempt as soon as it has ended, or call off the
+        wait before the next attempt.  No failure is counted and no backoff
+        applies.  A stopped, stopping or given-up service, or one already
+        connecting, is left as it is.
+
+        Useful when the server announces it is going down, when the
+        configuration changed, or to move back to a preferred server.
+        """
+        self._machine.dispatch(self._machine.reconnect)
 
     def startService(self) -> None:
         """

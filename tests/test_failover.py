@@ -287,3 +287,81 @@ def test_descriptions() -> None:
         clock=Clock(),
     )
     assert repr(endpoint) == "failover(tcp:127.0.0.1:1, tcp:127.0.0.1:2)"
+
+
+def test_readmeExampleRuns() -> None:
+    """
+    README's failover example runs as written.
+    """
+    import re
+
+    from helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    [example] = [
+        block
+        for block in re.findall(r"^```python\n(.*?)^```", readme, re.M | re.S)
+        if "FailoverEndpoint(" in block
+    ]
+    namespace: dict[str, Any] = {}
+    exec(example, namespace)
+    assert repr(namespace["endpoint"]) == (
+        "failover(tcp:127.0.0.1:7001, tcp:127.0.0.1:7002)"
+    )
+    assert namespace["service"].state == "init"
+
+
+def test_hostnameResolvedAgainEachPass() -> None:
+    """
+    A C{HostnameEndpoint} among the endpoints resolves its name again on
+    each pass, so a name whose answer changes is followed.
+    """
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.endpoints import HostnameEndpoint
+    from twisted.internet.interfaces import (
+        IHostnameResolver,
+        IHostResolution,
+        IReactorPluggableNameResolver,
+    )
+    from twisted.internet.testing import MemoryReactorClock
+    from zope.interface import implementer
+
+    @implementer(IHostResolution)
+    class Resolution:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def cancel(self) -> None:
+            pass
+
+    @implementer(IHostnameResolver)
+    class ChangingAnswers:
+        def __init__(self, *answers: str) -> None:
+            self.answers = list(answers)
+
+        def resolveHostName(
+            self, receiver: Any, hostName: str, portNumber: int = 0, *args: Any
+        ) -> Resolution:
+            resolution = Resolution(hostName)
+            receiver.resolutionBegan(resolution)
+            receiver.addressResolved(
+                IPv4Address("TCP", self.answers.pop(0), portNumber)
+            )
+            receiver.resolutionComplete()
+            return resolution
+
+    @implementer(IReactorPluggableNameResolver)
+    class Reactor(MemoryReactorClock):
+        pass
+
+    reactor = Reactor()
+    reactor.nameResolver = ChangingAnswers("10.0.0.1", "10.0.0.2")
+    endpoint = FailoverEndpoint(
+        [HostnameEndpoint(reactor, "db.example", 7000)], clock=reactor
+    )
+    for expected in ("10.0.0.1", "10.0.0.2"):
+        passing = endpoint.connect(Factory.forProtocol(Protocol))
+        reactor.advance(0)
+        assert reactor.tcpClients[-1][:2] == (expected, 7000)
+        passing.cancel()
+        passing.addErrback(lambda f: f.trap(CancelledError))

@@ -320,3 +320,24 @@ def test_relayBoundsAnInputLine() -> None:
     )
     assert transport.disconnecting
     stuff.stopService()
+
+
+def test_reconnectResendsInFlight() -> None:
+    """
+    C{reconnect()} moves SayStuff to a new connection at once; a request in
+    flight on the old one is written again there and answered.
+    """
+    stuff, clock, endpoint = service()
+    stuff.startService()
+    endpoint.last.succeed()
+    reply = stuff.sendToServer(b"again")
+    stuff.reconnect()
+    endpoint.last.lose()
+    assert len(endpoint.attempts) == 2
+    endpoint.last.succeed()
+    transport, protocol = endpoint.last.transport, endpoint.last.protocol
+    assert transport is not None and protocol is not None
+    assert transport.value() == b"again\r\n"
+    protocol.dataReceived(b"again\r\n")
+    assert outcome(reply) == b"again"
+    stuff.stopService()

@@ -1006,3 +1006,75 @@ def test_succeedHelper() -> None:
     service.stopService()
     endpoint.last.lose()
     assert service.state == "stopped"
+
+
+# -- reconnect() -------------------------------------------------------------------
+
+
+def test_reconnectWhileConnected(make: Any, logs: list[dict[str, Any]]) -> None:
+    """
+    C{reconnect()} closes the connection and, once it has ended, connects
+    again at once: no delay, no failure counted; a waiter made meanwhile
+    gets the new connection.
+    """
+    h = make().start()
+    old = h.connect()
+    h.service.reconnect()
+    assert h.service.state == "reconnecting"
+    assert h.endpoint.last.transport.disconnecting
+    waiter = h.service.whenConnected()
+    h.endpoint.last.lose()
+    assert h.service.state == "connecting"
+    assert len(h.endpoint.attempts) == 2
+    new = h.connect()
+    assert result(waiter) is new is not old
+    stats = h.service.stats()
+    assert (stats.failures, stats.failedAttempts, stats.connects) == (0, 0, 2)
+    assert [e["reconnectEvent"] for e in logs if e.get("reconnectEvent")].count(
+        "reconnecting"
+    ) == 1
+
+
+def test_reconnectWhileWaiting(make: Any) -> None:
+    """
+    While waiting out a retry delay, C{reconnect()} connects now.
+    """
+    h = make().start()
+    h.endpoint.last.fail()
+    assert h.service.state == "waiting"
+    h.service.reconnect()
+    assert h.service.state == "connecting"
+    assert len(h.endpoint.attempts) == 2
+    assert h.clock.getDelayedCalls() == []
+
+
+@pytest.mark.parametrize("before", ["init", "connecting", "stopped"])
+def test_reconnectElsewhereDoesNothing(make: Any, before: str) -> None:
+    """
+    Not yet started, already connecting or stopped: C{reconnect()} changes
+    nothing.
+    """
+    h = make()
+    if before != "init":
+        h.start()
+    if before == "stopped":
+        h.service.stopService()
+    attempts = len(h.endpoint.attempts)
+    h.service.reconnect()
+    assert h.service.state == before
+    assert len(h.endpoint.attempts) == attempts
+
+
+def test_stopWhileReconnecting(make: Any) -> None:
+    """
+    Stopped while its connection closes for a reconnect, the service stops
+    once it has closed, and makes no new attempt.
+    """
+    h = make().start()
+    h.connect()
+    h.service.reconnect()
+    stopped = h.service.stopService()
+    assert h.service.state == "disconnecting"
+    h.endpoint.last.lose()
+    assert stopped.called and h.service.state == "stopped"
+    assert len(h.endpoint.attempts) == 1

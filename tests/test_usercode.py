@@ -525,6 +525,10 @@ class ClientServiceUnderUserCode(EndpointAndClockRules):
     def stop(self) -> None:
         self.stops.append(self.service.stopService())
 
+    @rule()
+    def reconnect(self) -> None:
+        self.service.reconnect()
+
     @rule(failAfter=st.sampled_from([None, 1, 2, 3]))
     def whenConnected(self, failAfter: Optional[int]) -> None:
         waiter = self.service.whenConnected(failAfter)
@@ -550,6 +554,8 @@ class ClientServiceUnderUserCode(EndpointAndClockRules):
             assert machine._retryCall is not None and machine._retryCall.active()
         if state in ("connecting", "restarting"):
             assert machine._attempt is not None or machine._connection is not None
+        if state == "reconnecting":
+            assert machine._connection is not None
         if state == "gaveUp":
             assert self.service.lastFailure is not None
         if state in ("stopped", "gaveUp"):

@@ -245,6 +245,15 @@ class SayStuffToServerService(Service):
             "connections": self.connections,
         }
 
+    def reconnect(self) -> None:
+        """
+        Drop the current connection and connect again now (see
+        L{ClientService.reconnect <reconnect.ClientService.reconnect>}).
+        Requests in flight are written again on the new connection, or
+        fail, as C{resendOnReconnect} says; queued ones wait for it.
+        """
+        self.clientService.reconnect()
+
     def startService(self) -> None:
         """
         Accept requests and connect.  Started again while an earlier stop
