@@ -365,3 +365,63 @@ def test_demoRefusesBadSeconds(value: str, capsys: Any) -> None:
         main(["--seconds", value])
     assert exited.value.code == 2
     assert "--seconds must be a finite number > 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shuffle", [[], ["--shuffle"]])
+def test_severalConnectsFailOver(shuffle: list[str]) -> None:
+    """
+    Several C{--connect}, most preferred first, make the relay connect
+    through a L{FailoverEndpoint} over them (shuffled with C{--shuffle});
+    one C{--connect} is that endpoint alone, as before.
+    """
+    from reconnect import FailoverEndpoint
+
+    first, second = "tcp:host=127.0.0.1:port=7001", "tcp:host=127.0.0.1:port=7002"
+    options = tap.Options()
+    options.parseOptions(["--connect", first, "-c", second, *shuffle])
+    relayed = list(tap.makeService(options))[0]  # type: ignore[call-overload]
+    assert isinstance(relayed.endpoint, FailoverEndpoint)
+    assert sorted(h.description for h in relayed.endpoint.health()) == [
+        "tcp:127.0.0.1:7001",
+        "tcp:127.0.0.1:7002",
+    ]
+    options = tap.Options()
+    options.parseOptions(["--connect", first])
+    relayed = list(tap.makeService(options))[0]  # type: ignore[call-overload]
+    assert not isinstance(relayed.endpoint, FailoverEndpoint)
+
+
+def test_shuffleNeedsSeveralConnects() -> None:
+    with pytest.raises(UsageError, match="--shuffle"):
+        tap.Options().parseOptions(["--connect", "tcp:127.0.0.1:7", "--shuffle"])
+
+
+@pytest_twisted.ensureDeferred
+async def test_relayFailsOverToTheLiveServer(tmp_path: Path) -> None:
+    """
+    C{twistd saystuff} with a dead server first and a live one second:
+    the lines are answered through the live one.
+    """
+    live = freePort()
+    server = twistd(tmp_path, "saystuff-server", "--port", str(live))
+    try:
+        await until(lambda: b"starting on" in server.output)
+        relay = twistd(
+            tmp_path,
+            "saystuff",
+            "--connect",
+            f"tcp:host=127.0.0.1:port={freePort()}",
+            "--connect",
+            f"tcp:host=127.0.0.1:port={live}",
+            "--stdin",
+            protocol=StdoutOnly(),
+        )
+        assert isinstance(relay, StdoutOnly)
+        relay.transport.write(b"one\ntwo\n")  # type: ignore[union-attr]
+        relay.transport.closeStdin()  # type: ignore[union-attr]
+        code = await relay.ended
+    finally:
+        await stop(server)
+    assert code == 0, relay.stderr.decode()
+    assert relay.stdout == b"one\ntwo\n"
+    assert b"Connecting through tcp:127.0.0.1:%d" % live in relay.stderr

@@ -5,13 +5,14 @@ stays up.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Union
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
 from twisted.python.usage import UsageError
 
 from .._backoff import backoffPolicy
+from .._failover import FailoverEndpoint
 from ._options import (
     DEFAULT_PORT,
     ExitingOptions,
@@ -52,13 +53,6 @@ class Options(ExitingOptions):
             named("port", portNumber),
         ],
         [
-            "connect",
-            "c",
-            None,
-            "A client endpoint description to use instead of --host and "
-            "--port (e.g. tcp:host=example.com:port=7 or unix:path=/tmp/s).",
-        ],
-        [
             "initial-delay",
             None,
             1.0,
@@ -95,12 +89,33 @@ class Options(ExitingOptions):
             named("timeout", positiveFloat),
         ],
     ]
-    optFlags = [["stdin", None, "Relay standard input, replies to standard output."]]
+    optFlags = [
+        ["stdin", None, "Relay standard input, replies to standard output."],
+        [
+            "shuffle",
+            None,
+            "With several --connect: try them in an order of this client's "
+            "own, so that many clients spread over the servers.",
+        ],
+    ]
 
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["connect"] = []
         self["metrics"] = None
+
+    @oneLineHelp
+    def opt_connect(self, description: str) -> None:
+        """
+        A client endpoint description to use instead of --host and --port
+        (e.g. tcp:host=example.com:port=7 or unix:path=/tmp/s).  Repeatable,
+        most preferred first: the relay then fails over between them.
+        """
+        checkClientEndpoint("connect", description)
+        self["connect"].append(description)
+
+    opt_c = opt_connect
 
     @oneLineHelp
     def opt_listen(self, description: str) -> None:
@@ -127,13 +142,14 @@ class Options(ExitingOptions):
         self["metrics"] = description
 
     def postOptions(self) -> None:
-        if self["connect"] is not None:
+        if self["connect"]:
             if self["host"] is not None or self["port"] is not None:
                 raise UsageError("give --connect, or --host and --port, not both")
-            checkClientEndpoint("connect", self["connect"])
+        if self["shuffle"] and len(self["connect"]) < 2:
+            raise UsageError("--shuffle needs two --connect or more")
         if self["host"] == "":
             raise UsageError("--host must not be empty")
-        if self["connect"] is None:
+        if not self["connect"]:
             self["host"] = self["host"] or DEFAULT_HOST
             self["port"] = self["port"] or DEFAULT_PORT
         if self["max-delay"] < self["initial-delay"]:
@@ -155,6 +171,19 @@ class Options(ExitingOptions):
                 parent["logger"] = f"{__package__}._relay.stderrLogObserver"
 
 
+def _endpoint(
+    descriptions: list[str], shuffle: bool, reactor: Any
+) -> Union[str, FailoverEndpoint, None]:
+    """
+    What C{--connect} asks for: nothing (C{--host} and C{--port} then), one
+    endpoint, or a failover endpoint over several.
+    """
+    if len(descriptions) < 2:
+        return descriptions[0] if descriptions else None
+    order = "shuffle" if shuffle else "priority"
+    return FailoverEndpoint(descriptions, order=order, reactor=reactor)
+
+
 def makeService(options: Any) -> IService:
     from twisted.internet import reactor
 
@@ -164,7 +193,7 @@ def makeService(options: Any) -> IService:
     relayed = SayStuffToServerService(
         None if options["connect"] else options["host"],
         None if options["connect"] else options["port"],
-        endpoint=options["connect"],
+        endpoint=_endpoint(options["connect"], options["shuffle"], reactor),
         reactor=reactor,
         retryPolicy=policy,
         queueSize=options["queue-size"],
