@@ -41,6 +41,11 @@ from ._proxy import _ReconnectingProtocolProxy
 
 ConnectWaiter = tuple["Deferred[IProtocol]", Optional[int]]
 
+# A connection up for less than this, when it ends, counts as a failure even
+# with immediateFailover: a server that accepts and hangs up at once must
+# meet the retry policy, not a tight loop.
+_STEADY_CONNECTION = 1.0
+
 # Twisted's message, kept word for word: log searches written for Twisted's
 # ClientService still find it.
 _SCHEDULING = "Scheduling retry {attempt} to connect {target} in {delay} seconds."
@@ -83,6 +88,7 @@ class _ClientMachine:
         "_attemptTimeout",
         "_isFatal",
         "_resetAfter",
+        "_immediateFailover",
         "_onConnected",
         "_onDisconnected",
         "_onGaveUp",
@@ -119,6 +125,7 @@ class _ClientMachine:
         attemptTimeout: Optional[float] = None,
         isFatal: Optional[Callable[[Failure], bool]] = None,
         resetAfter: Optional[float] = None,
+        immediateFailover: bool = False,
         onConnected: Optional[Callable[[IProtocol], object]] = None,
         onDisconnected: Optional[Callable[[IProtocol, Failure], object]] = None,
         onGaveUp: Optional[Callable[[GaveUpConnecting], object]] = None,
@@ -133,6 +140,7 @@ class _ClientMachine:
         self._attemptTimeout = attemptTimeout
         self._isFatal = isFatal
         self._resetAfter = resetAfter
+        self._immediateFailover = immediateFailover
         self._onConnected = onConnected
         self._onDisconnected = onDisconnected
         self._onGaveUp = onGaveUp
@@ -267,11 +275,26 @@ class _ClientMachine:
             return
         giveUpWith = None
         if self.state() == "connected":
-            giveUpWith = self._judge(reason, mayBeFatal=False)
+            if self._failsOverAtOnce():
+                self._nextDelay = 0.0
+            else:
+                giveUpWith = self._judge(reason, mayBeFatal=False)
         if giveUpWith is None:
             self._clientDisconnected(reason)
         else:
             self._giveUp(giveUpWith)
+
+    def _failsOverAtOnce(self) -> bool:
+        """
+        Whether the connection that just ended is followed at once by a new
+        attempt, with no failure counted: with C{immediateFailover}, for a
+        connection that was up long enough not to look like a server that
+        accepts and hangs up (which would make a tight loop).
+        """
+        if not self._immediateFailover or self.connectedSince is None:
+            return False
+        upFor = self._clock.seconds() - self.connectedSince
+        return upFor >= _STEADY_CONNECTION
 
     def _judge(self, reason: Failure, mayBeFatal: bool) -> Optional[Failure]:
         """

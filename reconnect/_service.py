@@ -21,10 +21,18 @@ from twisted.python.failure import Failure
 from ._backoff import RetryPolicy, backoffPolicy, ownPolicy
 from ._checks import checkCallables, checkCount, checkSeconds
 from ._errors import GaveUpConnecting
+from ._failover import FailoverEndpoint
 from ._machine import _ClientMachine
 from ._stats import ConnectionStats
 
 _defaultPolicy = backoffPolicy()
+
+
+def _failsOver(endpoint: IStreamClientEndpoint) -> bool:
+    """
+    Whether C{endpoint} is a failover endpoint with somewhere else to go.
+    """
+    return isinstance(endpoint, FailoverEndpoint) and len(endpoint.health()) > 1
 
 
 def _globalReactorUnlessGiven(clock: Optional[IReactorTime]) -> IReactorTime:
@@ -69,6 +77,7 @@ class ClientService(Service):
         onConnected: Optional[Callable[[IProtocol], object]] = None,
         onDisconnected: Optional[Callable[[IProtocol, Failure], object]] = None,
         onGaveUp: Optional[Callable[[GaveUpConnecting], object]] = None,
+        immediateFailover: Optional[bool] = None,
     ) -> None:
         """
         @param endpoint: where to connect.
@@ -97,6 +106,13 @@ class ClientService(Service):
             an established connection ends.
         @param onGaveUp: called with the L{GaveUpConnecting
             <reconnect.GaveUpConnecting>} error when the service gives up.
+        @param immediateFailover: when a connection that was up for a
+            second or more ends, connect again at once, counting no failure,
+            rather than after the policy's first delay.  By default on when
+            C{endpoint} is a L{FailoverEndpoint <reconnect.FailoverEndpoint>}
+            over several endpoints (the next pass goes on to the others, so
+            a dead server costs no backoff while another is up), and off
+            otherwise, as in Twisted.
         """
         checkCallables(
             retryPolicy=retryPolicy,
@@ -118,6 +134,9 @@ class ClientService(Service):
             attemptTimeout=attemptTimeout,
             isFatal=isFatal,
             resetAfter=resetAfter,
+            immediateFailover=(
+                _failsOver(endpoint) if immediateFailover is None else immediateFailover
+            ),
             onConnected=onConnected,
             onDisconnected=onDisconnected,
             onGaveUp=onGaveUp,

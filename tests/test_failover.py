@@ -365,3 +365,49 @@ def test_hostnameResolvedAgainEachPass() -> None:
         assert reactor.tcpClients[-1][:2] == (expected, 7000)
         passing.cancel()
         passing.addErrback(lambda f: f.trap(CancelledError))
+
+
+@pytest.mark.parametrize("upFor, immediate", [(1.0, True), (0.5, False)])
+def test_lostConnectionFailsOverAtOnce(upFor: float, immediate: bool) -> None:
+    """
+    Over a failover endpoint, a connection that was up a second or more is
+    followed at once by a new pass, with no failure counted; one that ends
+    sooner (a server that accepts and hangs up) meets the policy.
+    """
+    endpoint, fakes, clock = failover(2)
+    service = ClientService(
+        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
+    )
+    service.startService()
+    fakes[0].last.succeed()
+    clock.advance(upFor)
+    fakes[0].last.lose()
+    [retry] = clock.getDelayedCalls()
+    assert retry.getTime() - clock.seconds() == (0.0 if immediate else 5.0)
+    assert service.failedAttempts == (0 if immediate else 1)
+    clock.advance(retry.getTime() - clock.seconds())
+    assert service.state == "connecting"
+    fakes[0].last.fail()
+    fakes[1].last.succeed()
+    assert service.state == "connected"
+    service.stopService()
+    fakes[1].last.lose()
+
+
+@pytest.mark.parametrize(
+    "count, given, expected",
+    [(2, None, True), (1, None, False), (2, False, False), (0, None, False)],
+)
+def test_immediateFailoverDefault(
+    count: int, given: bool | None, expected: bool
+) -> None:
+    """
+    C{immediateFailover} is on by default only over a failover endpoint
+    with somewhere else to go; a plain endpoint keeps Twisted's behaviour;
+    an explicit value wins.
+    """
+    endpoint: Any = failover(count)[0] if count else FakeEndpoint()
+    service = ClientService(
+        endpoint, Factory.forProtocol(Protocol), clock=Clock(), immediateFailover=given
+    )
+    assert service._machine._immediateFailover is expected

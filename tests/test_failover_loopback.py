@@ -1,0 +1,122 @@
+"""
+FailoverEndpoint over real TCP on 127.0.0.1: a first server whose
+handshake never completes, and SayStuff through servers killed one after
+another while requests keep coming.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+import pytest_twisted
+from helpers import sleep, until
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.protocol import Factory, Protocol
+
+from reconnect import ClientService, FailoverEndpoint
+from reconnect.saystuff import RestartableLineServer, SayStuffToServerService
+
+STAGGER = 0.25
+
+
+@pytest.fixture
+def unresponsive() -> Iterator[int]:
+    """
+    A port on 127.0.0.1 whose listener never accepts and whose backlog is
+    full, so that a new connection's handshake never completes.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    yield port
+    for s in [*fillers, listener]:
+        s.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_hangingFirstEndpoint(unresponsive: int) -> None:
+    """
+    With a first endpoint whose connect hangs and a healthy second, the
+    service is connected to the second about C{stagger} seconds after it
+    started (checked with a loose bound for slow machines), not after a
+    TCP timeout.
+    """
+    server = RestartableLineServer(reactor)
+    port = await server.start()
+    endpoint = FailoverEndpoint(
+        [f"tcp:host=127.0.0.1:port={unresponsive}", f"tcp:host=127.0.0.1:port={port}"],
+        stagger=STAGGER,
+        reactor=reactor,
+    )
+    service = ClientService(endpoint, Factory.forProtocol(Protocol), clock=reactor)
+    began = reactor.seconds()
+    service.startService()
+    try:
+        await service.whenConnected()
+        took = reactor.seconds() - began
+        assert STAGGER <= took < STAGGER + 1.0, took
+        assert endpoint.current == f"tcp:127.0.0.1:{port}"
+    finally:
+        await service.stopService()
+        await server.kill()
+
+
+@pytest_twisted.ensureDeferred
+async def test_saystuffThroughServersKilledInTurn() -> None:
+    """
+    Three servers, most preferred first; the one in use is killed (and
+    brought back a little later) again and again while requests keep
+    coming: every request is answered with its own line, and the client
+    moves on without waiting out its retry delay (2 s here) while another
+    server is up.
+    """
+    servers = [RestartableLineServer(reactor) for _ in range(3)]
+    ports = [await s.start() for s in servers]
+    endpoint = FailoverEndpoint(
+        [f"tcp:host=127.0.0.1:port={p}" for p in ports],
+        stagger=STAGGER,
+        reactor=reactor,
+    )
+    service = SayStuffToServerService(
+        endpoint=endpoint, reactor=reactor, retryPolicy=lambda n: 2.0, queueSize=10_000
+    )
+    service.startService()
+    sent: list[tuple[bytes, Deferred[bytes]]] = []
+    gaps: list[float] = []
+    try:
+        await service.clientService.whenConnected()
+        for kill in range(4):
+            for n in range(200):
+                line = b"kill %d line %d" % (kill, n)
+                sent.append((line, service.sendToServer(line)))
+            # Up for over a second: a steady connection, not a flapping one.
+            await sleep(1.1)
+            inUse = ports.index(int(str(endpoint.current).rsplit(":", 1)[1]))
+            killedAt = reactor.seconds()
+            await servers[inUse].kill()
+            assert await service.sendToServer(b"after kill %d" % kill) == (
+                b"after kill %d" % kill
+            )
+            gaps.append(reactor.seconds() - killedAt)
+            reactor.callLater(0.3, servers[inUse].start)
+        replies = await gatherResults([d for _, d in sent])
+        assert replies == [line for line, _ in sent]
+        # The retry delay is 2 s: answered well before it, each time (the
+        # bound is loose for slow machines; it takes a few milliseconds).
+        assert max(gaps) < 1.0, gaps
+    finally:
+        await service.stopService()
+        for server in servers:
+            if server.running:
+                await server.kill()
+        await until(lambda: not any(s.running for s in servers))
