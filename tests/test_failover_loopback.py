@@ -14,6 +14,7 @@ import pytest_twisted
 from helpers import sleep, until
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory, Protocol
 
 from reconnect import ClientService, FailoverEndpoint
@@ -93,6 +94,7 @@ async def test_saystuffThroughServersKilledInTurn() -> None:
     service.startService()
     sent: list[tuple[bytes, Deferred[bytes]]] = []
     gaps: list[float] = []
+    restarts: list[IDelayedCall] = []
     try:
         await service.clientService.whenConnected()
         for kill in range(4):
@@ -108,13 +110,16 @@ async def test_saystuffThroughServersKilledInTurn() -> None:
                 b"after kill %d" % kill
             )
             gaps.append(reactor.seconds() - killedAt)
-            reactor.callLater(0.3, servers[inUse].start)
+            restarts.append(reactor.callLater(0.3, servers[inUse].start))
         replies = await gatherResults([d for _, d in sent])
         assert replies == [line for line, _ in sent]
         # The retry delay is 2 s: answered well before it, each time (the
         # bound is loose for slow machines; it takes a few milliseconds).
         assert max(gaps) < 1.0, gaps
     finally:
+        for restart in restarts:
+            if restart.active():
+                restart.cancel()
         await service.stopService()
         for server in servers:
             if server.running:
