@@ -117,6 +117,7 @@ class FailoverEndpoint:
 
     @ivar current: the description of the endpoint the last connection
         went through, or C{None}.
+    @ivar clock: what times the stagger and the cooling.
     """
 
     def __init__(
@@ -171,7 +172,7 @@ class FailoverEndpoint:
         if any(isinstance(e, str) for e in endpoints) or clock is None:
             if reactor is None:
                 from twisted.internet import reactor
-        self._clock = cast(IReactorTime, clock if clock is not None else reactor)
+        self.clock = cast(IReactorTime, clock if clock is not None else reactor)
         self._records = [_Record(self._endpointFrom(reactor, e)) for e in endpoints]
         if order == "shuffle":
             _shuffle(self._records, random)
@@ -226,7 +227,7 @@ class FailoverEndpoint:
         This pass's order: the endpoints that are not cooling, as
         preferred, then the cooling ones, the soonest to recover first.
         """
-        now = self._clock.seconds()
+        now = self.clock.seconds()
         cooling = sorted(
             (r for r in self._records if r.cooling(now)),
             key=lambda r: cast(float, r.coolingUntil),
@@ -257,7 +258,7 @@ class FailoverEndpoint:
             self._maxCoolingPeriod,
             self._coolingPeriod * 2 ** min(beyond, _MOST_DOUBLINGS),
         )
-        record.coolingUntil = self._clock.seconds() + period
+        record.coolingUntil = self.clock.seconds() + period
         _log.warn(
             "{via} failed {failures} times in a row ({reason}): "
             "tried after the others for {seconds} seconds",
@@ -329,7 +330,7 @@ class _Pass:
             lambda reason: self._attemptFailed(record, reason),
         )
         if record in self._trying and self._waiting and not self._over:
-            self._timer = self._owner._clock.callLater(
+            self._timer = self._owner.clock.callLater(
                 self._owner._stagger, self._startNext
             )
 

@@ -152,6 +152,13 @@ class ClientService(Service):
         return cast(str, self._machine.state())
 
     @property
+    def endpoint(self) -> IStreamClientEndpoint:
+        """
+        The endpoint the service connects to.
+        """
+        return self._machine._endpoint
+
+    @property
     def failedAttempts(self) -> int:
         """
         How many attempts (or connections) have failed in a row.

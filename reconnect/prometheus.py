@@ -20,6 +20,7 @@ from typing import Any, Union, cast
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ._failover import FailoverEndpoint
 from ._service import ClientService
 
 _STATES = (
@@ -27,6 +28,7 @@ _STATES = (
     "connecting",
     "waiting",
     "connected",
+    "reconnecting",
     "disconnecting",
     "restarting",
     "stopped",
@@ -114,6 +116,55 @@ class ServiceCollector(Collector):
                 failed.add_metric([name], status["failed"])
         yield from (attempts, failures, connects, disconnects, connected)
         yield from (secondsConnected, state, queued, inFlight, answered, failed)
+        yield from _failoverFamilies(self._services)
+
+
+def _failoverFamilies(services: Mapping[str, Watched]) -> Iterator[Any]:
+    """
+    The health of each endpoint of the services that connect through a
+    L{FailoverEndpoint}, labelled with the service and the endpoint.
+    """
+    endpointLabels = ["service", "endpoint"]
+    endpointCurrent = GaugeMetricFamily(
+        "reconnect_endpoint_current",
+        "1 for the endpoint of a failover endpoint the last connection went through.",
+        labels=endpointLabels,
+    )
+    endpointInARow = GaugeMetricFamily(
+        "reconnect_endpoint_failures_in_a_row",
+        "Failed attempts through the endpoint since its last success.",
+        labels=endpointLabels,
+    )
+    endpointCooling = GaugeMetricFamily(
+        "reconnect_endpoint_cooling",
+        "1 while the endpoint is tried after the others.",
+        labels=endpointLabels,
+    )
+    endpointConnects = CounterMetricFamily(
+        "reconnect_endpoint_connects",
+        "Connections made through the endpoint.",
+        labels=endpointLabels,
+    )
+    endpointFailures = CounterMetricFamily(
+        "reconnect_endpoint_failures",
+        "Failed attempts through the endpoint.",
+        labels=endpointLabels,
+    )
+    for name, service in services.items():
+        client = getattr(service, "clientService", service)
+        endpoint = client.endpoint
+        if isinstance(endpoint, FailoverEndpoint):
+            now = endpoint.clock.seconds()
+            for health in endpoint.health():
+                where = [name, health.description]
+                cooling = health.coolingUntil is not None and now < health.coolingUntil
+                endpointCurrent.add_metric(where, int(health.current))
+                endpointInARow.add_metric(where, health.failuresInARow)
+                endpointCooling.add_metric(where, int(cooling))
+                endpointConnects.add_metric(where, health.connects)
+                endpointFailures.add_metric(where, health.failures)
+    yield from (endpointCurrent, endpointInARow, endpointCooling)
+    yield from (endpointConnects, endpointFailures)
 
 
 def metricsResource(services: Mapping[str, Watched]) -> Any:

@@ -123,3 +123,37 @@ async def test_relayServesMetrics() -> None:
     assert response.code == 200
     assert b'reconnect_attempts_total{service="saystuff"}' in body
     assert b'saystuff_queued_requests{service="saystuff"} 0.0' in body
+
+
+def test_failoverEndpointMetrics() -> None:
+    """
+    A service over a failover endpoint has each endpoint's health exported,
+    labelled with the endpoint, and its state may be C{reconnecting}.
+    """
+    from reconnect import FailoverEndpoint
+
+    clock = Clock()
+    first, second = FakeEndpoint(), FakeEndpoint()
+    endpoint = FailoverEndpoint(
+        [first, second], clock=clock, failuresBeforeCooling=1, coolingPeriod=10.0
+    )
+    service = ClientService(
+        endpoint, Factory.forProtocol(Protocol), lambda n: 1.0, clock=clock
+    )
+    service.startService()
+    first.last.fail()
+    second.last.succeed()
+    values = scrape({"db": service})
+    one, two = f"endpoint={first!r},service=db", f"endpoint={second!r},service=db"
+    assert values[f"reconnect_endpoint_current{{{one}}}"] == 0
+    assert values[f"reconnect_endpoint_current{{{two}}}"] == 1
+    assert values[f"reconnect_endpoint_cooling{{{one}}}"] == 1
+    assert values[f"reconnect_endpoint_failures_in_a_row{{{one}}}"] == 1
+    assert values[f"reconnect_endpoint_failures_total{{{one}}}"] == 1
+    assert values[f"reconnect_endpoint_connects_total{{{two}}}"] == 1
+    service.reconnect()
+    assert (
+        scrape({"db": service})["reconnect_state{service=db,state=reconnecting}"] == 1
+    )
+    second.last.lose()
+    service.stopService()
