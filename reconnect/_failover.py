@@ -32,6 +32,7 @@ from twisted.internet.interfaces import (
     IReactorTime,
     IStreamClientEndpoint,
 )
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -131,6 +132,7 @@ class FailoverEndpoint:
         failuresBeforeCooling: int = 5,
         coolingPeriod: float = 30.0,
         maxCoolingPeriod: float = 300.0,
+        failback: Optional[float] = None,
         random: Callable[[], float] = _random.random,
     ) -> None:
         """
@@ -149,6 +151,11 @@ class FailoverEndpoint:
             endpoint is tried last.
         @param coolingPeriod: how long, at first; it doubles with each
             further failure, up to C{maxCoolingPeriod}.
+        @param failback: if given, while connected through any but this
+            client's most preferred endpoint, try the preferred one every
+            C{failback} seconds; once it accepts a connection (closed at
+            once), tell whoever listens (a L{ClientService} over this
+            endpoint reconnects, and so moves back).
         @param random: a 0-argument callable returning a float in C{[0,
             1)}, for the shuffle.
         @raise TypeError: if an argument is of the wrong type.
@@ -164,6 +171,7 @@ class FailoverEndpoint:
         checkCount("failuresBeforeCooling", failuresBeforeCooling, least=1)
         checkSeconds("coolingPeriod", coolingPeriod, zeroAllowed=False)
         checkSeconds("maxCoolingPeriod", maxCoolingPeriod, zeroAllowed=False)
+        checkSeconds("failback", failback, zeroAllowed=False)
         if maxCoolingPeriod < coolingPeriod:
             raise ValueError(
                 f"maxCoolingPeriod ({maxCoolingPeriod!r}) must not be less than "
@@ -181,6 +189,10 @@ class FailoverEndpoint:
         self._coolingPeriod = coolingPeriod
         self._maxCoolingPeriod = maxCoolingPeriod
         self.current: Optional[str] = None
+        self._failback = failback
+        self._probe: Optional[IDelayedCall] = None
+        self._probing: Optional[Deferred[Any]] = None
+        self._preferredBack: list[Callable[[], object]] = []
 
     @staticmethod
     def _endpointFrom(
@@ -247,6 +259,69 @@ class FailoverEndpoint:
                 preferred=record is self._records[0],
             )
         self.current = record.description
+        self.stopProbing()
+        if self._failback is not None and record is not self._records[0]:
+            self._probe = self.clock.callLater(self._failback, self._tryPreferred)
+
+    def whenPreferredIsBack(self, listener: Callable[[], object]) -> None:
+        """
+        With C{failback}, call C{listener} each time the preferred endpoint
+        accepts a connection again while another is in use.
+        """
+        self._preferredBack.append(listener)
+
+    def stopProbing(self) -> None:
+        """
+        Stop trying the preferred endpoint (until the next connection
+        through another); what a service over this endpoint does when it
+        stops, so that nothing stays scheduled.
+        """
+        probe, self._probe = self._probe, None
+        if probe is not None and probe.active():
+            probe.cancel()
+        probing, self._probing = self._probing, None
+        if probing is not None:
+            cancelQuietly(probing)
+
+    def _tryPreferred(self) -> None:
+        """
+        Connect to the preferred endpoint, only to see whether it is back.
+        """
+        self._probe = None
+        preferred = self._records[0]
+        try:
+            probing = preferred.endpoint.connect(_ProbeFactory())
+            if not isinstance(probing, Deferred):
+                raise TypeError(
+                    f"{preferred.description}: connect returned {probing!r}"
+                )
+        except Exception:
+            probing = Deferred()
+            probing.errback()
+        self._probing = probing
+        probing.addCallbacks(self._preferredAccepted, self._preferredRefused)
+
+    def _preferredAccepted(self, protocol: Protocol) -> None:
+        self._probing = None
+        preferred = self._records[0]
+        preferred.failuresInARow = 0
+        preferred.coolingUntil = None
+        _log.info(
+            "{via} is back: moving to it",
+            reconnectEvent="endpointBack",
+            target=repr(self),
+            via=self._records[0].description,
+        )
+        for listener in list(self._preferredBack):
+            try:
+                listener()
+            except Exception:
+                _log.failure("Failback listener {listener!r} raised", listener=listener)
+
+    def _preferredRefused(self, reason: Failure) -> None:
+        self._probing = None
+        if not reason.check(CancelledError) and self._failback is not None:
+            self._probe = self.clock.callLater(self._failback, self._tryPreferred)
 
     def _failed(self, record: _Record, reason: Failure) -> None:
         record.failuresInARow += 1
@@ -398,6 +473,21 @@ class _Pass:
         self._trying.clear()
         if not deferred.called:
             deferred.errback(Failure(CancelledError("failover pass cancelled")))
+
+
+class _HangUp(Protocol):
+    """
+    A probe's connection: closed as soon as it is made.
+    """
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.loseConnection()
+
+
+class _ProbeFactory(Factory):
+    protocol = _HangUp
+    noisy = False
 
 
 @implementer(IProtocolFactory)

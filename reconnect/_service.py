@@ -124,6 +124,8 @@ class ClientService(Service):
         )
         checkSeconds("attemptTimeout", attemptTimeout, zeroAllowed=False)
         checkSeconds("resetAfter", resetAfter, zeroAllowed=True)
+        if isinstance(endpoint, FailoverEndpoint):
+            endpoint.whenPreferredIsBack(self.reconnect)
         self._machine = _ClientMachine(
             endpoint,
             factory,
@@ -243,6 +245,9 @@ class ClientService(Service):
             no attempt is under way.
         """
         Service.stopService(self)
+        endpoint = self._machine._endpoint
+        if isinstance(endpoint, FailoverEndpoint):
+            endpoint.stopProbing()
         stopped: Deferred[None] = Deferred()
         self._machine.dispatch(self._machine.stop, stopped)
         return stopped

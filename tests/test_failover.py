@@ -411,3 +411,53 @@ def test_immediateFailoverDefault(
         endpoint, Factory.forProtocol(Protocol), clock=Clock(), immediateFailover=given
     )
     assert service._machine._immediateFailover is expected
+
+
+def test_failback() -> None:
+    """
+    With C{failback}, while connected through another endpoint, the
+    preferred one is tried every C{failback} seconds (a refused try waits
+    for the next); once it accepts, the service reconnects, and moves back
+    to it.  Stopped, nothing stays scheduled.
+    """
+    endpoint, fakes, clock = failover(2, failback=10.0, failuresBeforeCooling=1)
+    service = ClientService(
+        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
+    )
+    service.startService()
+    fakes[0].last.fail()
+    fakes[1].last.succeed()
+    assert endpoint.current == repr(fakes[1])
+    clock.advance(10)
+    assert len(fakes[0].attempts) == 2
+    fakes[0].last.fail()
+    clock.advance(10)
+    assert len(fakes[0].attempts) == 3
+    probe = fakes[0].last.succeed()
+    assert fakes[0].last.transport.disconnecting  # type: ignore[union-attr]
+    assert probe is not None and service.state == "reconnecting"
+    fakes[1].last.lose()
+    clock.advance(0)
+    assert len(fakes[0].attempts) == 4
+    fakes[0].last.succeed()
+    assert service.state == "connected" and endpoint.current == repr(fakes[0])
+    assert clock.getDelayedCalls() == []
+    stopped = service.stopService()
+    fakes[0].last.lose()
+    assert stopped.called
+    assert clock.getDelayedCalls() == []
+
+
+def test_stopEndsProbing() -> None:
+    """
+    Stopping the service stops the failback probe.
+    """
+    endpoint, fakes, clock = failover(2, failback=10.0)
+    service = ClientService(endpoint, Factory.forProtocol(Protocol), clock=clock)
+    service.startService()
+    fakes[0].last.fail()
+    fakes[1].last.succeed()
+    assert len(clock.getDelayedCalls()) == 1
+    service.stopService()
+    fakes[1].last.lose()
+    assert clock.getDelayedCalls() == []

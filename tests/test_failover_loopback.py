@@ -125,3 +125,41 @@ async def test_saystuffThroughServersKilledInTurn() -> None:
             if server.running:
                 await server.kill()
         await until(lambda: not any(s.running for s in servers))
+
+
+@pytest_twisted.ensureDeferred
+async def test_failbackOverLoopback() -> None:
+    """
+    The preferred server dies, the client moves to the second; the
+    preferred comes back: within C{failback} seconds (plus a loose margin)
+    the traffic is on it again, and no request failed on the way.
+    """
+    preferred, standby = RestartableLineServer(reactor), RestartableLineServer(reactor)
+    ports = [await preferred.start(), await standby.start()]
+    endpoint = FailoverEndpoint(
+        [f"tcp:host=127.0.0.1:port={p}" for p in ports],
+        failback=0.5,
+        reactor=reactor,
+    )
+    service = SayStuffToServerService(
+        endpoint=endpoint, reactor=reactor, retryPolicy=lambda n: 2.0
+    )
+    service.startService()
+    first, second = (f"tcp:127.0.0.1:{p}" for p in ports)
+    try:
+        assert await service.sendToServer(b"one") == b"one"
+        assert endpoint.current == first
+        await preferred.kill()
+        assert await service.sendToServer(b"two") == b"two"
+        assert endpoint.current == second
+        await preferred.start()
+        back = reactor.seconds()
+        await until(lambda: endpoint.current == first, timeout=5)
+        assert reactor.seconds() - back < 0.5 + 1.0
+        assert await service.sendToServer(b"three") == b"three"
+        assert service.book.failed == 0
+    finally:
+        await service.stopService()
+        for server in (preferred, standby):
+            if server.running:
+                await server.kill()

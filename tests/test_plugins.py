@@ -405,3 +405,25 @@ async def test_relayFailsOverToTheLiveServer(tmp_path: Path) -> None:
     assert relay.stdout == b"one\ntwo\n"
     assert b"Connecting through tcp:127.0.0.1:" in relay.stderr
     assert b"failed: Connection was refused" in relay.stderr
+
+
+def test_failbackOption() -> None:
+    """
+    C{--failback SECONDS} goes to the failover endpoint; alone with one
+    C{--connect}, it is a usage error.
+    """
+    options = tap.Options()
+    options.parseOptions(["-c", "tcp:127.0.0.1:1", "-c", "tcp:127.0.0.1:2"])
+    assert options["failback"] is None
+    options = tap.Options()
+    options.parseOptions(
+        ["-c", "tcp:127.0.0.1:1", "-c", "tcp:127.0.0.1:2", "--failback", "30"]
+    )
+    relayed = list(tap.makeService(options))[0]  # type: ignore[call-overload]
+    assert relayed.endpoint._failback == 30.0
+    with pytest.raises(UsageError, match="--failback"):
+        tap.Options().parseOptions(["-c", "tcp:127.0.0.1:1", "--failback", "30"])
+    with pytest.raises(UsageError, match="failback"):
+        tap.Options().parseOptions(
+            ["-c", "tcp:127.0.0.1:1", "-c", "tcp:127.0.0.1:2", "--failback", "0"]
+        )

@@ -5,7 +5,7 @@ stays up.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
@@ -73,6 +73,14 @@ class Options(ExitingOptions):
             1.5,
             "How much the wait grows per failure (at least 1).",
             named("factor", positiveFloat),
+        ],
+        [
+            "failback",
+            None,
+            None,
+            "With several --connect: while connected through another, try the "
+            "first every SECONDS and move back to it once it answers.",
+            named("failback", positiveFloat),
         ],
         [
             "queue-size",
@@ -147,6 +155,8 @@ class Options(ExitingOptions):
                 raise UsageError("give --connect, or --host and --port, not both")
         if self["shuffle"] and len(self["connect"]) < 2:
             raise UsageError("--shuffle needs two --connect or more")
+        if self["failback"] is not None and len(self["connect"]) < 2:
+            raise UsageError("--failback needs two --connect or more")
         if self["host"] == "":
             raise UsageError("--host must not be empty")
         if not self["connect"]:
@@ -172,7 +182,10 @@ class Options(ExitingOptions):
 
 
 def _endpoint(
-    descriptions: list[str], shuffle: bool, reactor: Any
+    descriptions: list[str],
+    shuffle: bool,
+    failback: Optional[float],
+    reactor: Any,
 ) -> Union[str, FailoverEndpoint, None]:
     """
     What C{--connect} asks for: nothing (C{--host} and C{--port} then), one
@@ -181,7 +194,9 @@ def _endpoint(
     if len(descriptions) < 2:
         return descriptions[0] if descriptions else None
     order = "shuffle" if shuffle else "priority"
-    return FailoverEndpoint(descriptions, order=order, reactor=reactor)
+    return FailoverEndpoint(
+        descriptions, order=order, failback=failback, reactor=reactor
+    )
 
 
 def makeService(options: Any) -> IService:
@@ -193,7 +208,9 @@ def makeService(options: Any) -> IService:
     relayed = SayStuffToServerService(
         None if options["connect"] else options["host"],
         None if options["connect"] else options["port"],
-        endpoint=_endpoint(options["connect"], options["shuffle"], reactor),
+        endpoint=_endpoint(
+            options["connect"], options["shuffle"], options["failback"], reactor
+        ),
         reactor=reactor,
         retryPolicy=policy,
         queueSize=options["queue-size"],
