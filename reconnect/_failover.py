@@ -193,6 +193,7 @@ class FailoverEndpoint:
         self._probe: Optional[IDelayedCall] = None
         self._probing: Optional[Deferred[Any]] = None
         self._preferredBack: list[Callable[[], object]] = []
+        self._lost: Optional[_Record] = None
 
     @staticmethod
     def _endpointFrom(
@@ -234,17 +235,33 @@ class FailoverEndpoint:
             for r in self._records
         ]
 
+    def currentLost(self) -> None:
+        """
+        The connection made through L{current} ended by itself: the next
+        pass tries the others before it.  (A server that is going down may
+        still accept for a moment; trying it first again would connect to a
+        dying process.)  A L{ClientService} over this endpoint calls it.
+        """
+        self._lost = next(
+            (r for r in self._records if r.description == self.current), None
+        )
+
     def _passOrder(self) -> list[_Record]:
         """
         This pass's order: the endpoints that are not cooling, as
-        preferred, then the cooling ones, the soonest to recover first.
+        preferred, then the one whose connection was just lost, then the
+        cooling ones, the soonest to recover first.
         """
         now = self.clock.seconds()
+        lost, self._lost = self._lost, None
         cooling = sorted(
             (r for r in self._records if r.cooling(now)),
             key=lambda r: cast(float, r.coolingUntil),
         )
-        return [r for r in self._records if not r.cooling(now)] + cooling
+        ready = [r for r in self._records if not r.cooling(now) and r is not lost]
+        if lost is not None and not lost.cooling(now):
+            ready.append(lost)
+        return ready + cooling
 
     def _succeeded(self, record: _Record) -> None:
         record.failuresInARow = 0

@@ -37,6 +37,7 @@ from ._describe import describeEndpoint
 from ._driver import discard as _discard
 from ._driver import installInputs, stateSlots
 from ._errors import GaveUpConnecting
+from ._failover import FailoverEndpoint
 from ._proxy import _ReconnectingProtocolProxy
 
 ConnectWaiter = tuple["Deferred[IProtocol]", Optional[int]]
@@ -275,6 +276,8 @@ class _ClientMachine:
             return
         giveUpWith = None
         if self.state() == "connected":
+            if isinstance(self._endpoint, FailoverEndpoint):
+                self._endpoint.currentLost()
             if self._failsOverAtOnce():
                 self._nextDelay = 0.0
             else:

@@ -387,7 +387,6 @@ def test_lostConnectionFailsOverAtOnce(upFor: float, immediate: bool) -> None:
     assert service.failedAttempts == (0 if immediate else 1)
     clock.advance(retry.getTime() - clock.seconds())
     assert service.state == "connecting"
-    fakes[0].last.fail()
     fakes[1].last.succeed()
     assert service.state == "connected"
     service.stopService()
@@ -461,3 +460,28 @@ def test_stopEndsProbing() -> None:
     service.stopService()
     fakes[1].last.lose()
     assert clock.getDelayedCalls() == []
+
+
+def test_lostEndpointGoesLast() -> None:
+    """
+    When the connection through an endpoint is lost, the next pass tries
+    the others first (a dying server may still accept for a moment), and
+    that one last; the pass after is in the usual order again.
+    """
+    endpoint, fakes, clock = failover(3)
+    service = ClientService(
+        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
+    )
+    service.startService()
+    fakes[0].last.succeed()
+    clock.advance(2)
+    fakes[0].last.lose()
+    clock.advance(0)
+    assert started(fakes) == [1, 1, 0]
+    fakes[1].last.fail()
+    fakes[2].last.fail()
+    assert started(fakes) == [2, 1, 1]
+    fakes[0].last.fail()
+    clock.advance(5)
+    assert started(fakes) == [3, 1, 1]
+    service.stopService()
