@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import random as _random
 from collections.abc import Callable
-from typing import Optional
+from typing import Optional, cast
 
 RetryPolicy = Callable[[int], Optional[float]]
 """
@@ -107,9 +107,6 @@ class _Policy:
     def __reduce__(self) -> tuple[type[_Policy], tuple[object, ...]]:
         return type(self), self._parameters()
 
-    def __call__(self, attempt: int) -> Optional[float]:
-        raise NotImplementedError
-
     def fresh(self) -> _Policy:
         """
         The policy one more service should use: this one, unless it
@@ -126,7 +123,7 @@ def ownPolicy(policy: RetryPolicy) -> RetryPolicy:
     used as it is.
     """
     if isinstance(policy, _Policy):
-        return policy.fresh()
+        return cast(RetryPolicy, policy.fresh())
     return policy
 
 

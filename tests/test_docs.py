@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import selectors
 import shutil
 import signal
 import subprocess
@@ -126,50 +127,69 @@ def activated() -> dict[str, str]:
     return dict(os.environ, PATH=scripts + os.pathsep + os.environ.get("PATH", ""))
 
 
-def runInBackground(script: str, where: Path) -> tuple[subprocess.Popen[bytes], Path]:
+class Background:
     """
-    Run C{script} with bash in C{where}, in a session of its own so that it
-    and everything it starts can be stopped together; its output goes to a
-    file.
+    C{script} run with bash in C{where}, in a session of its own so that it
+    and everything it starts can be stopped together, its output read from
+    a pipe as it comes.
     """
-    output = where / "output.txt"
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
+
+    def __init__(self, script: str, where: Path) -> None:
+        self.process = subprocess.Popen(
             ["bash", "-c", script],
             cwd=where,
-            stdout=sink,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=activated(),
         )
-    return process, output
+        assert self.process.stdout is not None
+        self._pipe = self.process.stdout
+        os.set_blocking(self._pipe.fileno(), False)
+        self.output = b""
 
+    def _read(self, timeout: float) -> bool:
+        """
+        Read what has come within C{timeout} seconds; C{False} at the end
+        of the output.
+        """
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._pipe, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                return True
+        chunk = self._pipe.read()
+        if not chunk:
+            return chunk is None
+        self.output += chunk
+        return True
 
-def waitFor(
-    marker: bytes, output: Path, process: subprocess.Popen[bytes], detaches: bool
-) -> None:
-    """
-    Wait until C{marker} is in the output; unless the script C{detaches}
-    (ends once it has put its work in the background), it must not end
-    first.
-    """
-    deadline = time.monotonic() + 60
-    while marker not in output.read_bytes():
-        assert detaches or process.poll() is None, output.read_text()
-        assert time.monotonic() < deadline, output.read_text()
-        time.sleep(0.1)
+    def waitFor(self, marker: bytes, detaches: bool) -> None:
+        """
+        Wait until C{marker} is in the output; unless the script C{detaches}
+        (ends once it has put its work in the background), it must not end
+        first.
+        """
+        deadline = time.monotonic() + 60
+        while marker not in self.output:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, self.output.decode()
+            ended = not self._read(remaining)
+            assert not ended, self.output.decode()
+            assert detaches or self.process.poll() is None, self.output.decode()
 
-
-def stopAll(process: subprocess.Popen[bytes]) -> None:
-    """
-    SIGTERM to the script and everything it started, as a user's ^C would.
-    """
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    process.wait(timeout=30)
+    def stopAll(self) -> None:
+        """
+        SIGTERM to the script and everything it started, as a user's ^C
+        would; then the rest of the output.
+        """
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+        while self._read(5):
+            pass
 
 
 def guideTac() -> str:
@@ -198,13 +218,13 @@ def test_tacBesideTheServer(
     assert block.splitlines() == [SERVER, client]
     where = copyOfProject(tmp_path / "project")
     (where / "saystuff.tac").write_text(guideTac())
-    process, output = runInBackground(block, where)
+    background = Background(block, where)
     try:
-        waitFor(marker, output, process, detaches=False)
+        background.waitFor(marker, detaches=False)
     finally:
-        stopAll(process)
-    assert b"Another twistd server is running" not in output.read_bytes()
-    assert b"Traceback" not in output.read_bytes()
+        background.stopAll()
+    assert b"Another twistd server is running" not in background.output
+    assert b"Traceback" not in background.output
 
 
 def test_stdinCommand(tmp_path: Path) -> None:
@@ -213,9 +233,9 @@ def test_stdinCommand(tmp_path: Path) -> None:
     both replies come back and the command ends.
     """
     [command] = [c for c in RUN if "--stdin" in c]
-    server, serverOutput = runInBackground(SERVER, tmp_path)
+    server = Background(SERVER, tmp_path)
     try:
-        waitFor(b"starting on 65432", serverOutput, server, detaches=True)
+        server.waitFor(b"starting on 65432", detaches=True)
         done = subprocess.run(
             ["bash", "-c", command],
             cwd=tmp_path,
@@ -224,7 +244,7 @@ def test_stdinCommand(tmp_path: Path) -> None:
             env=activated(),
         )
     finally:
-        stopAll(server)
+        server.stopAll()
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout == b"one\ntwo\n"
 

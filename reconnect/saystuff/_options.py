@@ -6,7 +6,7 @@ a bad value into a C{UsageError} that names the option.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Optional, TypeVar
+from typing import Optional, TypeVar, cast
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService
@@ -34,10 +34,11 @@ class _ParsingOnly:
     default resolver would, so that no endpoint warns of a missing one.
     """
 
-    nameResolver = None
+    nameResolver: Optional[IHostnameResolver] = None
 
     def installNameResolver(self, resolver: IHostnameResolver) -> IHostnameResolver:
-        raise NotImplementedError("options are only parsed here")
+        previous, self.nameResolver = self.nameResolver, resolver
+        return cast(IHostnameResolver, previous)
 
 
 _NO_REACTOR = _ParsingOnly()
