@@ -203,7 +203,8 @@ class FailoverEndpoint:
             from twisted.internet.endpoints import clientFromString
 
             return cast(IStreamClientEndpoint, clientFromString(reactor, endpoint))
-        if not IStreamClientEndpoint.providedBy(endpoint):
+        connect = getattr(endpoint, "connect", None)
+        if not (IStreamClientEndpoint.providedBy(endpoint) or callable(connect)):
             raise TypeError(
                 f"{endpoint!r} is neither an endpoint nor an endpoint description"
             )
