@@ -1,9 +1,39 @@
 """
-Endpoints named the way a user writes them, for log lines: C{tcp:host:port}
-rather than C{<TCP4ClientEndpoint object at 0x7f...>}.
+Endpoints and the way a user writes them, both ways: a description made into
+an endpoint, and an endpoint named for log lines (C{tcp:host:port} rather
+than C{<TCP4ClientEndpoint object at 0x7f...>}).
 """
 
 from __future__ import annotations
+
+from typing import Any, cast
+
+from twisted.internet.endpoints import clientFromString
+from twisted.internet.interfaces import IStreamClientEndpoint
+
+
+class TLSNotInstalled(ValueError):
+    """
+    A C{tls:} endpoint description, where Twisted's TLS support (pyOpenSSL)
+    is not installed.
+    """
+
+
+def clientEndpoint(reactor: Any, description: str) -> IStreamClientEndpoint:
+    """
+    The client endpoint C{description} names, in Twisted's endpoint string
+    syntax.
+
+    @raise TLSNotInstalled: for a C{tls:} description without TLS support,
+        saying what to install (Twisted itself fails with a C{NameError}).
+    @raise ValueError: or what else Twisted's parser raises, for a bad one.
+    """
+    try:
+        return cast(IStreamClientEndpoint, clientFromString(reactor, description))
+    except (NameError, ImportError):
+        raise TLSNotInstalled(
+            f"{description!r} needs TLS support: pip install 'reconnect[tls]'"
+        ) from None
 
 
 def describeEndpoint(endpoint: object) -> str:

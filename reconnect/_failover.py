@@ -39,7 +39,7 @@ from zope.interface import implementer
 
 from ._attempt import cancelQuietly
 from ._checks import checkCount, checkSeconds
-from ._describe import describeEndpoint
+from ._describe import clientEndpoint, describeEndpoint
 
 _log = Logger()
 
@@ -200,9 +200,7 @@ class FailoverEndpoint:
         reactor: Any, endpoint: Union[IStreamClientEndpoint, str]
     ) -> IStreamClientEndpoint:
         if isinstance(endpoint, str):
-            from twisted.internet.endpoints import clientFromString
-
-            return cast(IStreamClientEndpoint, clientFromString(reactor, endpoint))
+            return clientEndpoint(reactor, endpoint)
         connect = getattr(endpoint, "connect", None)
         if not (IStreamClientEndpoint.providedBy(endpoint) or callable(connect)):
             raise TypeError(
@@ -449,12 +447,12 @@ class _Pass:
         self._owner._succeeded(record)
         self.deferred.callback(protocol)
 
-    def _attemptFailed(self, record: _Record, reason: Failure) -> Optional[Failure]:
+    def _attemptFailed(self, record: _Record, reason: Failure) -> None:
         self._trying.pop(record, None)
         if self._over:
-            return None
+            return
         if self._winner is not None and record is not self._winner:
-            return None  # called off: another won
+            return  # called off: another won
         if record is self._winner:
             self._winner = None  # connected, then failed before it was handed over
         self._failures.append((record.description, reason))
@@ -467,7 +465,6 @@ class _Pass:
         )
         self._owner._failed(record, reason)
         self._startNext()
-        return None
 
     def _failIfDone(self) -> None:
         if self._trying or self._over:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from twisted.internet import reactor
@@ -230,3 +231,17 @@ class ResolvingMemoryReactor(MemoryReactor):
     """
 
     nameResolver = None
+
+
+def stateMachineTest(machine: type[RuleBasedStateMachine], examples: int) -> Any:
+    """
+    The test case of C{machine}: C{examples} runs of up to 40 steps each,
+    with no deadline (a run drives many steps on a fake clock).
+    """
+    machine.TestCase.settings = settings(
+        max_examples=examples,
+        stateful_step_count=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    return machine.TestCase

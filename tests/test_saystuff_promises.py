@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import pytest
-from helpers import EndpointAndClockRules, live, outcome, pending
-from hypothesis import HealthCheck, settings
+from helpers import EndpointAndClockRules, live, outcome, pending, stateMachineTest
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     initialize,
@@ -287,13 +286,7 @@ class SayStuffPromises(EndpointAndClockRules):
         assert self.clock.getDelayedCalls() == []
 
 
-SayStuffPromises.TestCase.settings = settings(
-    max_examples=200,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-TestSayStuffPromises = SayStuffPromises.TestCase
+TestSayStuffPromises = stateMachineTest(SayStuffPromises, 200)
 
 
 def test_relayBoundsAnInputLine() -> None:

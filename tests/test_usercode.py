@@ -20,8 +20,15 @@ from typing import Any, Optional
 
 import pytest
 import pytest_twisted
-from helpers import EndpointAndClockRules, freePort, live, pending, twistd, until
-from hypothesis import HealthCheck, settings
+from helpers import (
+    EndpointAndClockRules,
+    freePort,
+    live,
+    pending,
+    stateMachineTest,
+    twistd,
+    until,
+)
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     initialize,
@@ -577,13 +584,7 @@ class ClientServiceUnderUserCode(EndpointAndClockRules):
         assert self.clock.getDelayedCalls() == []
 
 
-ClientServiceUnderUserCode.TestCase.settings = settings(
-    max_examples=300,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-TestClientServiceUnderUserCode = ClientServiceUnderUserCode.TestCase
+TestClientServiceUnderUserCode = stateMachineTest(ClientServiceUnderUserCode, 300)
 
 
 class MoodyFactory(ReconnectingClientFactory):
@@ -672,13 +673,7 @@ class ConnectorUnderUserCode(EndpointAndClockRules):
         assert self.factory.starts == self.factory.stops
 
 
-ConnectorUnderUserCode.TestCase.settings = settings(
-    max_examples=200,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-TestConnectorUnderUserCode = ConnectorUnderUserCode.TestCase
+TestConnectorUnderUserCode = stateMachineTest(ConnectorUnderUserCode, 200)
 
 
 def test_backoffPolicyTakesWhatTwistedTakes() -> None:

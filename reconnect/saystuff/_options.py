@@ -10,7 +10,7 @@ from typing import Optional, TypeVar, cast
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService
-from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
     IHostnameResolver,
@@ -21,6 +21,8 @@ from twisted.internet.interfaces import (
 from twisted.python.usage import Options as _Options
 from twisted.python.usage import UsageError
 from zope.interface import implementer
+
+from .._describe import TLSNotInstalled, clientEndpoint
 
 DEFAULT_PORT = 65432
 
@@ -162,12 +164,9 @@ def checkClientEndpoint(option: str, description: str) -> None:
     @raise UsageError: if C{description} is not a client endpoint string.
     """
     try:
-        endpoint = clientFromString(_NO_REACTOR, description)
-    except (NameError, ImportError):
-        raise UsageError(
-            f"--{option}: {description!r} needs TLS support: "
-            "pip install 'reconnect[tls]'"
-        ) from None
+        endpoint = clientEndpoint(_NO_REACTOR, description)
+    except TLSNotInstalled as error:
+        raise UsageError(f"--{option}: {error}") from None
     except Exception as error:
         raise UsageError(f"--{option}: bad endpoint {description!r}: {error}") from None
     checkPortOf(option, description, endpoint, least=1)

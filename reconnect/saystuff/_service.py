@@ -10,7 +10,7 @@ from typing import Any, Optional, Union, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint, clientFromString
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import (
     IDelayedCall,
     IProtocol,
@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 
 from .._backoff import RetryPolicy
 from .._checks import checkCount, checkSeconds
-from .._describe import describeEndpoint
+from .._describe import clientEndpoint, describeEndpoint
 from .._service import ClientService
 from ._book import RequestBook
 from ._errors import ServiceStoppedError
@@ -52,12 +52,7 @@ def _endpointFrom(
             raise TypeError("give host and port, or endpoint, not both")
         if not isinstance(endpoint, str):
             return endpoint
-        try:
-            return cast(IStreamClientEndpoint, clientFromString(reactor, endpoint))
-        except (NameError, ImportError):
-            raise ValueError(
-                f"endpoint {endpoint!r} needs TLS support: pip install 'reconnect[tls]'"
-            ) from None
+        return clientEndpoint(reactor, endpoint)
     if host is None or port is None:
         raise TypeError("give host and port, or endpoint")
     if not isinstance(host, str):
