@@ -56,13 +56,47 @@ _INPUTS = (
     "start",
     "stop",
     "reconnect",
+    "handOver",
     "whenConnected",
     "_connectionMade",
     "_connectionFailed",
     "_giveUp",
     "_reconnect",
     "_clientDisconnected",
+    "_handOverMade",
+    "_handOverFailed",
 )
+
+
+class _HandOver:
+    """
+    The attempt of a hand-over, and what hears how it went: the machine is
+    told, and checks that the hand-over is still wanted.
+    """
+
+    __slots__ = ("_machine", "attempt")
+
+    def __init__(self, machine: _ClientMachine) -> None:
+        self._machine = machine
+        self.attempt = _Attempt(
+            machine._endpoint,
+            machine._factory,
+            machine._clock,
+            machine._prepareConnection,
+            machine._attemptTimeout,
+            self,
+        )
+
+    def attemptSucceeded(self, proxy: _ReconnectingProtocolProxy) -> None:
+        self._machine.handOverSucceeded(self, proxy)
+
+    def attemptFailed(self, reason: Failure) -> None:
+        self._machine.handOverFailed(self, reason)
+
+    def connectionEnded(
+        self, proxy: _ReconnectingProtocolProxy, reason: Failure
+    ) -> None:
+        self._machine.connectionEnded(proxy, reason)
 
 
 class _ClientMachine:
@@ -93,6 +127,7 @@ class _ClientMachine:
         "_onConnected",
         "_onDisconnected",
         "_onGaveUp",
+        "_retireConnection",
         "failedAttempts",
         "lastFailure",
         "attempts",
@@ -106,6 +141,8 @@ class _ClientMachine:
         "_nextDelay",
         "_attempt",
         "_connection",
+        "_handOver",
+        "_retired",
         "_retryCall",
         "_resetCall",
         "_connectWaiters",
@@ -130,6 +167,7 @@ class _ClientMachine:
         onConnected: Optional[Callable[[IProtocol], object]] = None,
         onDisconnected: Optional[Callable[[IProtocol, Failure], object]] = None,
         onGaveUp: Optional[Callable[[GaveUpConnecting], object]] = None,
+        retireConnection: Optional[Callable[[IProtocol], object]] = None,
     ) -> None:
         self._endpoint = endpoint
         self._target = describeEndpoint(endpoint)
@@ -145,6 +183,7 @@ class _ClientMachine:
         self._onConnected = onConnected
         self._onDisconnected = onDisconnected
         self._onGaveUp = onGaveUp
+        self._retireConnection = retireConnection
 
         self.failedAttempts = 0
         self.lastFailure: Optional[Failure] = None
@@ -159,6 +198,8 @@ class _ClientMachine:
         self._nextDelay = 0.0
         self._attempt: Optional[_Attempt] = None
         self._connection: Optional[_ReconnectingProtocolProxy] = None
+        self._handOver: Optional[_HandOver] = None
+        self._retired: dict[_ReconnectingProtocolProxy, list[Deferred[None]]] = {}
         self._retryCall: Optional[IDelayedCall] = None
         self._resetCall: Optional[IDelayedCall] = None
         self._connectWaiters: list[ConnectWaiter] = []
@@ -273,9 +314,11 @@ class _ClientMachine:
         the current one are no news.
         """
         if proxy is not self._connection:
+            for waiter in self._retired.pop(proxy, ()):
+                waiter.callback(None)
             return
         giveUpWith = None
-        if self.state() == "connected":
+        if self.state() in ("connected", "handingOver"):
             if isinstance(self._endpoint, FailoverEndpoint):
                 self._endpoint.currentLost()
             if self._failsOverAtOnce():
@@ -286,6 +329,52 @@ class _ClientMachine:
             self._clientDisconnected(reason)
         else:
             self._giveUp(giveUpWith)
+
+    def handOverSucceeded(
+        self, handOver: _HandOver, proxy: _ReconnectingProtocolProxy
+    ) -> None:
+        self.dispatch(self._handOverSucceeded, handOver, proxy)
+
+    def handOverFailed(self, handOver: _HandOver, reason: Failure) -> None:
+        self.dispatch(self._handOverEnded, handOver, reason)
+
+    def _handOverSucceeded(
+        self, handOver: _HandOver, proxy: _ReconnectingProtocolProxy
+    ) -> None:
+        """
+        The new connection of a hand-over is ready.  If the hand-over was
+        called off meanwhile, the connection is not wanted.
+        """
+        if handOver is self._handOver and self.state() == "handingOver":
+            self._handOver = None
+            self._handOverMade(proxy)
+        else:
+            abortTransport(proxy)
+
+    def _handOverEnded(self, handOver: _HandOver, reason: Failure) -> None:
+        """
+        The new connection of a hand-over failed; if the hand-over was
+        called off, that is no news.
+        """
+        if handOver is self._handOver and self.state() == "handingOver":
+            self._handOver = None
+            self._handOverFailed(reason)
+
+    def closeRetired(self) -> list[Deferred[None]]:
+        """
+        Close every retired connection that is still open.
+
+        @return: a C{Deferred} for each, firing once it has ended.
+        """
+        ended = []
+        for proxy, waiters in list(self._retired.items()):
+            waiter: Deferred[None] = Deferred()
+            waiters.append(waiter)
+            ended.append(waiter)
+            transport = proxy._transport
+            if transport is not None:
+                transport.loseConnection()
+        return ended
 
     def _failsOverAtOnce(self) -> bool:
         """
@@ -361,6 +450,10 @@ class _ClientMachine:
     def _reconnecting(self) -> None:
         "Closing the connection, to connect again at once."
 
+    @_machine.state(serialized="handingOver")
+    def _handingOver(self) -> None:
+        "Connected, and connecting anew to hand over to the new connection."
+
     @_machine.state(serialized="gaveUp")
     def _gaveUp(self) -> None:
         "The policy said no more attempts; waiting to be stopped."
@@ -378,6 +471,10 @@ class _ClientMachine:
     @_machine.input()
     def reconnect(self) -> None:
         "Someone wants a new connection now, without waiting."
+
+    @_machine.input()
+    def handOver(self) -> None:
+        "Someone wants a new connection now, keeping this one until it is up."
 
     @_machine.input()
     def whenConnected(
@@ -404,6 +501,14 @@ class _ClientMachine:
     @_machine.input()
     def _clientDisconnected(self, reason: Failure) -> None:
         "The established connection ended."
+
+    @_machine.input()
+    def _handOverMade(self, protocol: _ReconnectingProtocolProxy) -> None:
+        "The hand-over's new connection is up and prepared."
+
+    @_machine.input()
+    def _handOverFailed(self, reason: Failure) -> None:
+        "The hand-over's new connection could not be made."
 
     # -- outputs ------------------------------------------------------------
 
@@ -432,6 +537,57 @@ class _ClientMachine:
         )
 
     @_machine.output()
+    def _startHandOver(self) -> None:
+        "Start an attempt whose connection is to replace the current one."
+        self.attempts += 1
+        self._event(
+            LogLevel.info,
+            "Connecting to {target} again to hand over (attempt {attempt})",
+            "handingOver",
+            attempt=self.attempts,
+            peer=self._peer,
+        )
+        self._handOver = _HandOver(self)
+
+    @_machine.output()
+    def _abandonHandOver(self) -> None:
+        "Call off the hand-over's attempt."
+        handOver, self._handOver = self._handOver, None
+        if handOver is not None:
+            handOver.attempt.cancel()
+
+    @_machine.output()
+    def _noteHandOverFailed(self, reason: Failure) -> None:
+        "Say that the hand-over failed; the current connection stays."
+        self._event(
+            LogLevel.warn,
+            "Could not hand over to a new connection to {target}; keeping "
+            "the current one: {reason}",
+            "handOverFailed",
+            reason=reason.getErrorMessage(),
+            failure=reason,
+        )
+
+    @_machine.output()
+    def _handOverConnection(self, protocol: _ReconnectingProtocolProxy) -> None:
+        """
+        The new connection becomes the service's; the old one is retired:
+        counted as ended, but left open for C{retireConnection} to close when
+        it is done with it (closed at once if there is no such callback, or
+        it raises).
+        """
+        retired = self._connection
+        assert retired is not None
+        self._retired[retired] = []
+        self._endConnection()
+        self._keepConnection(protocol)
+        retire = self._retireConnection
+        if retire is None or not self._notify(retire, retired._protocol):
+            transport = retired._transport
+            if transport is not None:
+                transport.loseConnection()
+
+    @_machine.output()
     def _cancelAttempt(self) -> None:
         "Abandon the attempt under way."
         if self._attempt is not None:
@@ -440,6 +596,9 @@ class _ClientMachine:
     @_machine.output()
     def _rememberConnection(self, protocol: _ReconnectingProtocolProxy) -> None:
         "Keep the new connection, and hand it to everyone waiting for one."
+        self._keepConnection(protocol)
+
+    def _keepConnection(self, protocol: _ReconnectingProtocolProxy) -> None:
         self._connection = protocol
         self.connects += 1
         self.connectedSince = self._clock.seconds()
@@ -530,8 +689,15 @@ class _ClientMachine:
     @_machine.output()
     def _forgetConnection(self, reason: Failure) -> None:
         "Let go of the connection that ended, and tell who asked to know."
-        protocol, self._connection = self._connection, None
-        assert protocol is not None and self.connectedSince is not None
+        protocol = self._connection
+        assert protocol is not None
+        self._endConnection()
+        if self._onDisconnected is not None:
+            self._notify(self._onDisconnected, protocol._protocol, reason)
+
+    def _endConnection(self) -> None:
+        self._connection = None
+        assert self.connectedSince is not None
         self.disconnects += 1
         self._secondsConnectedBefore += self._clock.seconds() - self.connectedSince
         self.connectedSince = None
@@ -539,8 +705,6 @@ class _ClientMachine:
             if self._resetCall.active():
                 self._resetCall.cancel()
             self._resetCall = None
-        if self._onDisconnected is not None:
-            self._notify(self._onDisconnected, protocol._protocol, reason)
 
     @_machine.output()
     def _awaitConnection(
@@ -655,10 +819,12 @@ class _ClientMachine:
         assert self.lastFailure is not None
         return GaveUpConnecting(self.lastFailure, self.failedAttempts)
 
-    def _notify(self, callback: Callable[..., object], *args: object) -> None:
+    def _notify(self, callback: Callable[..., object], *args: object) -> bool:
         """
         Call a user's lifecycle callback; what it raises is logged, not
         allowed to derail the machine.
+
+        @return: whether it returned without raising.
         """
         try:
             callback(*args)
@@ -670,6 +836,8 @@ class _ClientMachine:
                 callback=callback,
                 log_failure=Failure(),
             )
+            return False
+        return True
 
     @staticmethod
     def _peerOf(proxy: _ReconnectingProtocolProxy) -> object:
@@ -771,10 +939,68 @@ class _ClientMachine:
         outputs=[_noteReconnecting, _disconnect],
         collector=_discard,
     )
+    _connected.upon(
+        handOver, enter=_handingOver, outputs=[_startHandOver], collector=_discard
+    )
     _disconnecting.upon(reconnect, enter=_disconnecting, outputs=[], collector=_discard)
     _restarting.upon(reconnect, enter=_restarting, outputs=[], collector=_discard)
     _stopped.upon(reconnect, enter=_stopped, outputs=[], collector=_discard)
     _gaveUp.upon(reconnect, enter=_gaveUp, outputs=[], collector=_discard)
+
+    # Where there is no connection to keep, a hand-over is a reconnect.
+    _init.upon(handOver, enter=_init, outputs=[], collector=_discard)
+    _connecting.upon(handOver, enter=_connecting, outputs=[], collector=_discard)
+    _waiting.upon(
+        handOver,
+        enter=_connecting,
+        outputs=[_cancelRetry, _connect],
+        collector=_discard,
+    )
+    _reconnecting.upon(handOver, enter=_reconnecting, outputs=[], collector=_discard)
+    _disconnecting.upon(handOver, enter=_disconnecting, outputs=[], collector=_discard)
+    _restarting.upon(handOver, enter=_restarting, outputs=[], collector=_discard)
+    _stopped.upon(handOver, enter=_stopped, outputs=[], collector=_discard)
+    _gaveUp.upon(handOver, enter=_gaveUp, outputs=[], collector=_discard)
+
+    _handingOver.upon(start, enter=_handingOver, outputs=[], collector=_discard)
+    _handingOver.upon(reconnect, enter=_handingOver, outputs=[], collector=_discard)
+    _handingOver.upon(handOver, enter=_handingOver, outputs=[], collector=_discard)
+    _handingOver.upon(
+        whenConnected,
+        enter=_handingOver,
+        outputs=[_currentConnection],
+        collector=_discard,
+    )
+    _handingOver.upon(
+        stop,
+        enter=_disconnecting,
+        outputs=[_awaitStop, _noteStopping, _abandonHandOver, _disconnect],
+        collector=_discard,
+    )
+    _handingOver.upon(
+        _handOverMade,
+        enter=_connected,
+        outputs=[_handOverConnection],
+        collector=_discard,
+    )
+    _handingOver.upon(
+        _handOverFailed,
+        enter=_connected,
+        outputs=[_noteHandOverFailed],
+        collector=_discard,
+    )
+    _handingOver.upon(
+        _clientDisconnected,
+        enter=_waiting,
+        outputs=[_abandonHandOver, _forgetConnection, _retryAfterDisconnect],
+        collector=_discard,
+    )
+    _handingOver.upon(
+        _giveUp,
+        enter=_gaveUp,
+        outputs=[_abandonHandOver, _forgetConnection, _abandonConnectWaiters],
+        collector=_discard,
+    )
 
     _reconnecting.upon(start, enter=_reconnecting, outputs=[], collector=_discard)
     _reconnecting.upon(reconnect, enter=_reconnecting, outputs=[], collector=_discard)

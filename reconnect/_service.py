@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Optional, cast
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import (
     IProtocol,
     IProtocolFactory,
@@ -78,6 +78,7 @@ class ClientService(Service):
         onDisconnected: Optional[Callable[[IProtocol, Failure], object]] = None,
         onGaveUp: Optional[Callable[[GaveUpConnecting], object]] = None,
         immediateFailover: Optional[bool] = None,
+        retireConnection: Optional[Callable[[IProtocol], object]] = None,
     ) -> None:
         """
         @param endpoint: where to connect.
@@ -113,6 +114,14 @@ class ClientService(Service):
             over several endpoints (the next pass goes on to the others, so
             a dead server costs no backoff while another is up), and off
             otherwise, as in Twisted.
+        @param retireConnection: makes L{reconnect} make-before-break:
+            the current connection stays up until a new one is ready, which
+            then becomes the service's (C{onConnected}, waiters), and the old
+            protocol is passed to this callable, which is to close its
+            connection once done with it (say, once the replies it owes
+            have come).  If the new connection cannot be made, the old one
+            simply stays.  L{stopService} closes retired connections still
+            open and waits for them.
         """
         checkCallables(
             retryPolicy=retryPolicy,
@@ -121,6 +130,7 @@ class ClientService(Service):
             onConnected=onConnected,
             onDisconnected=onDisconnected,
             onGaveUp=onGaveUp,
+            retireConnection=retireConnection,
         )
         checkSeconds("attemptTimeout", attemptTimeout, zeroAllowed=False)
         checkSeconds("resetAfter", resetAfter, zeroAllowed=True)
@@ -142,14 +152,16 @@ class ClientService(Service):
             onConnected=onConnected,
             onDisconnected=onDisconnected,
             onGaveUp=onGaveUp,
+            retireConnection=retireConnection,
         )
+        self._handsOver = retireConnection is not None
 
     @property
     def state(self) -> str:
         """
         The machine's state: one of C{"init"}, C{"connecting"},
-        C{"waiting"}, C{"connected"}, C{"reconnecting"}, C{"disconnecting"},
-        C{"restarting"}, C{"stopped"} and C{"gaveUp"}.
+        C{"waiting"}, C{"connected"}, C{"handingOver"}, C{"reconnecting"},
+        C{"disconnecting"}, C{"restarting"}, C{"stopped"} and C{"gaveUp"}.
         """
         return cast(str, self._machine.state())
 
@@ -224,8 +236,13 @@ class ClientService(Service):
 
         Useful when the server announces it is going down, when the
         configuration changed, or to move back to a preferred server.
+
+        With C{retireConnection}, the current connection is closed only
+        once the new one is ready (make-before-break); the state is
+        C{"handingOver"} meanwhile.
         """
-        self._machine.dispatch(self._machine.reconnect)
+        machine = self._machine
+        machine.dispatch(machine.handOver if self._handsOver else machine.reconnect)
 
     def startService(self) -> None:
         """
@@ -239,10 +256,11 @@ class ClientService(Service):
 
     def stopService(self) -> Deferred[None]:
         """
-        Stop connecting, and close the connection if there is one.
+        Stop connecting, and close the connection if there is one (and any
+        retired one still open).
 
-        @return: a C{Deferred} that fires once the connection is closed and
-            no attempt is under way.
+        @return: a C{Deferred} that fires once the connections are closed
+            and no attempt is under way.
         """
         Service.stopService(self)
         endpoint = self._machine._endpoint
@@ -250,4 +268,7 @@ class ClientService(Service):
             endpoint.stopProbing()
         stopped: Deferred[None] = Deferred()
         self._machine.dispatch(self._machine.stop, stopped)
-        return stopped
+        retired = self._machine.closeRetired()
+        if not retired:
+            return stopped
+        return gatherResults([stopped, *retired]).addCallback(lambda _: None)

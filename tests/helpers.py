@@ -214,9 +214,9 @@ class EndpointAndClockRules(RuleBasedStateMachine):
         pending(self.endpoint)[-1].fail()
 
     @precondition(lambda self: live(self.endpoint))
-    @rule()
-    def connectionDrops(self) -> None:
-        live(self.endpoint)[-1].lose()
+    @rule(data=st.data())
+    def connectionDrops(self, data: st.DataObject) -> None:
+        data.draw(st.sampled_from(live(self.endpoint))).lose()
 
     @rule(seconds=st.sampled_from([0.1, 1.0, 10.0]))
     def advance(self, seconds: float) -> None:

@@ -47,12 +47,12 @@ LOST = Failure(ConnectionDone())
 def test_writesAtOnceWhenConnected() -> None:
     book = RequestBook(Clock())
     wire = Wire()
-    book.attach(wire)
+    lane = book.attach(wire)
     first = book.submit(b"a")
     second = book.submit(b"b")
     assert wire.lines == [b"a", b"b"]
-    book.replyReceived(b"A")
-    book.replyReceived(b"B")
+    lane.replyReceived(b"A")
+    lane.replyReceived(b"B")
     assert (outcome(first), outcome(second)) == (b"A", b"B")
     assert (book.written, book.answered, book.inFlight) == (2, 2, 0)
 
@@ -62,11 +62,11 @@ def test_queuedUntilConnectedThenWrittenInOneGo() -> None:
     requests = [book.submit(b"%d" % n) for n in range(5)]
     assert book.queued == 5
     wire = Wire()
-    book.attach(wire)
+    lane = book.attach(wire)
     assert wire.lines == [b"0", b"1", b"2", b"3", b"4"]
     assert wire.writes == 1
     for n in range(5):
-        book.replyReceived(b"r%d" % n)
+        lane.replyReceived(b"r%d" % n)
     assert [outcome(d) for d in requests] == [b"r%d" % n for n in range(5)]
 
 
@@ -101,25 +101,25 @@ def test_resendInOrderAfterLoss() -> None:
     connection.
     """
     book = RequestBook(Clock())
-    book.attach(Wire())
+    lane = book.attach(Wire())
     early = [book.submit(b"a"), book.submit(b"b")]
-    book.replyReceived(b"A")
-    book.detach(LOST)
+    lane.replyReceived(b"A")
+    lane.detach(LOST)
     late = book.submit(b"c")
     wire = Wire()
-    book.attach(wire)
+    lane = book.attach(wire)
     assert wire.lines == [b"b", b"c"]
     assert book.resent == 1
-    book.replyReceived(b"B")
-    book.replyReceived(b"C")
+    lane.replyReceived(b"B")
+    lane.replyReceived(b"C")
     assert [outcome(d) for d in early + [late]] == [b"A", b"B", b"C"]
 
 
 def test_noResendFailsWithConnectionLost() -> None:
     book = RequestBook(Clock(), resendOnReconnect=False)
-    book.attach(Wire())
+    lane = book.attach(Wire())
     request = book.submit(b"a")
-    book.detach(Failure(ConnectionDone("bye")))
+    lane.detach(Failure(ConnectionDone("bye")))
     assert outcome(request).check(ConnectionLost)
     assert book.inFlight == 0 and book.queued == 0
 
@@ -142,14 +142,14 @@ def test_timeoutInFlightKeepsItsPlace() -> None:
     """
     clock = Clock()
     book = RequestBook(clock)
-    book.attach(Wire())
+    lane = book.attach(Wire())
     slow = book.submit(b"slow", timeout=1)
     after = book.submit(b"after", timeout=10)
     clock.advance(1)
     assert outcome(slow).check(RequestTimedOut)
     assert book.inFlight == 2
-    book.replyReceived(b"SLOW")
-    book.replyReceived(b"AFTER")
+    lane.replyReceived(b"SLOW")
+    lane.replyReceived(b"AFTER")
     assert outcome(after) == b"AFTER"
     assert clock.getDelayedCalls() == []
 
@@ -157,11 +157,11 @@ def test_timeoutInFlightKeepsItsPlace() -> None:
 def test_perCallTimeoutOverridesDefault() -> None:
     clock = Clock()
     book = RequestBook(clock, timeout=100)
-    book.attach(Wire())
+    lane = book.attach(Wire())
     request = book.submit(b"a", timeout=1)
     clock.advance(1)
     assert outcome(request).check(RequestTimedOut)
-    book.replyReceived(b"A")
+    lane.replyReceived(b"A")
     assert clock.getDelayedCalls() == []
 
 
@@ -172,20 +172,20 @@ def test_cancelQueuedNeverSent() -> None:
     drop.cancel()
     assert outcome(drop).check(CancelledError)
     wire = Wire()
-    book.attach(wire)
+    lane = book.attach(wire)
     assert wire.lines == [b"keep"]
-    book.replyReceived(b"KEEP")
+    lane.replyReceived(b"KEEP")
     assert outcome(keep) == b"KEEP"
 
 
 def test_cancelInFlightKeepsItsPlace() -> None:
     book = RequestBook(Clock())
-    book.attach(Wire())
+    lane = book.attach(Wire())
     first = book.submit(b"1")
     second = book.submit(b"2")
     first.cancel()
-    book.replyReceived(b"one")
-    book.replyReceived(b"two")
+    lane.replyReceived(b"one")
+    lane.replyReceived(b"two")
     assert outcome(first).check(CancelledError)
     assert outcome(second) == b"two"
     assert book.failed == 1 and book.answered == 1
@@ -193,29 +193,29 @@ def test_cancelInFlightKeepsItsPlace() -> None:
 
 def test_abandonedNotResent() -> None:
     book = RequestBook(Clock())
-    book.attach(Wire())
+    lane = book.attach(Wire())
     book.submit(b"gone").cancel()
-    book.detach(LOST)
+    lane.detach(LOST)
     wire = Wire()
-    book.attach(wire)
+    lane = book.attach(wire)
     assert wire.lines == []
 
 
 def test_replyWithoutRequest() -> None:
     book = RequestBook(Clock())
-    book.attach(Wire())
+    lane = book.attach(Wire())
     with pytest.raises(ServerProtocolError):
-        book.replyReceived(b"unasked")
+        lane.replyReceived(b"unasked")
 
 
 def test_protocolErrorFailsEverythingInFlight() -> None:
     book = RequestBook(Clock())
-    book.attach(Wire())
+    lane = book.attach(Wire())
     requests = [book.submit(b"%d" % n) for n in range(3)]
-    book.protocolError(ServerProtocolError("garbage"))
+    lane.protocolError(ServerProtocolError("garbage"))
     for d in requests:
         assert outcome(d).check(ServerProtocolError)
-    book.detach(LOST)
+    lane.detach(LOST)
     assert book.queued == 0
 
 
@@ -233,11 +233,11 @@ def test_failAllAndWhenIdle() -> None:
 
 def test_whenIdleFiresOnLastReply() -> None:
     book = RequestBook(Clock())
-    book.attach(Wire())
+    lane = book.attach(Wire())
     book.submit(b"a")
     book.submit(b"b").cancel()
     idle = book.whenIdle()
-    book.replyReceived(b"A")
+    lane.replyReceived(b"A")
     assert idle.called
 
 
@@ -259,7 +259,7 @@ def test_everyRequestEndsOnceWithItsOwnReply(steps: list[tuple[str, int]]) -> No
     """
     book = RequestBook(Clock())
     wire = Wire()
-    book.attach(wire)
+    lane = book.attach(wire)
     answered: dict[bytes, list[Any]] = {}
     requests: list[tuple[bytes, Deferred[bytes]]] = []
     echoed = 0
@@ -275,7 +275,7 @@ def test_everyRequestEndsOnceWithItsOwnReply(steps: list[tuple[str, int]]) -> No
     def echoOne() -> None:
         nonlocal echoed
         if book.connected and echoed < len(wire.lines):
-            book.replyReceived(wire.lines[echoed].upper())
+            lane.replyReceived(wire.lines[echoed].upper())
             echoed += 1
 
     for action, n in steps:
@@ -285,18 +285,18 @@ def test_everyRequestEndsOnceWithItsOwnReply(steps: list[tuple[str, int]]) -> No
             for _ in range(n % 4):
                 echoOne()
         elif action == "lose" and book.connected:
-            book.detach(LOST)
+            lane.detach(LOST)
         elif action == "connect" and not book.connected:
             wire = Wire()
             echoed = 0
-            book.attach(wire)
+            lane = book.attach(wire)
         elif action == "cancel" and requests:
             requests[n % len(requests)][1].cancel()
 
     if not book.connected:
         wire = Wire()
         echoed = 0
-        book.attach(wire)
+        lane = book.attach(wire)
     while echoed < len(wire.lines):
         echoOne()
     for line, results in answered.items():

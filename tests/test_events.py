@@ -22,7 +22,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 
 from reconnect import ClientService, limitRetries
-from reconnect.saystuff import RestartableLineServer
+from reconnect.saystuff import RestartableLineServer, SayStuffToServerService
 from reconnect.testing import FakeEndpoint
 
 DOCS = Path(__file__).parent.parent / "docs" / "events.md"
@@ -92,7 +92,7 @@ def transitions(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 
 def test_tableCoversTheMachine() -> None:
     """
-    The tables document the fifteen events the package emits, no more.
+    The tables document the eighteen events the package emits, no more.
     """
     assert (
         set(DOCUMENTED)
@@ -108,6 +108,9 @@ def test_tableCoversTheMachine() -> None:
             "stopped",
             "idleTimeout",
             "callbackFailed",
+            "handingOver",
+            "handOverFailed",
+            "draining",
         }
         | FAILOVER_EVENTS
     )
@@ -346,3 +349,37 @@ def test_failoverEvents(events: list[dict[str, Any]]) -> None:
     for event in events:
         checkDocumented(event)
     assert events[-1]["via"] == repr(second) and not events[-1]["preferred"]
+
+
+def test_handOverEvents(events: list[dict[str, Any]]) -> None:
+    """
+    A make-before-break move says so when it starts, when it fails, and
+    (SayStuff) when the old connection is left to drain.
+    """
+    clock = Clock()
+    endpoint = FakeEndpoint()
+    stuff = SayStuffToServerService(endpoint=endpoint, reactor=clock)
+    stuff.startService()
+    endpoint.last.succeed()
+    stuff.sendToServer(b"q")
+    stuff.reconnect()
+    endpoint.last.fail(ConnectionRefusedError())
+    stuff.reconnect()
+    endpoint.last.succeed()
+    names = [e["reconnectEvent"] for e in events]
+    assert names[-5:] == [
+        "handingOver",
+        "handOverFailed",
+        "handingOver",
+        "connected",
+        "draining",
+    ]
+    for event in events:
+        checkDocumented(event)
+    assert events[-1]["outstanding"] == 1
+    assert transitions(events)[-4:-1] == [
+        ("handOverFailed", "handingOver", "connected"),
+        ("handingOver", "connected", "handingOver"),
+        ("connected", "handingOver", "connected"),
+    ]
+    stuff.stopService()

@@ -14,13 +14,19 @@ from typing import Any
 
 import pytest
 from helpers import ResolvingMemoryReactor, outcome
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import (
+    IProtocol,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
+from zope.interface import implementer
 
 from reconnect import AllEndpointsFailed, ClientService, FailoverEndpoint
-from reconnect.testing import FakeEndpoint
+from reconnect.testing import FakeAttempt, FakeEndpoint
 
 STAGGER = 0.25
 
@@ -485,3 +491,70 @@ def test_lostEndpointGoesLast() -> None:
     clock.advance(5)
     assert started(fakes) == [3, 1, 1]
     service.stopService()
+
+
+@implementer(IStreamClientEndpoint)
+class FakeServer:
+    """
+    A server on virtual time: accepts every connection at once while up;
+    refuses them, having dropped every connection it had, once dead.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.up = True
+        self.accepted = 0
+        self.connections: list[FakeAttempt] = []
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        if not self.up:
+            return fail(ConnectionRefusedError(self.name))
+        attempt = FakeAttempt(factory)
+        attempt.succeed()
+        self.accepted += 1
+        self.connections.append(attempt)
+        return attempt.deferred
+
+    def die(self) -> None:
+        self.up = False
+        dropped, self.connections = self.connections, []
+        for attempt in dropped:
+            attempt.lose()
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def test_herdOnVirtualTime() -> None:
+    """
+    2,000 services, each over the same three servers in an order of its own
+    (C{order="shuffle"}), share one clock.  When one server dies, every
+    service it served reconnects at once, and each survivor takes 40% to 60%
+    of those reconnects.
+    """
+    clock = Clock()
+    rng = random.Random(2026)
+    servers = [FakeServer(name) for name in "abc"]
+    services = []
+    for _ in range(2000):
+        endpoint = FailoverEndpoint(
+            servers, order="shuffle", clock=clock, random=rng.random
+        )
+        service = ClientService(endpoint, Factory.forProtocol(Protocol), clock=clock)
+        service.startService()
+        services.append(service)
+    assert sum(server.accepted for server in servers) == 2000
+    clock.advance(10)
+    before = [server.accepted for server in servers]
+    victims = before[0]
+    assert 600 <= victims <= 730
+    servers[0].die()
+    clock.advance(0)
+    assert all(service.state == "connected" for service in services)
+    moved = [
+        server.accepted - was for server, was in zip(servers, before, strict=False)
+    ]
+    assert moved[0] == 0 and moved[1] + moved[2] == victims
+    assert all(0.4 <= share / victims <= 0.6 for share in moved[1:]), moved
+    for service in services:
+        service.stopService()

@@ -7,6 +7,7 @@ another while requests keep coming.
 from __future__ import annotations
 
 import socket
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -16,9 +17,11 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import LoopingCall
 
 from reconnect import ClientService, FailoverEndpoint
 from reconnect.saystuff import RestartableLineServer, SayStuffToServerService
+from reconnect.saystuff._server import EchoLineFactory, EchoLineProtocol
 
 STAGGER = 0.25
 
@@ -159,6 +162,92 @@ async def test_failbackOverLoopback() -> None:
         assert await service.sendToServer(b"three") == b"three"
         assert service.book.failed == 0
     finally:
+        await service.stopService()
+        for server in (preferred, standby):
+            if server.running:
+                await server.kill()
+
+
+class CountingEchoProtocol(EchoLineProtocol):
+    """
+    The echo server's protocol, counting each line it is given.
+    """
+
+    def lineReceived(self, line: bytes) -> None:
+        self.factory.seen[line] += 1
+        super().lineReceived(line)
+
+
+class CountingEchoFactory(EchoLineFactory):
+    protocol = CountingEchoProtocol
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: Counter[bytes] = Counter()
+
+
+@pytest_twisted.ensureDeferred
+async def test_failbackUnderTrafficIsMakeBeforeBreak() -> None:
+    """
+    Requests flow all along; the preferred server dies and comes back.
+    Within C{failback} + 1 s the traffic is on it again, and the move back
+    fails no request and writes none twice: every request sent after the
+    kill settled reached exactly one server, once.
+    """
+    preferred, standby = RestartableLineServer(reactor), RestartableLineServer(reactor)
+    for server in (preferred, standby):
+        server.factory = CountingEchoFactory()
+    ports = [await preferred.start(), await standby.start()]
+    failback = 0.5
+    endpoint = FailoverEndpoint(
+        [f"tcp:host=127.0.0.1:port={p}" for p in ports],
+        failback=failback,
+        reactor=reactor,
+    )
+    service = SayStuffToServerService(
+        endpoint=endpoint,
+        reactor=reactor,
+        retryPolicy=lambda n: 2.0,
+        queueSize=10_000,
+    )
+    service.startService()
+    replies: list[Deferred[bytes]] = []
+    sent: list[bytes] = []
+
+    def sendSome() -> None:
+        for _ in range(20):
+            line = b"request %d" % len(sent)
+            sent.append(line)
+            replies.append(service.sendToServer(line))
+
+    sending = LoopingCall(sendSome)
+    sending.clock = reactor
+    try:
+        await service.sendToServer(b"hello")
+        sending.start(0.01)
+        # Up for over a second: its loss fails over at once (no backoff).
+        await sleep(1.2)
+        await preferred.kill()
+        await until(lambda: endpoint.current == f"tcp:127.0.0.1:{ports[1]}")
+        await sleep(0.3)
+        settled, resentBefore = len(sent), service.book.resent
+        await preferred.start()
+        back = reactor.seconds()
+        preferred.factory.seen.clear()
+        await until(lambda: preferred.factory.seen, timeout=5)
+        assert reactor.seconds() - back < failback + 1.0
+        await sleep(0.5)
+        sending.stop()
+        answers = await gatherResults(replies)
+        assert answers == sent
+        assert service.book.failed == 0
+        assert service.book.resent == resentBefore
+        seen = preferred.factory.seen + standby.factory.seen
+        assert all(seen[line] == 1 for line in sent[settled:])
+        assert service.book.lanes == 1
+    finally:
+        if sending.running:
+            sending.stop()
         await service.stopService()
         for server in (preferred, standby):
             if server.running:

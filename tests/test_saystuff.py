@@ -36,7 +36,7 @@ def connectedProtocol(
     protocol = SayStuffClientProtocol(book, maxLineLength)
     transport = StringTransport()
     protocol.makeConnection(transport)
-    book.attach(protocol.writeLines)
+    protocol.attach()
     return protocol, book, transport
 
 
@@ -46,9 +46,9 @@ def connectedProtocol(
 def test_linesWrittenWithCRLF() -> None:
     protocol, book, transport = connectedProtocol()
     book.submit(b"one")
-    book.detach(Failure(ConnectionDone()))
+    protocol.connectionLost(Failure(ConnectionDone()))
     book.submit(b"two")
-    book.attach(protocol.writeLines)
+    protocol.attach()
     assert transport.value() == b"one\r\none\r\ntwo\r\n"
 
 

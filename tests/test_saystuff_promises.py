@@ -33,7 +33,7 @@ from reconnect.saystuff import (
 from reconnect.saystuff._book import RequestBook
 from reconnect.saystuff._protocol import SayStuffClientProtocol
 from reconnect.saystuff._relay import RelayProtocol
-from reconnect.testing import FakeEndpoint
+from reconnect.testing import FakeAttempt, FakeEndpoint
 
 
 def service(**kwargs: Any) -> tuple[SayStuffToServerService, Clock, FakeEndpoint]:
@@ -116,7 +116,7 @@ def test_replyOfMaximumLengthWithSplitDelimiter() -> None:
     book = RequestBook(Clock())
     protocol = SayStuffClientProtocol(book, 10)
     protocol.makeConnection(StringTransport())
-    book.attach(protocol.writeLines)
+    protocol.attach()
     request = book.submit(b"q")
     protocol.dataReceived(b"0123456789\r")
     protocol.dataReceived(b"\n")
@@ -192,6 +192,7 @@ class SayStuffPromises(EndpointAndClockRules):
         self.serial = 0
         self.answered: dict[int, int] = {}
         self.stops: list[Deferred[None]] = []
+        self.worldCut = False
 
     def requests_done(self) -> list[bool]:
         return [len(outcome) == 1 for _, outcome in self.requests]
@@ -216,10 +217,23 @@ class SayStuffPromises(EndpointAndClockRules):
         reply.addBoth(outcome.append)
         self.requests.append((line, outcome))
 
+    @rule()
+    def reconnect(self) -> None:
+        self.stuff.reconnect()
+
     @precondition(lambda self: live(self.endpoint))
-    @rule(count=st.integers(1, 5))
-    def serverAnswers(self, count: int) -> None:
-        attempt = live(self.endpoint)[-1]
+    @rule(data=st.data())
+    def connectionDrops(self, data: st.DataObject) -> None:
+        self.worldCut = True
+        super().connectionDrops(data)
+
+    @precondition(lambda self: live(self.endpoint))
+    @rule(count=st.integers(1, 5), data=st.data())
+    def serverAnswers(self, count: int, data: st.DataObject) -> None:
+        attempt = data.draw(st.sampled_from(live(self.endpoint)))
+        self.answer(attempt, count)
+
+    def answer(self, attempt: FakeAttempt, count: int) -> None:
         assert attempt.transport is not None and attempt.protocol is not None
         written = attempt.transport.value().split(b"\r\n")[:-1]
         done = self.answered.get(id(attempt), 0)
@@ -254,6 +268,17 @@ class SayStuffPromises(EndpointAndClockRules):
             assert all(stop.called for stop in self.stops)
         if self.stuff.running:
             assert self.stuff.clientService.running
+        # A connection is attached to the book from its connect to its end.
+        attached = [a for a in live(self.endpoint) if getattr(a.protocol, "lane", None)]
+        assert len(attached) == self.stuff.book.lanes
+        # Moves never resend: only a cut (by the world, or an abort of a
+        # connection deemed dead) does.
+        aborted = any(
+            a.transport is not None and a.transport.disconnected
+            for a in self.endpoint.attempts
+        )
+        if not self.worldCut and not aborted:
+            assert self.stuff.book.resent == 0
 
     def teardown(self) -> None:
         if not hasattr(self, "stuff"):
@@ -268,11 +293,13 @@ class SayStuffPromises(EndpointAndClockRules):
             # A policy that gives up may have, on an idle check's abort.
             assert self.stuff.state in ("connected", "gaveUp")
         if self.stuff.running and self.stuff.state == "connected":
-            while live(self.endpoint):
-                before = self.answered.get(id(live(self.endpoint)[-1]), 0)
-                self.serverAnswers(1000)
-                if self.answered.get(id(live(self.endpoint)[-1]), 0) == before:
-                    break
+            progress = True
+            while progress:
+                progress = False
+                for attempt in live(self.endpoint):
+                    before = self.answered.get(id(attempt), 0)
+                    self.answer(attempt, 1000)
+                    progress |= self.answered.get(id(attempt), 0) != before
             self.clock.advance(0)
             assert all(self.requests_done()), "an answered request is waiting"
         stopped = self.stuff.stopService()
@@ -315,22 +342,131 @@ def test_relayBoundsAnInputLine() -> None:
     stuff.stopService()
 
 
-def test_reconnectResendsInFlight() -> None:
+def test_reconnectIsMakeBeforeBreak() -> None:
     """
-    C{reconnect()} moves SayStuff to a new connection at once; a request in
-    flight on the old one is written again there and answered.
+    C{reconnect()} keeps the current connection until a new one is up; then
+    new requests go to the new one while the old one delivers the replies it
+    owes and closes.  Nothing fails and nothing is written twice.
     """
     stuff, clock, endpoint = service()
     stuff.startService()
-    endpoint.last.succeed()
-    reply = stuff.sendToServer(b"again")
+    old = endpoint.last
+    old.succeed()
+    early = stuff.sendToServer(b"early")
     stuff.reconnect()
-    endpoint.last.lose()
-    assert len(endpoint.attempts) == 2
-    endpoint.last.succeed()
-    transport, protocol = endpoint.last.transport, endpoint.last.protocol
-    assert transport is not None and protocol is not None
-    assert transport.value() == b"again\r\n"
-    protocol.dataReceived(b"again\r\n")
-    assert outcome(reply) == b"again"
+    assert stuff.state == "handingOver"
+    meanwhile = stuff.sendToServer(b"meanwhile")
+    assert len(endpoint.attempts) == 2 and not old.transport.disconnecting
+    new = endpoint.last
+    new.succeed()
+    assert stuff.state == "connected"
+    late = stuff.sendToServer(b"late")
+    assert old.transport.value() == b"early\r\nmeanwhile\r\n"
+    assert new.transport.value() == b"late\r\n"
+    assert stuff.book.lanes == 2 and not old.transport.disconnecting
+    new.protocol.dataReceived(b"LATE\r\n")
+    old.protocol.dataReceived(b"EARLY\r\nMEANWHILE\r\n")
+    assert [outcome(d) for d in (early, meanwhile, late)] == [
+        b"EARLY",
+        b"MEANWHILE",
+        b"LATE",
+    ]
+    assert old.transport.disconnecting
+    old.lose()
+    assert stuff.book.lanes == 1
+    assert (stuff.book.resent, stuff.book.failed, stuff.book.written) == (0, 0, 3)
+    assert stuff.clientService.stats().connects == 2
+    stopped = stuff.stopService()
+    new.lose()
+    assert stopped.called
+    assert clock.getDelayedCalls() == []
+
+
+def test_reconnectKeepsTheConnectionWhenNoNewOneComes() -> None:
+    """
+    If the new connection of a move cannot be made, the current one stays,
+    and nothing is counted as a failure.
+    """
+    stuff, clock, endpoint = service()
+    stuff.startService()
+    old = endpoint.last
+    old.succeed()
+    reply = stuff.sendToServer(b"q")
+    stuff.reconnect()
+    endpoint.last.fail()
+    assert stuff.state == "connected"
+    assert stuff.clientService.stats().failures == 0
+    old.protocol.dataReceived(b"A\r\n")
+    assert outcome(reply) == b"A"
+    assert not old.transport.disconnecting
     stuff.stopService()
+
+
+def test_oldConnectionLostWhileDrainingResendsOnTheNewOne() -> None:
+    """
+    A left-behind connection that drops before its replies came: what it
+    held is written again on the new connection (as after any cut).
+    """
+    stuff, clock, endpoint = service()
+    stuff.startService()
+    old = endpoint.last
+    old.succeed()
+    first = stuff.sendToServer(b"first")
+    stuff.reconnect()
+    new = endpoint.last
+    new.succeed()
+    second = stuff.sendToServer(b"second")
+    old.lose()
+    assert new.transport.value() == b"second\r\nfirst\r\n"
+    new.protocol.dataReceived(b"2\r\n1\r\n")
+    assert (outcome(first), outcome(second)) == (b"1", b"2")
+    assert stuff.book.resent == 1
+    stuff.stopService()
+
+
+def test_oldConnectionThatNeverDrainsIsAborted() -> None:
+    """
+    A left-behind connection whose server goes quiet is aborted after
+    C{idleTimeout}; its requests are written on the new connection.
+    """
+    stuff, clock, endpoint = service(idleTimeout=5.0)
+    stuff.startService()
+    old = endpoint.last
+    old.succeed()
+    stuck = stuff.sendToServer(b"stuck")
+    stuff.reconnect()
+    new = endpoint.last
+    new.succeed()
+    clock.advance(4.9)
+    assert not old.transport.disconnecting
+    clock.advance(0.2)
+    old.lose()
+    assert new.transport.value() == b"stuck\r\n"
+    new.protocol.dataReceived(b"S\r\n")
+    assert outcome(stuck) == b"S"
+    stuff.stopService()
+
+
+def test_stopWhileDrainingWaitsForTheOldReplies() -> None:
+    """
+    Stopping during a move waits for the replies both connections owe,
+    then closes both.
+    """
+    stuff, clock, endpoint = service()
+    stuff.startService()
+    old = endpoint.last
+    old.succeed()
+    first = stuff.sendToServer(b"first")
+    stuff.reconnect()
+    new = endpoint.last
+    new.succeed()
+    second = stuff.sendToServer(b"second")
+    stopped = stuff.stopService()
+    old.protocol.dataReceived(b"1\r\n")
+    assert old.transport.disconnecting
+    old.lose()
+    assert not stopped.called
+    new.protocol.dataReceived(b"2\r\n")
+    new.lose()
+    assert stopped.called
+    assert (outcome(first), outcome(second)) == (b"1", b"2")

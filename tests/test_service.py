@@ -1035,6 +1035,93 @@ def test_reconnectWhileConnected(make: Any, logs: list[dict[str, Any]]) -> None:
     ) == 1
 
 
+def test_handOverWhileConnected(make: Any) -> None:
+    """
+    With C{retireConnection}, C{reconnect()} keeps the connection until a
+    new one is up; then the new one is the service's and the old protocol
+    goes to C{retireConnection}, whose closing the service does not count
+    as a disconnect to act on.
+    """
+    retired: list[Any] = []
+    h = make(retireConnection=retired.append).start()
+    old = h.connect()
+    h.service.reconnect()
+    assert h.service.state == "handingOver"
+    assert not old.transport.disconnecting
+    assert result(h.service.whenConnected()) is old
+    h.service.reconnect()
+    assert len(h.endpoint.attempts) == 2
+    new = h.connect()
+    assert h.service.state == "connected"
+    assert retired == [old] and not old.transport.disconnecting
+    assert result(h.service.whenConnected()) is new
+    stats = h.service.stats()
+    assert (stats.connects, stats.disconnects, stats.failures) == (2, 1, 0)
+    h.endpoint.attempts[0].lose()
+    assert h.service.state == "connected" and len(h.endpoint.attempts) == 2
+
+
+def test_handOverThatFailsKeepsTheConnection(make: Any) -> None:
+    """
+    A hand-over whose attempt fails leaves the connection as it was, with
+    no failure counted.
+    """
+    h = make(retireConnection=lambda protocol: None).start()
+    old = h.connect()
+    h.service.reconnect()
+    h.endpoint.last.fail()
+    assert h.service.state == "connected"
+    assert result(h.service.whenConnected()) is old
+    assert h.service.stats().failures == 0
+    assert h.clock.getDelayedCalls() == []
+
+
+def test_connectionLostWhileHandingOver(make: Any) -> None:
+    """
+    If the current connection ends during a hand-over, the hand-over is
+    called off and the service goes on as after any lost connection.
+    """
+    h = make(retireConnection=lambda protocol: None).start()
+    h.connect()
+    h.service.reconnect()
+    handOver = h.endpoint.last
+    h.endpoint.attempts[0].lose()
+    assert handOver.cancelled
+    assert h.service.state == "waiting"
+
+
+def test_stopWaitsForRetiredConnections(make: Any) -> None:
+    """
+    Stopping closes a retired connection still open, and fires once it has
+    ended too.
+    """
+    h = make(retireConnection=lambda protocol: None).start()
+    h.connect()
+    h.service.reconnect()
+    h.connect()
+    stopped = h.service.stopService()
+    first, second = h.endpoint.attempts
+    assert first.transport.disconnecting and second.transport.disconnecting
+    second.lose()
+    assert not stopped.called
+    first.lose()
+    assert stopped.called
+
+
+def test_stopWhileHandingOver(make: Any) -> None:
+    """
+    Stopping during a hand-over cancels its attempt and closes the
+    connection.
+    """
+    h = make(retireConnection=lambda protocol: None).start()
+    h.connect()
+    h.service.reconnect()
+    stopped = h.service.stopService()
+    assert h.endpoint.last.cancelled
+    h.endpoint.attempts[0].lose()
+    assert stopped.called and h.service.state == "stopped"
+
+
 def test_reconnectWhileWaiting(make: Any) -> None:
     """
     While waiting out a retry delay, C{reconnect()} connects now.

@@ -436,7 +436,9 @@ class Moody:
         self.prepare = "none"
         self.callbacks = "ok"
         self.connect = "ok"
+        self.retire = "close"
         self.gaveUp = False
+        self.kept: list[IProtocol] = []
 
     def retryPolicy(self, attempt: int) -> object:
         self.gaveUp = self.policy != "ok"
@@ -468,6 +470,14 @@ class Moody:
         if self.callbacks == "raise":
             raise Boom("callback")
 
+    def retireConnection(self, protocol: IProtocol) -> None:
+        if self.retire == "raise":
+            raise Boom("retire")
+        if self.retire == "keep":
+            self.kept.append(protocol)
+        else:
+            protocol.transport.loseConnection()  # type: ignore[attr-defined]
+
 
 @implementer(IProtocolFactory)
 class MoodyEndpoint(FakeEndpoint):
@@ -493,6 +503,7 @@ MOODS = {
     "prepare": ["none", "later", "raise", "fail", "hang", "nonsense"],
     "callbacks": ["ok", "raise"],
     "connect": ["ok", "ok", "raise", "nonsense"],
+    "retire": ["close", "keep", "raise"],
 }
 
 
@@ -501,8 +512,8 @@ class ClientServiceUnderUserCode(EndpointAndClockRules):
     A L{ClientService} whose every piece of user code may misbehave.
     """
 
-    @initialize(useTimeout=st.booleans())
-    def build(self, useTimeout: bool) -> None:
+    @initialize(useTimeout=st.booleans(), handsOver=st.booleans())
+    def build(self, useTimeout: bool, handsOver: bool) -> None:
         self.mood = Moody()
         self.clock = Clock()
         self.endpoint = MoodyEndpoint(self.mood)
@@ -516,6 +527,7 @@ class ClientServiceUnderUserCode(EndpointAndClockRules):
             isFatal=self.mood.isFatal,  # type: ignore[arg-type]
             onConnected=self.mood.callback,
             onDisconnected=self.mood.callback,
+            retireConnection=self.mood.retireConnection if handsOver else None,
         )
         self.waiters: list[Deferred[IProtocol]] = []
         self.stops: list[Deferred[None]] = []
@@ -563,11 +575,21 @@ class ClientServiceUnderUserCode(EndpointAndClockRules):
             assert machine._attempt is not None or machine._connection is not None
         if state == "reconnecting":
             assert machine._connection is not None
+        if state == "handingOver":
+            assert machine._connection is not None and machine._handOver is not None
+        else:
+            assert machine._handOver is None
+        for retired in machine._retired:
+            assert retired is not machine._connection
+            assert retired._transport.disconnecting or retired in self.mood.kept
+        if state in ("connected", "handingOver"):
+            assert machine._connection is not None
+            assert not machine._connection._transport.disconnecting
         if state == "gaveUp":
             assert self.service.lastFailure is not None
         if state in ("stopped", "gaveUp"):
             assert all(w.called for w in self.waiters)
-        if state == "stopped":
+        if state == "stopped" and not machine._retired:
             assert all(s.called for s in self.stops)
 
     def teardown(self) -> None:
@@ -579,6 +601,7 @@ class ClientServiceUnderUserCode(EndpointAndClockRules):
         self.clock.advance(100)
         assert stopped.called
         assert self.service.state == "stopped"
+        assert self.service._machine._retired == {}
         assert all(s.called for s in self.stops)
         assert all(w.called for w in self.waiters)
         assert self.clock.getDelayedCalls() == []

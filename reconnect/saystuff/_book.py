@@ -3,8 +3,12 @@ The bookkeeping of SayStuff requests, free of I/O: what is queued, what is in
 flight, which reply belongs to which request, what timed out or was
 cancelled.
 
-A connection lends the book a function that writes lines; the book never
-sees a transport, so it can be tested with a list standing in for the wire.
+A connection lends the book a function that writes lines and gets a
+L{Lane}: its own FIFO of requests in flight, through which its replies and
+its end come back.  The book never sees a transport, so it can be tested
+with a list standing in for the wire.  Usually one lane is open; after a
+make-before-break move there are more: new requests go to the newest, and
+the older ones drain.
 """
 
 from __future__ import annotations
@@ -52,14 +56,104 @@ class _Request:
         self.book._withdraw(self)
 
 
+class Lane:
+    """
+    One connection's side of the book: the requests written on it, oldest
+    first, awaiting their replies in that order.
+
+    @ivar draining: the lane takes no new requests; once every request on
+        it is answered (or abandoned), C{whenDrained} is called.
+    """
+
+    __slots__ = ("_book", "_writeLines", "inFlight", "draining", "_whenDrained")
+
+    def __init__(self, book: RequestBook, writeLines: WriteLines) -> None:
+        self._book = book
+        self._writeLines = writeLines
+        self.inFlight: deque[_Request] = deque()
+        self.draining = False
+        self._whenDrained: Optional[Callable[[], object]] = None
+
+    def write(self, requests: list[_Request]) -> None:
+        self.inFlight.extend(requests)
+        self._book.written += len(requests)
+        self._writeLines([request.line for request in requests])
+
+    def replyReceived(self, line: bytes) -> None:
+        """
+        A reply: it answers the oldest request in flight on this lane.
+
+        @raise ServerProtocolError: if no request is in flight.
+        """
+        try:
+            request = self.inFlight.popleft()
+        except IndexError:
+            raise ServerProtocolError(
+                "a reply came with no request to answer"
+            ) from None
+        book = self._book
+        book.replies += 1
+        if not request.abandoned:
+            if request.timer is not None:
+                request.timer.cancel()
+            book.answered += 1
+            request.deferred.callback(line)
+        if self.draining:
+            self._checkDrained()
+        if book._idleWaiters:
+            book._checkIdle()
+
+    def protocolError(self, error: Exception) -> None:
+        """
+        The server broke the protocol: nothing in flight on this lane can be
+        trusted to get its own reply, so all of it fails with C{error}.
+        """
+        inFlight, self.inFlight = self.inFlight, deque()
+        self._book._failEach([r for r in inFlight if not r.abandoned], error)
+
+    def retire(self, whenDrained: Callable[[], object]) -> None:
+        """
+        Take no new requests; call C{whenDrained} once every request on this
+        lane is answered or abandoned (at once if none is left).
+        """
+        book = self._book
+        if book._current is self:
+            book._current = None
+        self.draining = True
+        self._whenDrained = whenDrained
+        self._checkDrained()
+
+    def _checkDrained(self) -> None:
+        whenDrained = self._whenDrained
+        if whenDrained is not None and self.idle():
+            self._whenDrained = None
+            whenDrained()
+
+    def idle(self) -> bool:
+        """
+        Whether no request on this lane still awaits its reply.
+        """
+        return all(request.abandoned for request in self.inFlight)
+
+    def detach(self, reason: Failure) -> None:
+        """
+        The connection is gone.  Its requests in flight are written again
+        on the current lane, or go back to the front of the queue (or fail,
+        if not resending); abandoned ones are dropped.
+        """
+        self._whenDrained = None
+        inFlight, self.inFlight = self.inFlight, deque()
+        self._book._lost(self, [r for r in inFlight if not r.abandoned], reason)
+
+
 class RequestBook:
     """
     Requests from their acceptance to their reply (or their failure).
 
     While a connection is attached, a new request is written at once and
-    joins the in-flight FIFO; otherwise it waits in the queue, which is
-    written in order as soon as a connection is attached.  Replies answer
-    the in-flight requests in order.
+    joins its lane's in-flight FIFO; otherwise it waits in the queue, which
+    is written in order as soon as a connection is attached.  Replies answer
+    their lane's requests in order.
 
     @ivar written: lines written, resends included.
     @ivar answered: requests that got their reply.
@@ -83,8 +177,8 @@ class RequestBook:
         self._resend = resendOnReconnect
         self._timeout = timeout
         self._queued: deque[_Request] = deque()
-        self._inFlight: deque[_Request] = deque()
-        self._writeLines: Optional[WriteLines] = None
+        self._current: Optional[Lane] = None
+        self._lanes: list[Lane] = []
         self._idleWaiters: list[Deferred[None]] = []
         self.accepting = True
         self._gaveUp: Optional[GaveUpConnecting] = None
@@ -104,13 +198,25 @@ class RequestBook:
     @property
     def inFlight(self) -> int:
         """
-        Lines written and not yet answered (abandoned ones included).
+        Lines written and not yet answered (abandoned ones included), on
+        every lane.
         """
-        return len(self._inFlight)
+        return sum(len(lane.inFlight) for lane in self._lanes)
 
     @property
     def connected(self) -> bool:
-        return self._writeLines is not None
+        """
+        Whether a lane takes new requests.
+        """
+        return self._current is not None
+
+    @property
+    def lanes(self) -> int:
+        """
+        How many connections are attached (more than one while older ones
+        drain after a move).
+        """
+        return len(self._lanes)
 
     def submit(self, line: bytes, timeout: Optional[float] = None) -> Deferred[bytes]:
         """
@@ -128,8 +234,8 @@ class RequestBook:
         if self._gaveUp is not None:
             raise GaveUpConnecting(self._gaveUp.failure, self._gaveUp.attempts)
         request = _Request(line, self)
-        writeLines = self._writeLines
-        if writeLines is None:
+        lane = self._current
+        if lane is None:
             if not self._queueWhileDisconnected:
                 raise NotConnectedError("not connected to the server")
             if len(self._queued) >= self._queueSize:
@@ -138,69 +244,51 @@ class RequestBook:
                 )
             self._queued.append(request)
         else:
-            self._inFlight.append(request)
+            lane.inFlight.append(request)
             self.written += 1
-            writeLines((line,))
+            lane._writeLines((line,))
         if timeout is None:
             timeout = self._timeout
         if timeout is not None:
             request.timer = self._clock.callLater(timeout, self._timedOut, request)
         return request.deferred
 
-    def attach(self, writeLines: WriteLines) -> None:
+    def attach(self, writeLines: WriteLines) -> Lane:
         """
-        A connection is ready: write everything queued, in order.
+        A connection is ready: it takes new requests from now on, and
+        everything queued is written on it, in order.
+
+        @return: the connection's lane.
         """
-        self._writeLines = writeLines
+        lane = Lane(self, writeLines)
+        self._lanes.append(lane)
+        self._current = lane
         if self._queued:
             queued, self._queued = self._queued, deque()
-            self._inFlight.extend(queued)
-            self.written += len(queued)
-            writeLines([request.line for request in queued])
+            lane.write(list(queued))
+        return lane
 
-    def detach(self, reason: Failure) -> None:
+    def closing(self) -> None:
         """
-        The connection is gone.  Requests in flight go back to the front of
-        the queue (or fail, if not resending); abandoned ones are dropped.
+        The current connection is being closed: new requests wait for the
+        next one rather than being written on it.
         """
-        self._writeLines = None
-        inFlight, self._inFlight = self._inFlight, deque()
-        live = [request for request in inFlight if not request.abandoned]
+        self._current = None
+
+    def _lost(self, lane: Lane, live: list[_Request], reason: Failure) -> None:
+        self._lanes.remove(lane)
+        if self._current is lane:
+            self._current = None
         if self._resend and self.accepting:
             self.resent += len(live)
-            self._queued.extendleft(reversed(live))
+            if self._current is not None:
+                if live:
+                    self._current.write(live)
+            else:
+                self._queued.extendleft(reversed(live))
         else:
             self._failEach(live, ConnectionLost(reason.getErrorMessage()))
-
-    def replyReceived(self, line: bytes) -> None:
-        """
-        A reply: it answers the oldest request in flight.
-
-        @raise ServerProtocolError: if no request is in flight.
-        """
-        try:
-            request = self._inFlight.popleft()
-        except IndexError:
-            raise ServerProtocolError(
-                "a reply came with no request to answer"
-            ) from None
-        self.replies += 1
-        if request.abandoned:
-            return
-        if request.timer is not None:
-            request.timer.cancel()
-        self.answered += 1
-        request.deferred.callback(line)
-        if self._idleWaiters:
-            self._checkIdle()
-
-    def protocolError(self, error: Exception) -> None:
-        """
-        The server broke the protocol: nothing in flight can be trusted to
-        get its own reply, so all of it fails with C{error}.
-        """
-        inFlight, self._inFlight = self._inFlight, deque()
-        self._failEach([r for r in inFlight if not r.abandoned], error)
+        self._checkIdle()
 
     def gaveUp(self, error: GaveUpConnecting) -> None:
         """
@@ -222,7 +310,10 @@ class RequestBook:
         Fail every request, queued or in flight, with C{error}.
         """
         queued, self._queued = self._queued, deque()
-        inFlight, self._inFlight = self._inFlight, deque()
+        inFlight: list[_Request] = []
+        for lane in self._lanes:
+            inFlight.extend(lane.inFlight)
+            lane.inFlight = deque()
         self._failEach([r for r in inFlight if not r.abandoned] + list(queued), error)
 
     def whenIdle(self) -> Deferred[None]:
@@ -235,8 +326,10 @@ class RequestBook:
         return waiter
 
     def _checkIdle(self) -> None:
+        for lane in [lane for lane in self._lanes if lane.draining]:
+            lane._checkDrained()
         if self._idleWaiters and not self._queued:
-            if all(request.abandoned for request in self._inFlight):
+            if all(lane.idle() for lane in self._lanes):
                 self._fireIdleWaiters()
 
     def _fireIdleWaiters(self) -> None:

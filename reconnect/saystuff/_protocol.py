@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Optional
 
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.python.failure import Failure
 
-from ._book import RequestBook
+from ._book import Lane, RequestBook
 from ._errors import ServerProtocolError
 
 DELIMITER = b"\r\n"
@@ -34,8 +36,9 @@ def checkLine(line: object, maxLength: int) -> None:
 
 class SayStuffClientProtocol(Protocol):
     """
-    Splits what the server sends into lines and hands each to the book;
-    writes the book's lines with their delimiter.
+    Splits what the server sends into lines and hands each to its lane of
+    the book; writes the book's lines with their delimiter.  The service
+    attaches it to the book (L{attach}) once the connection is ready.
 
     A reply over the length limit, or one that answers no request, is a
     protocol error: everything in flight fails with it and the connection
@@ -46,6 +49,22 @@ class SayStuffClientProtocol(Protocol):
         self._book = book
         self._maxLineLength = maxLineLength
         self._buffer = b""
+        self.lane: Optional[Lane] = None
+        self.overdue: Optional[IDelayedCall] = None
+
+    def attach(self) -> Lane:
+        """
+        Take requests from the book: from now on, replies answer them.
+        """
+        self.lane = self._book.attach(self.writeLines)
+        return self.lane
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        lane, self.lane = self.lane, None
+        if self.overdue is not None and self.overdue.active():
+            self.overdue.cancel()
+        if lane is not None:
+            lane.detach(reason)
 
     def writeLines(self, lines: Iterable[bytes]) -> None:
         """
@@ -71,7 +90,12 @@ class SayStuffClientProtocol(Protocol):
                 raise ServerProtocolError(
                     f"a reply line is over the limit of {self._maxLineLength} bytes"
                 )
-            replyReceived = self._book.replyReceived
+            lane = self.lane
+            if lane is None:
+                if lines:
+                    raise ServerProtocolError("the server spoke before being asked")
+                return
+            replyReceived = lane.replyReceived
             limit = self._maxLineLength
             for line in lines:
                 if len(line) > limit:
@@ -82,7 +106,8 @@ class SayStuffClientProtocol(Protocol):
                 replyReceived(line)
         except ServerProtocolError as error:
             self._buffer = b""
-            self._book.protocolError(error)
+            if self.lane is not None:
+                self.lane.protocolError(error)
             self.transport.abortConnection()  # type: ignore[union-attr]
 
 

@@ -172,6 +172,7 @@ class SayStuffToServerService(Service):
             onConnected=self._connected,
             onDisconnected=self._disconnected,
             onGaveUp=self.book.gaveUp,
+            retireConnection=self._retire,
         )
 
     def sendToServer(
@@ -242,10 +243,12 @@ class SayStuffToServerService(Service):
 
     def reconnect(self) -> None:
         """
-        Drop the current connection and connect again now (see
-        L{ClientService.reconnect <reconnect.ClientService.reconnect>}).
-        Requests in flight are written again on the new connection, or
-        fail, as C{resendOnReconnect} says; queued ones wait for it.
+        Move to a new connection now, make-before-break: the current
+        connection stays until the new one is ready; then new requests go
+        to the new one, while the old one delivers the replies it owes and
+        closes.  No request fails and none is written twice.  (If the new
+        connection cannot be made, the current one stays.)  Used by
+        C{failback} to move back to a preferred server.
         """
         self.clientService.reconnect()
 
@@ -284,6 +287,7 @@ class SayStuffToServerService(Service):
                 # Started again while this stop drained: nothing to close.
                 return None
             book.failAll(ServiceStoppedError("the service was stopped"))
+            book.closing()
             return self.clientService.stopService()
 
         return idle.addCallback(closeAndFailTheRest).addCallback(lambda _: None)
@@ -292,7 +296,8 @@ class SayStuffToServerService(Service):
         proxy = cast(SayStuffClientProtocol, protocol)
         self.connections += 1
         self._protocol = proxy
-        self.book.attach(proxy.writeLines)
+        self._cancelIdleCheck()
+        proxy.attach()
         if self._idleTimeout is not None:
             self._scheduleIdleCheck(self.book.replies, False)
         if self._userConnected is not None:
@@ -300,12 +305,43 @@ class SayStuffToServerService(Service):
 
     def _disconnected(self, protocol: IProtocol, reason: Failure) -> None:
         self._protocol = None
+        self._cancelIdleCheck()
+        if self._userDisconnected is not None:
+            self._userDisconnected(protocol, reason)
+
+    def _cancelIdleCheck(self) -> None:
         if self._idleCheck is not None and self._idleCheck.active():
             self._idleCheck.cancel()
         self._idleCheck = None
-        self.book.detach(reason)
-        if self._userDisconnected is not None:
-            self._userDisconnected(protocol, reason)
+
+    def _retire(self, protocol: IProtocol) -> None:
+        """
+        A move left C{protocol}'s connection behind: it takes no new
+        requests, and closes once it has delivered every reply it owes.
+        One that owes replies for longer than C{idleTimeout} is aborted,
+        and what it held is written again on the new connection.
+        """
+        proxy = cast(SayStuffClientProtocol, protocol)
+        transport = proxy.transport
+        assert transport is not None
+        lane = proxy.lane
+        if lane is None:
+            transport.loseConnection()
+            return
+        self._log.info(
+            "Moved to a new connection to {target}; the old one closes once "
+            "its {outstanding} reply(ies) are in",
+            endpoint=self.endpoint,
+            target=describeEndpoint(self.endpoint),
+            outstanding=len(lane.inFlight),
+            reconnectEvent="draining",
+            fromState="handingOver",
+            toState="connected",
+        )
+        if self._idleTimeout is not None:
+            abort = transport.abortConnection  # type: ignore[attr-defined]
+            proxy.overdue = self._clock.callLater(self._idleTimeout, abort)
+        lane.retire(transport.loseConnection)
 
     def _scheduleIdleCheck(self, replies: int, outstanding: bool) -> None:
         assert self._idleTimeout is not None
