@@ -13,6 +13,7 @@ from ._backoff import (
 )
 from ._errors import AttemptTimedOut, GaveUpConnecting
 from ._failover import AllEndpointsFailed, EndpointHealth, FailoverEndpoint
+from ._keepalive import TCPKeepAlive
 from ._legacy import EndpointConnector, ReconnectingClientFactory
 from ._service import ClientService
 from ._stats import ConnectionStats
@@ -28,6 +29,7 @@ __all__ = [
     "GaveUpConnecting",
     "ReconnectingClientFactory",
     "RetryPolicy",
+    "TCPKeepAlive",
     "backoffPolicy",
     "decorrelatedJitterPolicy",
     "fullJitterPolicy",

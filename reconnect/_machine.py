@@ -38,6 +38,7 @@ from ._driver import discard as _discard
 from ._driver import installInputs, stateSlots
 from ._errors import GaveUpConnecting
 from ._failover import FailoverEndpoint
+from ._keepalive import TCPKeepAlive, applyKeepAlive
 from ._proxy import _ReconnectingProtocolProxy
 
 ConnectWaiter = tuple["Deferred[IProtocol]", Optional[int]]
@@ -128,6 +129,7 @@ class _ClientMachine:
         "_onDisconnected",
         "_onGaveUp",
         "_retireConnection",
+        "_tcpKeepAlive",
         "failedAttempts",
         "lastFailure",
         "attempts",
@@ -168,6 +170,7 @@ class _ClientMachine:
         onDisconnected: Optional[Callable[[IProtocol, Failure], object]] = None,
         onGaveUp: Optional[Callable[[GaveUpConnecting], object]] = None,
         retireConnection: Optional[Callable[[IProtocol], object]] = None,
+        tcpKeepAlive: Optional[TCPKeepAlive] = None,
     ) -> None:
         self._endpoint = endpoint
         self._target = describeEndpoint(endpoint)
@@ -184,6 +187,7 @@ class _ClientMachine:
         self._onDisconnected = onDisconnected
         self._onGaveUp = onGaveUp
         self._retireConnection = retireConnection
+        self._tcpKeepAlive = tcpKeepAlive
 
         self.failedAttempts = 0
         self.lastFailure: Optional[Failure] = None
@@ -599,6 +603,13 @@ class _ClientMachine:
         self._keepConnection(protocol)
 
     def _keepConnection(self, protocol: _ReconnectingProtocolProxy) -> None:
+        keepAlive = self._tcpKeepAlive
+        if keepAlive is not None and not applyKeepAlive(keepAlive, protocol._transport):
+            self._event(
+                LogLevel.debug,
+                "No TCP socket to set keepalive on for {target}: left as it is",
+                "keepAliveSkipped",
+            )
         self._connection = protocol
         self.connects += 1
         self.connectedSince = self._clock.seconds()

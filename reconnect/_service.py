@@ -5,7 +5,7 @@ L{ClientService}: a service that keeps one outgoing connection up.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Optional, cast
+from typing import Optional, Union, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
@@ -22,6 +22,7 @@ from ._backoff import RetryPolicy, backoffPolicy, ownPolicy
 from ._checks import checkCallables, checkCount, checkSeconds
 from ._errors import GaveUpConnecting
 from ._failover import FailoverEndpoint
+from ._keepalive import TCPKeepAlive
 from ._machine import _ClientMachine
 from ._stats import ConnectionStats
 
@@ -79,6 +80,7 @@ class ClientService(Service):
         onGaveUp: Optional[Callable[[GaveUpConnecting], object]] = None,
         immediateFailover: Optional[bool] = None,
         retireConnection: Optional[Callable[[IProtocol], object]] = None,
+        tcpKeepAlive: Union[TCPKeepAlive, bool, None] = None,
     ) -> None:
         """
         @param endpoint: where to connect.
@@ -122,6 +124,11 @@ class ClientService(Service):
             have come).  If the new connection cannot be made, the old one
             simply stays.  L{stopService} closes retired connections still
             open and waits for them.
+        @param tcpKeepAlive: a L{TCPKeepAlive <reconnect.TCPKeepAlive>}, or
+            C{True} for its defaults: set on each connection's socket when
+            the connection is made, so the kernel notices a peer that died
+            while the connection was idle.  A transport without a TCP socket
+            is left alone, with one debug event (C{keepAliveSkipped}).
         """
         checkCallables(
             retryPolicy=retryPolicy,
@@ -132,6 +139,15 @@ class ClientService(Service):
             onGaveUp=onGaveUp,
             retireConnection=retireConnection,
         )
+        if tcpKeepAlive is True:
+            tcpKeepAlive = TCPKeepAlive()
+        elif tcpKeepAlive is False:
+            tcpKeepAlive = None
+        elif tcpKeepAlive is not None and not isinstance(tcpKeepAlive, TCPKeepAlive):
+            raise TypeError(
+                f"tcpKeepAlive must be a TCPKeepAlive, a bool or None, "
+                f"not {tcpKeepAlive!r}"
+            )
         checkSeconds("attemptTimeout", attemptTimeout, zeroAllowed=False)
         checkSeconds("resetAfter", resetAfter, zeroAllowed=True)
         if isinstance(endpoint, FailoverEndpoint):
@@ -153,6 +169,7 @@ class ClientService(Service):
             onDisconnected=onDisconnected,
             onGaveUp=onGaveUp,
             retireConnection=retireConnection,
+            tcpKeepAlive=tcpKeepAlive,
         )
         self._handsOver = retireConnection is not None
 

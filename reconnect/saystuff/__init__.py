@@ -3,10 +3,13 @@ SayStuff: a line-based request/response client that keeps its connection up,
 and the line server it talks to.
 """
 
+from ._budget import ResendBudget
 from ._errors import (
+    MaybeDelivered,
     NotConnectedError,
     QueueFullError,
     RequestTimedOut,
+    ResendBudgetExhausted,
     ServerProtocolError,
     ServiceStoppedError,
 )
@@ -15,9 +18,12 @@ from ._service import SayStuffToServerService
 
 __all__ = [
     "EchoLineFactory",
+    "MaybeDelivered",
     "NotConnectedError",
     "QueueFullError",
     "RequestTimedOut",
+    "ResendBudget",
+    "ResendBudgetExhausted",
     "RestartableLineServer",
     "SayStuffToServerService",
     "ServerProtocolError",

@@ -23,10 +23,13 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from .._errors import GaveUpConnecting
+from ._budget import ResendBudget
 from ._errors import (
+    MaybeDelivered,
     NotConnectedError,
     QueueFullError,
     RequestTimedOut,
+    ResendBudgetExhausted,
     ServerProtocolError,
     ServiceStoppedError,
 )
@@ -43,17 +46,30 @@ class _Request:
         thrown away.
     """
 
-    __slots__ = ("line", "deferred", "timer", "abandoned", "book")
+    __slots__ = ("line", "deferred", "timer", "abandoned", "book", "idempotent")
 
-    def __init__(self, line: bytes, book: RequestBook) -> None:
+    def __init__(self, line: bytes, book: RequestBook, idempotent: bool) -> None:
         self.line = line
         self.book = book
+        self.idempotent = idempotent
         self.timer: Optional[IDelayedCall] = None
         self.abandoned = False
         self.deferred: Deferred[bytes] = Deferred(self)
 
+    heartbeat = False
+
     def __call__(self, deferred: Deferred[bytes]) -> None:
         self.book._withdraw(self)
+
+
+class _Heartbeat(_Request):
+    """
+    A request the service sends itself to see that an idle connection is
+    alive: never queued, never resent.
+    """
+
+    __slots__ = ()
+    heartbeat = True
 
 
 class Lane:
@@ -97,6 +113,9 @@ class Lane:
             if request.timer is not None:
                 request.timer.cancel()
             book.answered += 1
+            book.pendingBytes -= len(request.line)
+            if book._paused and book.pendingBytes <= book._lowWater:
+                book._setPaused(False)
             request.deferred.callback(line)
         if self.draining:
             self._checkDrained()
@@ -155,10 +174,14 @@ class RequestBook:
     is written in order as soon as a connection is attached.  Replies answer
     their lane's requests in order.
 
+    @ivar pendingBytes: bytes of the requests accepted and not yet settled
+        (queued or in flight); what back-pressure watches.
     @ivar written: lines written, resends included.
     @ivar answered: requests that got their reply.
     @ivar failed: requests that failed, timed out or were cancelled.
     @ivar resent: requests written again after a connection was lost.
+    @ivar maybeDelivered: requests failed with L{MaybeDelivered} (or
+        L{ResendBudgetExhausted}) instead of being written again.
     @ivar replies: reply lines received (also for abandoned requests); a
         connection that makes no progress leaves it unchanged.
     """
@@ -170,12 +193,37 @@ class RequestBook:
         queueWhileDisconnected: bool = True,
         resendOnReconnect: bool = True,
         timeout: Optional[float] = None,
+        idempotent: bool = True,
+        resendBudget: Optional[ResendBudget] = None,
+        queueBytes: Optional[int] = None,
+        highWater: Optional[int] = None,
+        lowWater: int = 0,
+        pressure: Callable[[bool], object] = lambda paused: None,
     ) -> None:
+        """
+        @param idempotent: the default of L{submit}'s C{idempotent}.
+        @param resendBudget: limits resends; C{None}: no limit.
+        @param queueBytes: the most bytes the queue may hold; C{None}: no
+            limit but C{queueSize}.
+        @param highWater: at this many C{pendingBytes} or more, C{pressure}
+            is called with C{True} (pause); C{None}: never.
+        @param lowWater: back at or under this, C{pressure} is called with
+            C{False} (resume).
+        """
         self._clock = clock
         self._queueSize = queueSize
         self._queueWhileDisconnected = queueWhileDisconnected
         self._resend = resendOnReconnect
         self._timeout = timeout
+        self._idempotent = idempotent
+        self._budget = resendBudget
+        self._queueBytes = queueBytes
+        self._queuedBytes = 0
+        self._highWater = highWater
+        self._lowWater = lowWater
+        self._pressure = pressure
+        self._paused = False
+        self.pendingBytes = 0
         self._queued: deque[_Request] = deque()
         self._current: Optional[Lane] = None
         self._lanes: list[Lane] = []
@@ -186,6 +234,7 @@ class RequestBook:
         self.answered = 0
         self.failed = 0
         self.resent = 0
+        self.maybeDelivered = 0
         self.replies = 0
 
     @property
@@ -218,12 +267,21 @@ class RequestBook:
         """
         return len(self._lanes)
 
-    def submit(self, line: bytes, timeout: Optional[float] = None) -> Deferred[bytes]:
+    def submit(
+        self,
+        line: bytes,
+        timeout: Optional[float] = None,
+        idempotent: Optional[bool] = None,
+    ) -> Deferred[bytes]:
         """
         Accept a request for C{line} (already validated).
 
         @param timeout: seconds to wait for the reply; C{None} for the
             book's default.
+        @param idempotent: whether the request may run twice: if so, one
+            written and unanswered when its connection drops is written
+            again; if not, it fails with L{MaybeDelivered}.  C{None} for
+            the book's default.
         @raise ServiceStoppedError: if the book accepts no more requests.
         @raise GaveUpConnecting: if the service gave up connecting.
         @raise NotConnectedError: if disconnected and not queueing.
@@ -233,8 +291,11 @@ class RequestBook:
             raise ServiceStoppedError("the service is stopped")
         if self._gaveUp is not None:
             raise GaveUpConnecting(self._gaveUp.failure, self._gaveUp.attempts)
-        request = _Request(line, self)
+        request = _Request(
+            line, self, self._idempotent if idempotent is None else idempotent
+        )
         lane = self._current
+        size = len(line)
         if lane is None:
             if not self._queueWhileDisconnected:
                 raise NotConnectedError("not connected to the server")
@@ -242,16 +303,61 @@ class RequestBook:
                 raise QueueFullError(
                     f"{len(self._queued)} requests already wait for a connection"
                 )
+            if (
+                self._queueBytes is not None
+                and self._queuedBytes + size > self._queueBytes
+            ):
+                raise QueueFullError(
+                    f"{self._queuedBytes} bytes already wait for a connection "
+                    f"(queueBytes={self._queueBytes})"
+                )
             self._queued.append(request)
+            self._queuedBytes += size
         else:
             lane.inFlight.append(request)
             self.written += 1
             lane._writeLines((line,))
+        self.pendingBytes += size
+        highWater = self._highWater
+        if highWater is not None and self.pendingBytes >= highWater:
+            if not self._paused:
+                self._setPaused(True)
         if timeout is None:
             timeout = self._timeout
         if timeout is not None:
             request.timer = self._clock.callLater(timeout, self._timedOut, request)
         return request.deferred
+
+    def heartbeat(self, line: bytes, timeout: float) -> Deferred[bytes]:
+        """
+        Write C{line} on the current connection as a heartbeat: its reply is
+        awaited for C{timeout} seconds (then it fails with
+        L{RequestTimedOut}); if the connection drops first, it fails with
+        C{ConnectionLost} and is not written again.  Counted as written
+        and answered like any request.
+
+        @raise NotConnectedError: if no connection takes requests.
+        """
+        lane = self._current
+        if lane is None:
+            raise NotConnectedError("no connection to send a heartbeat on")
+        request = _Heartbeat(line, self, False)
+        self.pendingBytes += len(line)
+        lane.write([request])
+        request.timer = self._clock.callLater(timeout, self._timedOut, request)
+        return request.deferred
+
+    @property
+    def paused(self) -> bool:
+        """
+        Whether producers are asked to pause (over the high watermark, not
+        yet back under the low one).
+        """
+        return self._paused
+
+    def _setPaused(self, paused: bool) -> None:
+        self._paused = paused
+        self._pressure(paused)
 
     def attach(self, writeLines: WriteLines) -> Lane:
         """
@@ -265,6 +371,7 @@ class RequestBook:
         self._current = lane
         if self._queued:
             queued, self._queued = self._queued, deque()
+            self._queuedBytes = 0
             lane.write(list(queued))
         return lane
 
@@ -279,16 +386,42 @@ class RequestBook:
         self._lanes.remove(lane)
         if self._current is lane:
             self._current = None
-        if self._resend and self.accepting:
-            self.resent += len(live)
-            if self._current is not None:
-                if live:
-                    self._current.write(live)
-            else:
-                self._queued.extendleft(reversed(live))
+        why = reason.getErrorMessage()
+        if any(request.heartbeat for request in live):
+            beats = [request for request in live if request.heartbeat]
+            live = [request for request in live if not request.heartbeat]
+            self._failEach(beats, ConnectionLost(why))
+        if not (self._resend and self.accepting):
+            self._failMaybeDelivered(live, MaybeDelivered(why))
+            return
+        again = [request for request in live if request.idempotent]
+        if len(again) < len(live):
+            unsafe = [request for request in live if not request.idempotent]
+            self._failMaybeDelivered(unsafe, MaybeDelivered(why))
+        if again and self._budget is not None:
+            allowed = self._budget.grant(
+                len(again), self.answered, self._clock.seconds()
+            )
+            if allowed < len(again):
+                overBudget, again = again[allowed:], again[:allowed]
+                self._failMaybeDelivered(
+                    overBudget,
+                    ResendBudgetExhausted(f"{why}; not resent: over the resend budget"),
+                )
+        self.resent += len(again)
+        if self._current is not None:
+            if again:
+                self._current.write(again)
         else:
-            self._failEach(live, ConnectionLost(reason.getErrorMessage()))
+            self._queued.extendleft(reversed(again))
+            self._queuedBytes += sum(len(request.line) for request in again)
         self._checkIdle()
+
+    def _failMaybeDelivered(
+        self, requests: list[_Request], error: MaybeDelivered
+    ) -> None:
+        self.maybeDelivered += len(requests)
+        self._failEach(requests, error)
 
     def gaveUp(self, error: GaveUpConnecting) -> None:
         """
@@ -310,6 +443,7 @@ class RequestBook:
         Fail every request, queued or in flight, with C{error}.
         """
         queued, self._queued = self._queued, deque()
+        self._queuedBytes = 0
         inFlight: list[_Request] = []
         for lane in self._lanes:
             inFlight.extend(lane.inFlight)
@@ -344,8 +478,17 @@ class RequestBook:
                 request.timer = None
             request.abandoned = True
             self.failed += 1
+            self._settled(request)
             request.deferred.errback(Failure(error))
         self._checkIdle()
+
+    def _settled(self, request: _Request) -> None:
+        """
+        C{request} failed or was withdrawn: its bytes are pending no more.
+        """
+        self.pendingBytes -= len(request.line)
+        if self._paused and self.pendingBytes <= self._lowWater:
+            self._setPaused(False)
 
     def _withdraw(self, request: _Request) -> None:
         """
@@ -361,8 +504,10 @@ class RequestBook:
                 request.timer.cancel()
             request.timer = None
         self.failed += 1
+        self._settled(request)
         if request in self._queued:
             self._queued.remove(request)
+            self._queuedBytes -= len(request.line)
         self._checkIdle()
 
     def _timedOut(self, request: _Request) -> None:

@@ -4,6 +4,8 @@ Why a SayStuff request did not get its reply.
 
 from __future__ import annotations
 
+from twisted.internet.error import ConnectionLost
+
 
 class NotConnectedError(Exception):
     """
@@ -37,4 +39,21 @@ class ServiceStoppedError(Exception):
     """
     The service was stopped before the request was answered, or a request
     was made while it was stopped.
+    """
+
+
+class MaybeDelivered(ConnectionLost):
+    """
+    The connection dropped after the request was written and before its
+    reply came: the server may or may not have run it.  It is not written
+    again (the request was not idempotent, or resending was off or over
+    budget).  A C{ConnectionLost}, as such failures were before.
+    """
+
+
+class ResendBudgetExhausted(MaybeDelivered):
+    """
+    The request would have been written again after a cut, but the resend
+    budget was spent: a server that keeps failing does not get the whole
+    backlog again at every cut.
     """

@@ -14,6 +14,7 @@ from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import (
     IDelayedCall,
     IProtocol,
+    IPushProducer,
     IReactorTime,
     IStreamClientEndpoint,
 )
@@ -23,12 +24,15 @@ from twisted.python.failure import Failure
 from .._backoff import RetryPolicy
 from .._checks import checkCount, checkSeconds
 from .._describe import clientEndpoint, describeEndpoint
+from .._keepalive import TCPKeepAlive
 from .._service import ClientService
 from ._book import RequestBook
-from ._errors import ServiceStoppedError
+from ._budget import ResendBudget
+from ._errors import NotConnectedError, RequestTimedOut, ServiceStoppedError
 from ._protocol import SayStuffClientFactory, SayStuffClientProtocol, checkLine
 
 _useDefault: Any = object()
+MiB = 1024 * 1024
 
 
 def _endpointFrom(
@@ -106,6 +110,15 @@ class SayStuffToServerService(Service):
         idleTimeout: Optional[float] = 30.0,
         stopTimeout: float = 5.0,
         maxLineLength: int = 16384,
+        idempotent: bool = True,
+        resendBudget: Optional[ResendBudget] = _useDefault,
+        queueBytes: Optional[int] = 8 * MiB,
+        highWater: Optional[int] = 4 * MiB,
+        lowWater: Optional[int] = None,
+        heartbeat: Optional[float] = None,
+        heartbeatLine: bytes = b"PING",
+        heartbeatTimeout: Optional[float] = None,
+        tcpKeepAlive: Union[TCPKeepAlive, bool, None] = None,
     ) -> None:
         """
         @param host: the server's host name or address.
@@ -131,6 +144,30 @@ class SayStuffToServerService(Service):
         @param stopTimeout: how long L{stopService} waits for outstanding
             replies.
         @param maxLineLength: the longest line, in bytes, either way.
+        @param idempotent: the default of L{sendToServer}'s C{idempotent}:
+            whether a request written and unanswered when its connection
+            drops may be written again (at-least-once), or fails with
+            L{MaybeDelivered} (at-most-once).
+        @param resendBudget: limits how many requests are written again
+            after cuts (see L{ResendBudget}; by default 20% of the requests
+            answered lately plus 10 a second); those over it fail with
+            L{ResendBudgetExhausted}.  C{None}: no limit.
+        @param queueBytes: the most bytes of requests that may wait for a
+            connection (as well as C{queueSize} requests); C{None}: no
+            byte limit.
+        @param highWater: once the bytes of requests queued or in flight
+            reach this, registered producers are paused (see
+            L{registerProducer}); C{None}: never.
+        @param lowWater: they are resumed once back at or under this; half
+            of C{highWater} by default.
+        @param heartbeat: after this many seconds with nothing outstanding
+            on a connection, send C{heartbeatLine} as a request; a
+            heartbeat unanswered within C{heartbeatTimeout} seconds (by
+            default, C{heartbeat}) means the connection is dead: it is
+            aborted and replaced.  C{None} (the default): no heartbeats.
+        @param heartbeatLine: the line to send; the server must answer it
+            with one line, which is thrown away.
+        @param tcpKeepAlive: passed to L{ClientService}.
         """
         if reactor is None:
             from twisted.internet import reactor
@@ -141,6 +178,26 @@ class SayStuffToServerService(Service):
         if stopTimeout is None:
             raise TypeError("stopTimeout must be a number of seconds, not None")
         checkSeconds("stopTimeout", stopTimeout, zeroAllowed=True)
+        checkSeconds("heartbeat", heartbeat, zeroAllowed=False)
+        checkSeconds("heartbeatTimeout", heartbeatTimeout, zeroAllowed=False)
+        checkLine(heartbeatLine, maxLineLength)
+        if queueBytes is not None:
+            checkCount("queueBytes", queueBytes, least=0)
+        if highWater is not None:
+            checkCount("highWater", highWater, least=1)
+            if lowWater is None:
+                lowWater = highWater // 2
+            checkCount("lowWater", lowWater, least=0)
+            if lowWater >= highWater:
+                raise ValueError(
+                    f"lowWater ({lowWater}) must be under highWater ({highWater})"
+                )
+        if resendBudget is _useDefault:
+            resendBudget = ResendBudget()
+        elif resendBudget is not None and not isinstance(resendBudget, ResendBudget):
+            raise TypeError(
+                f"resendBudget must be a ResendBudget or None, not {resendBudget!r}"
+            )
         target = _endpointFrom(reactor, host, port, endpoint)
         self.endpoint = target
         self._clock = cast(IReactorTime, reactor)
@@ -150,6 +207,14 @@ class SayStuffToServerService(Service):
         self._userConnected = onConnected
         self._userDisconnected = onDisconnected
         self._idleCheck: Optional[IDelayedCall] = None
+        self._heartbeat = heartbeat
+        self._heartbeatLine = heartbeatLine
+        self._heartbeatTimeout = (
+            heartbeat if heartbeatTimeout is None else heartbeatTimeout
+        )
+        self._heartbeatCall: Optional[IDelayedCall] = None
+        self.heartbeats = 0
+        self._producers: list[IPushProducer] = []
         self._protocol: Optional[SayStuffClientProtocol] = None
         self.connections = 0
         self.book = RequestBook(
@@ -158,6 +223,12 @@ class SayStuffToServerService(Service):
             queueWhileDisconnected=queueWhileDisconnected,
             resendOnReconnect=resendOnReconnect,
             timeout=timeout,
+            idempotent=idempotent,
+            resendBudget=resendBudget,
+            queueBytes=queueBytes,
+            highWater=highWater,
+            lowWater=lowWater or 0,
+            pressure=self._pressureChanged,
         )
         self.book.accepting = False
         self.clientService = ClientService(
@@ -173,10 +244,14 @@ class SayStuffToServerService(Service):
             onDisconnected=self._disconnected,
             onGaveUp=self.book.gaveUp,
             retireConnection=self._retire,
+            tcpKeepAlive=tcpKeepAlive,
         )
 
     def sendToServer(
-        self, line: bytes, timeout: Optional[float] = _useDefault
+        self,
+        line: bytes,
+        timeout: Optional[float] = _useDefault,
+        idempotent: Optional[bool] = None,
     ) -> Deferred[bytes]:
         """
         Send C{line} and get the server's reply to it.
@@ -184,9 +259,15 @@ class SayStuffToServerService(Service):
         @param line: one line, without its delimiter.
         @param timeout: seconds to wait for the reply, overriding the
             service's default; C{None} for no limit.
+        @param idempotent: whether the request is safe to run twice,
+            overriding the service's default.  If not, and its connection
+            drops after it was written and before its reply came, it fails
+            with L{MaybeDelivered} and is never written again; a request
+            not yet written is always sent on the next connection.
         @return: a C{Deferred} that fires with the reply line, or fails with
             L{RequestTimedOut}, C{ConnectionLost} (when not resending),
-            L{ServerProtocolError}, L{ServiceStoppedError} or, when the
+            L{ServerProtocolError}, L{ServiceStoppedError},
+            L{MaybeDelivered} (or L{ResendBudgetExhausted}) or, when the
             service gives up connecting, L{GaveUpConnecting
             <reconnect.GaveUpConnecting>}.  Cancelling it
             withdraws a queued request before it is sent.
@@ -199,11 +280,53 @@ class SayStuffToServerService(Service):
             refuses requests until it is stopped and started again.
         """
         checkLine(line, self._maxLineLength)
+        if idempotent is not None and not isinstance(idempotent, bool):
+            raise TypeError(f"idempotent must be a bool, not {idempotent!r}")
         if timeout is _useDefault:
-            return self.book.submit(line)
+            return self.book.submit(line, None, idempotent)
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be > 0, not {timeout!r}")
-        return self.book.submit(line, timeout)
+        return self.book.submit(line, timeout, idempotent)
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool = True) -> None:
+        """
+        Back-pressure: C{producer}'s C{pauseProducing} is called whenever the
+        bytes of requests queued or in flight reach C{highWater}, and its
+        C{resumeProducing} once they are back at C{lowWater}.  Any number of
+        producers may register (a relay registers each local client's
+        transport, so a fast sender is slowed, not refused).  A producer
+        registered while the service is over its high watermark is paused
+        at once.
+
+        @param streaming: must be true: only push producers are paced.
+        """
+        if not streaming:
+            raise TypeError("only push producers (streaming=True) are supported")
+        self._producers.append(producer)
+        if self.book.paused:
+            self._callProducer(producer, "pauseProducing")
+
+    def unregisterProducer(self, producer: Optional[IPushProducer] = None) -> None:
+        """
+        Stop pacing C{producer} (it is not resumed).
+        """
+        if producer in self._producers:
+            self._producers.remove(producer)
+
+    def _pressureChanged(self, paused: bool) -> None:
+        method = "pauseProducing" if paused else "resumeProducing"
+        for producer in list(self._producers):
+            self._callProducer(producer, method)
+
+    def _callProducer(self, producer: IPushProducer, method: str) -> None:
+        try:
+            getattr(producer, method)()
+        except Exception:
+            self._log.failure(
+                "Producer {producer!r} raised in {method}",
+                producer=producer,
+                method=method,
+            )
 
     @property
     def maxLineLength(self) -> int:
@@ -236,6 +359,9 @@ class SayStuffToServerService(Service):
             "answered": book.answered,
             "failed": book.failed,
             "resent": book.resent,
+            "maybeDelivered": book.maybeDelivered,
+            "heartbeats": self.heartbeats,
+            "pendingBytes": book.pendingBytes,
             "queued": book.queued,
             "inFlight": book.inFlight,
             "connections": self.connections,
@@ -300,6 +426,8 @@ class SayStuffToServerService(Service):
         proxy.attach()
         if self._idleTimeout is not None:
             self._scheduleIdleCheck(self.book.replies, False)
+        if self._heartbeat is not None:
+            self._scheduleHeartbeat()
         if self._userConnected is not None:
             self._userConnected(protocol)
 
@@ -313,6 +441,64 @@ class SayStuffToServerService(Service):
         if self._idleCheck is not None and self._idleCheck.active():
             self._idleCheck.cancel()
         self._idleCheck = None
+        if self._heartbeatCall is not None and self._heartbeatCall.active():
+            self._heartbeatCall.cancel()
+        self._heartbeatCall = None
+
+    def _scheduleHeartbeat(self) -> None:
+        assert self._heartbeat is not None
+        book = self.book
+        self._heartbeatCall = self._clock.callLater(
+            self._heartbeat, self._beat, book.written + book.replies
+        )
+
+    def _beat(self, activityBefore: int) -> None:
+        """
+        If the connection was idle since the last beat (nothing written,
+        nothing answered, nothing outstanding), send a heartbeat; the next
+        beat is scheduled once it is answered, or at once if it was not
+        needed.
+        """
+        self._heartbeatCall = None
+        book = self.book
+        protocol = self._protocol
+        if protocol is None:
+            return
+        if book.written + book.replies != activityBefore or book.inFlight:
+            self._scheduleHeartbeat()
+            return
+        self.heartbeats += 1
+        assert self._heartbeatTimeout is not None
+        try:
+            beat = book.heartbeat(self._heartbeatLine, self._heartbeatTimeout)
+        except NotConnectedError:
+            return
+        beat.addCallbacks(
+            self._heartbeatAnswered, self._heartbeatFailed, errbackArgs=(protocol,)
+        )
+
+    def _heartbeatAnswered(self, reply: bytes) -> None:
+        if self._protocol is not None and self._heartbeatCall is None:
+            self._scheduleHeartbeat()
+
+    def _heartbeatFailed(
+        self, reason: Failure, protocol: SayStuffClientProtocol
+    ) -> None:
+        if not reason.check(RequestTimedOut) or protocol is not self._protocol:
+            return
+        self._log.warn(
+            "No reply from {target} to a heartbeat in {seconds} seconds: "
+            "dropping the connection",
+            endpoint=self.endpoint,
+            target=describeEndpoint(self.endpoint),
+            seconds=self._heartbeatTimeout,
+            reconnectEvent="heartbeatTimeout",
+            fromState="connected",
+            toState="connected",
+        )
+        transport = protocol.transport
+        assert transport is not None
+        transport.abortConnection()  # type: ignore[attr-defined]
 
     def _retire(self, protocol: IProtocol) -> None:
         """
