@@ -114,8 +114,8 @@ class Lane:
                 request.timer.cancel()
             book.answered += 1
             book.pendingBytes -= len(request.line)
-            if book._paused and book.pendingBytes <= book._lowWater:
-                book._setPaused(False)
+            if book._paused:
+                book._maybeResume()
             request.deferred.callback(line)
         if self.draining:
             self._checkDrained()
@@ -313,6 +313,8 @@ class RequestBook:
                 )
             self._queued.append(request)
             self._queuedBytes += size
+            if len(self._queued) >= self._queueSize and not self._paused:
+                self._setPaused(True)
         else:
             lane.inFlight.append(request)
             self.written += 1
@@ -350,14 +352,18 @@ class RequestBook:
     @property
     def paused(self) -> bool:
         """
-        Whether producers are asked to pause (over the high watermark, not
-        yet back under the low one).
+        Whether producers are asked to pause: over the high watermark (or
+        with the queue full) and not yet back at the low one.
         """
         return self._paused
 
     def _setPaused(self, paused: bool) -> None:
         self._paused = paused
         self._pressure(paused)
+
+    def _maybeResume(self) -> None:
+        if self.pendingBytes <= self._lowWater and len(self._queued) < self._queueSize:
+            self._setPaused(False)
 
     def attach(self, writeLines: WriteLines) -> Lane:
         """
@@ -373,6 +379,8 @@ class RequestBook:
             queued, self._queued = self._queued, deque()
             self._queuedBytes = 0
             lane.write(list(queued))
+            if self._paused:
+                self._maybeResume()
         return lane
 
     def closing(self) -> None:
@@ -487,8 +495,8 @@ class RequestBook:
         C{request} failed or was withdrawn: its bytes are pending no more.
         """
         self.pendingBytes -= len(request.line)
-        if self._paused and self.pendingBytes <= self._lowWater:
-            self._setPaused(False)
+        if self._paused:
+            self._maybeResume()
 
     def _withdraw(self, request: _Request) -> None:
         """

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import ILogObserver, textFileLogObserver
 from twisted.python.failure import Failure
@@ -32,11 +32,16 @@ def describeFailure(failure: Failure) -> bytes:
     return f"ERROR {failure.type.__name__}: {message}".encode()  # type: ignore[union-attr]
 
 
+@implementer(IPushProducer)
 class RelayProtocol(Protocol):
     """
     Reads lines ending in LF or CRLF, sends each through the service and
     writes the replies (or C{ERROR ...} lines) back in the order of the
     lines.
+
+    It is the service's producer: while the service is over its high
+    watermark, it stops reading from its client and holds the lines already
+    read, so a fast sender is slowed, not refused.
     """
 
     lineEnding = b"\r\n"
@@ -47,7 +52,32 @@ class RelayProtocol(Protocol):
         self._answers: deque[list[Any]] = deque()
         self._inputEnded = False
         self._closeWhenAnswered = False
+        self._held: deque[bytes] = deque()
+        self._paused = False
         self.errors = 0
+
+    def connectionMade(self) -> None:
+        self._service.registerProducer(self, True)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._service.unregisterProducer(self)
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        held = self._held
+        while held and not self._paused:
+            self._send(held.popleft())
+        if not self._paused:
+            if self._inputEnded:
+                self._flush()
+            self.transport.resumeProducing()  # type: ignore[union-attr]
+
+    def stopProducing(self) -> None:
+        self.transport.stopProducing()  # type: ignore[union-attr]
 
     def dataReceived(self, data: bytes) -> None:
         if self._inputEnded:
@@ -73,6 +103,12 @@ class RelayProtocol(Protocol):
         self.inputEnded()
 
     def relay(self, line: bytes) -> None:
+        if self._paused or self._held:
+            self._held.append(line)
+        else:
+            self._send(line)
+
+    def _send(self, line: bytes) -> None:
         try:
             reply: Deferred[bytes] = self._service.sendToServer(line)
         except Exception:
@@ -102,7 +138,7 @@ class RelayProtocol(Protocol):
         answers = self._answers
         while answers and answers[0][0]:
             self.transport.write(answers.popleft()[1] + self.lineEnding)  # type: ignore[union-attr]
-        if self._inputEnded and not answers:
+        if self._inputEnded and not answers and not self._held:
             self.allAnswered()
 
     def inputEnded(self) -> None:
@@ -165,6 +201,7 @@ class _StdinRelayProtocol(RelayProtocol):
         self.transport.loseConnection()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
         self._done()
 
 

@@ -1,0 +1,442 @@
+"""
+What SayStuff promises about delivery, on a clock with a scripted server:
+at-most-once requests (L{MaybeDelivered}), the resend budget, the queue's
+byte bound, back-pressure to producers, and heartbeats on idle connections.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from helpers import outcome
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.internet.error import ConnectionLost
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import globalLogPublisher
+
+from reconnect.saystuff import (
+    MaybeDelivered,
+    QueueFullError,
+    ResendBudget,
+    ResendBudgetExhausted,
+    SayStuffToServerService,
+)
+from reconnect.saystuff._relay import RelayProtocol
+from reconnect.testing import FakeAttempt, FakeEndpoint
+
+
+def service(**kwargs: Any) -> tuple[SayStuffToServerService, Clock, FakeEndpoint]:
+    clock = Clock()
+    endpoint = FakeEndpoint()
+    kwargs.setdefault("retryPolicy", lambda n: 1.0)
+    made = SayStuffToServerService(endpoint=endpoint, reactor=clock, **kwargs)
+    made.startService()
+    return made, clock, endpoint
+
+
+def written(attempt: FakeAttempt) -> list[bytes]:
+    assert attempt.transport is not None
+    return attempt.transport.value().split(b"\r\n")[:-1]
+
+
+def answer(attempt: FakeAttempt, *lines: bytes) -> None:
+    assert attempt.protocol is not None
+    attempt.protocol.dataReceived(b"".join(line + b"\r\n" for line in lines))
+
+
+# -- at-most-once -------------------------------------------------------------
+
+
+def test_notIdempotentFailsWithMaybeDelivered() -> None:
+    """
+    A request that is not idempotent, written and unanswered when the
+    connection drops, fails with L{MaybeDelivered} and is never written
+    again; an idempotent one is; one that was still queued is sent on the
+    next connection, whatever it is.
+    """
+    stuff, clock, endpoint = service()
+    first = endpoint.last
+    first.succeed()
+    unsafe = stuff.sendToServer(b"debit 10", idempotent=False)
+    safe = stuff.sendToServer(b"balance")
+    first.lose()
+    queuedUnsafe = stuff.sendToServer(b"debit 5", idempotent=False)
+    error = outcome(unsafe).value
+    assert isinstance(error, MaybeDelivered) and isinstance(error, ConnectionLost)
+    clock.advance(1.0)
+    second = endpoint.last
+    second.succeed()
+    assert written(second) == [b"balance", b"debit 5"]
+    answer(second, b"90", b"ok")
+    assert (outcome(safe), outcome(queuedUnsafe)) == (b"90", b"ok")
+    assert (stuff.book.resent, stuff.book.maybeDelivered) == (1, 1)
+    stuff.stopService()
+
+
+def test_serviceWideDefault() -> None:
+    """
+    C{idempotent=False} on the service makes every request at-most-once,
+    unless the request says otherwise.
+    """
+    stuff, clock, endpoint = service(idempotent=False)
+    endpoint.last.succeed()
+    unsafe = stuff.sendToServer(b"a")
+    safe = stuff.sendToServer(b"b", idempotent=True)
+    endpoint.last.lose()
+    assert outcome(unsafe).check(MaybeDelivered)
+    clock.advance(1.0)
+    endpoint.last.succeed()
+    assert written(endpoint.last) == [b"b"]
+    answer(endpoint.last, b"B")
+    assert outcome(safe) == b"B"
+    stuff.stopService()
+
+
+def test_noResendMeansMaybeDelivered() -> None:
+    """
+    With C{resendOnReconnect=False}, what was in flight fails with
+    L{MaybeDelivered}, still a C{ConnectionLost} as before.
+    """
+    stuff, clock, endpoint = service(resendOnReconnect=False)
+    endpoint.last.succeed()
+    reply = stuff.sendToServer(b"a")
+    endpoint.last.lose()
+    assert outcome(reply).check(MaybeDelivered, ConnectionLost)
+    stuff.stopService()
+
+
+def test_badIdempotent() -> None:
+    stuff, clock, endpoint = service()
+    with pytest.raises(TypeError, match="idempotent"):
+        stuff.sendToServer(b"a", idempotent="yes")  # type: ignore[arg-type]
+    stuff.stopService()
+
+
+# -- the resend budget --------------------------------------------------------
+
+
+def test_budgetArithmetic() -> None:
+    """
+    The budget starts with C{perSecond * window}; earns C{perSecond} a
+    second and C{ratio} per answer, up to its cap.
+    """
+    budget = ResendBudget(ratio=0.2, perSecond=10.0, window=10.0)
+    assert budget.grant(150, answered=0, now=0.0) == 100
+    assert budget.grant(10, answered=0, now=0.0) == 0
+    assert budget.grant(10, answered=0, now=0.5) == 5
+    assert budget.grant(100, answered=100, now=0.5) == 20
+    assert budget.grant(1000, answered=100, now=1000.0) == 100
+    assert (budget.granted, budget.refused) == (225, 1045)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 1000),
+            st.integers(0, 10_000),
+            st.floats(0, 100, allow_nan=False),
+        ),
+        max_size=50,
+    )
+)
+def test_budgetNeverOverItsBound(calls: list[tuple[int, int, float]]) -> None:
+    """
+    Whatever the calls, what a budget grants is never more than its reserve
+    plus what time and answers earned.
+    """
+    budget = ResendBudget()
+    now, answered, granted = 0.0, 0, 0
+    for wanted, moreAnswers, later in calls:
+        now += later
+        answered += moreAnswers
+        allowed = budget.grant(wanted, answered, now)
+        assert 0 <= allowed <= wanted
+        granted += allowed
+        assert granted <= 100 + 10 * now + 0.2 * answered + 1e-6
+        assert budget.tokens >= 0 and not math.isnan(budget.tokens)
+
+
+@pytest.mark.parametrize("bad", [-1, math.nan, math.inf, "1"])
+def test_budgetArguments(bad: Any) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        ResendBudget(ratio=bad)
+    with pytest.raises((TypeError, ValueError)):
+        SayStuffToServerService("h", 1, resendBudget=0.2)  # type: ignore[arg-type]
+
+
+def test_serverFailingEveryRequestGetsOnlyTheBudget() -> None:
+    """
+    For 30 s a server takes each connection's requests and drops the
+    connection without answering.  A client holding 500 requests resends at
+    most what the default budget allows (100 at once, then 10 a second: 400
+    in 30 s); the rest fail with L{ResendBudgetExhausted}, and no request is
+    left waiting.
+    """
+    stuff, clock, endpoint = service(retryPolicy=lambda n: 0.1, queueSize=1000)
+    replies = [stuff.sendToServer(b"r%d" % n) for n in range(500)]
+    received = 0
+    while clock.seconds() < 30:
+        attempt = endpoint.last
+        if attempt.protocol is None:
+            attempt.succeed()
+            received += len(written(attempt))
+            attempt.lose()
+        clock.advance(0.1)
+    resends = received - 500
+    assert 0 < resends <= 100 + 10 * 30
+    outcomes = [outcome(reply) for reply in replies]
+    assert all(o is not None for o in outcomes)
+    assert all(o.check(ResendBudgetExhausted) for o in outcomes)
+    assert stuff.book.resent == resends
+    stuff.stopService()
+
+
+def test_noBudget() -> None:
+    """
+    C{resendBudget=None}: every cut resends everything.
+    """
+    stuff, clock, endpoint = service(resendBudget=None)
+    endpoint.last.succeed()
+    for n in range(300):
+        stuff.sendToServer(b"r%d" % n)
+    for _ in range(3):
+        endpoint.last.lose()
+        clock.advance(1.0)
+        endpoint.last.succeed()
+    assert len(written(endpoint.last)) == 300
+    assert stuff.book.resent == 900
+    stuff.stopService()
+
+
+# -- the queue in bytes ---------------------------------------------------------
+
+
+def test_queueBoundedInBytes() -> None:
+    """
+    While disconnected, the queue takes requests up to C{queueBytes} bytes;
+    past it, L{QueueFullError}; what was withdrawn frees its room.
+    """
+    stuff, clock, endpoint = service(queueBytes=10)
+    first = stuff.sendToServer(b"12345")
+    stuff.sendToServer(b"67890")
+    with pytest.raises(QueueFullError, match="queueBytes=10"):
+        stuff.sendToServer(b"x")
+    first.cancel()
+    stuff.sendToServer(b"abcde")
+    endpoint.last.succeed()
+    assert written(endpoint.last) == [b"67890", b"abcde"]
+    assert stuff.book.pendingBytes == 10
+    answer(endpoint.last, b"1", b"2")
+    assert stuff.book.pendingBytes == 0
+    stuff.stopService()
+
+
+# -- back-pressure ----------------------------------------------------------------
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:
+        self.calls.append("stop")
+
+
+def test_producersPausedAndResumed() -> None:
+    """
+    Producers are paused once the bytes queued or in flight reach
+    C{highWater}, and resumed once back at C{lowWater}; one registered
+    while paused is paused at once; one unregistered is left alone.
+    """
+    stuff, clock, endpoint = service(highWater=10, lowWater=4)
+    endpoint.last.succeed()
+    early, late, gone = Producer(), Producer(), Producer()
+    stuff.registerProducer(early, True)
+    stuff.registerProducer(gone, True)
+    stuff.sendToServer(b"12345")
+    assert early.calls == []
+    stuff.sendToServer(b"67890")
+    assert early.calls == ["pause"] and stuff.book.paused
+    stuff.registerProducer(late, True)
+    assert late.calls == ["pause"]
+    stuff.unregisterProducer(gone)
+    answer(endpoint.last, b"1")
+    assert early.calls == ["pause"]
+    answer(endpoint.last, b"2")
+    assert early.calls == late.calls == ["pause", "resume"]
+    assert gone.calls == ["pause"]
+    with pytest.raises(TypeError):
+        stuff.registerProducer(Producer(), False)
+    stuff.stopService()
+
+
+def test_raisingProducerIsLogged() -> None:
+    """
+    A producer whose pauseProducing raises is logged; the others are still
+    paused.
+    """
+    stuff, clock, endpoint = service(highWater=2)
+
+    class Raising(Producer):
+        def pauseProducing(self) -> None:
+            raise RuntimeError("no")
+
+    good = Producer()
+    stuff.registerProducer(Raising())
+    stuff.registerProducer(good)
+    logged: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        stuff.sendToServer(b"ab")
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert good.calls == ["pause"]
+    assert [e["log_failure"].value.args for e in logged if "log_failure" in e] == [
+        ("no",)
+    ]
+    stuff.stopService()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"highWater": 10, "lowWater": 10},
+        {"highWater": 0},
+        {"queueBytes": -1},
+        {"highWater": 1.5},
+    ],
+)
+def test_watermarkArguments(kwargs: dict[str, Any]) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        SayStuffToServerService("h", 1, **kwargs)
+
+
+def test_relayPausesItsClientsInsteadOfRefusing() -> None:
+    """
+    The relay registers each local client's transport: a client that sends
+    faster than the server answers is paused, then resumed; nothing is
+    refused.
+    """
+    stuff, clock, endpoint = service(highWater=100, lowWater=20, queueSize=5)
+    endpoint.last.succeed()
+    local = RelayProtocol(stuff)
+    transport = StringTransport()
+    local.makeConnection(transport)
+    local.dataReceived(b"".join(b"line %03d\n" % n for n in range(20)))
+    assert transport.producerState == "paused"
+    assert len(written(endpoint.last)) < 20
+    answered = 0
+    while answered < 20:
+        lines = written(endpoint.last)[answered:]
+        answer(endpoint.last, *lines)
+        answered += len(lines)
+    assert transport.producerState == "producing"
+    assert transport.value().count(b"\r\n") == 20
+    assert b"ERROR" not in transport.value()
+    local.connectionLost(ConnectionLost())
+    assert stuff._producers == []
+    stuff.stopService()
+
+
+# -- heartbeats -----------------------------------------------------------------
+
+
+def test_heartbeatOnAnIdleConnection() -> None:
+    """
+    After C{heartbeat} seconds with nothing outstanding, the service sends
+    C{heartbeatLine}; its reply goes to no caller; while requests flow, no
+    heartbeat is sent.
+    """
+    stuff, clock, endpoint = service(heartbeat=5.0, heartbeatLine=b"PING")
+    endpoint.last.succeed()
+    clock.advance(4.9)
+    assert written(endpoint.last) == []
+    clock.advance(0.1)
+    assert written(endpoint.last) == [b"PING"]
+    answer(endpoint.last, b"PONG")
+    reply = stuff.sendToServer(b"work")
+    clock.advance(5.0)
+    assert written(endpoint.last) == [b"PING", b"work"]
+    answer(endpoint.last, b"done")
+    assert outcome(reply) == b"done"
+    clock.advance(5.0)
+    assert written(endpoint.last) == [b"PING", b"work"]
+    clock.advance(5.0)
+    assert written(endpoint.last) == [b"PING", b"work", b"PING"]
+    assert stuff.status()["heartbeats"] == 2
+    stuff.stopService()
+
+
+def test_unansweredHeartbeatReplacesTheConnection() -> None:
+    """
+    No reply to a heartbeat within C{heartbeatTimeout}: the connection is
+    aborted (one event says so) and a new one made; the heartbeat is not
+    written again there.
+    """
+    stuff, clock, endpoint = service(
+        heartbeat=5.0, heartbeatTimeout=2.0, retryPolicy=lambda n: 0.5
+    )
+    endpoint.last.succeed()
+    logged: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        clock.advance(5.0)
+        clock.advance(1.9)
+        assert not endpoint.last.transport.disconnecting  # type: ignore[union-attr]
+        clock.advance(0.1)
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert endpoint.last.transport.disconnected  # type: ignore[union-attr]
+    assert [e["reconnectEvent"] for e in logged if "reconnectEvent" in e] == [
+        "heartbeatTimeout"
+    ]
+    endpoint.last.lose()
+    clock.advance(0.5)
+    assert len(endpoint.attempts) == 2
+    endpoint.last.succeed()
+    assert written(endpoint.last) == []
+    stuff.stopService()
+
+
+def test_heartbeatArguments() -> None:
+    with pytest.raises(ValueError):
+        SayStuffToServerService("h", 1, heartbeat=0)
+    with pytest.raises(ValueError):
+        SayStuffToServerService("h", 1, heartbeat=1, heartbeatLine=b"a\nb")
+    with pytest.raises(TypeError):
+        SayStuffToServerService("h", 1, heartbeat=1, heartbeatLine="PING")  # type: ignore[arg-type]
+
+
+def test_relayWaitsForAConnectionInsteadOfRefusing() -> None:
+    """
+    With no connection, a relay client that sends more lines than the queue
+    holds is paused once the queue is full; the lines it already sent wait
+    in the relay; nothing is refused, and all are answered once connected.
+    """
+    stuff, clock, endpoint = service(queueSize=5)
+    local = RelayProtocol(stuff)
+    transport = StringTransport()
+    local.makeConnection(transport)
+    local.dataReceived(b"".join(b"line %03d\n" % n for n in range(20)))
+    assert transport.producerState == "paused"
+    assert stuff.book.queued == 5
+    endpoint.last.succeed()
+    answered = 0
+    while answered < 20:
+        lines = written(endpoint.last)[answered:]
+        assert lines
+        answer(endpoint.last, *lines)
+        answered += len(lines)
+    assert transport.value().count(b"\r\n") == 20
+    assert b"ERROR" not in transport.value()
+    stuff.stopService()
