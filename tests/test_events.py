@@ -92,7 +92,7 @@ def transitions(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 
 def test_tableCoversTheMachine() -> None:
     """
-    The tables document the eighteen events the package emits, no more.
+    The tables document the twenty events the package emits, no more.
     """
     assert (
         set(DOCUMENTED)
@@ -111,6 +111,8 @@ def test_tableCoversTheMachine() -> None:
             "handingOver",
             "handOverFailed",
             "draining",
+            "heartbeatTimeout",
+            "keepAliveSkipped",
         }
         | FAILOVER_EVENTS
     )
@@ -382,4 +384,26 @@ def test_handOverEvents(events: list[dict[str, Any]]) -> None:
         ("handingOver", "connected", "handingOver"),
         ("connected", "handingOver", "connected"),
     ]
+    stuff.stopService()
+
+
+def test_heartbeatAndKeepAliveEvents(events: list[dict[str, Any]]) -> None:
+    """
+    A heartbeat unanswered in time, and keepalive asked for on a transport
+    with no TCP socket: one documented event each.
+    """
+    clock = Clock()
+    endpoint = FakeEndpoint()
+    stuff = SayStuffToServerService(
+        endpoint=endpoint, reactor=clock, heartbeat=1.0, tcpKeepAlive=True
+    )
+    stuff.startService()
+    endpoint.last.succeed()
+    clock.advance(1.0)
+    clock.advance(1.0)
+    names = [e["reconnectEvent"] for e in events]
+    assert names.count("keepAliveSkipped") == 1
+    assert names[-1] == "heartbeatTimeout"
+    for event in events:
+        checkDocumented(event)
     stuff.stopService()

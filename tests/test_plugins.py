@@ -47,6 +47,11 @@ from reconnect.saystuff._relay import StdinRelayService
         ["--queue-size", "many"],
         ["--timeout", "0"],
         ["--timeout", "inf"],
+        ["--heartbeat", "0"],
+        ["--heartbeat", "often"],
+        ["--heartbeat", "1", "--heartbeat-line", ""],
+        ["--heartbeat", "1", "--heartbeat-line", "a\nb"],
+        ["--heartbeat-line", "caf\u00e9"],
         ["--listen", "nonsense:1"],
         ["--listen", "tcp:notaport"],
         ["--connect", "tcp:host=x"],
@@ -95,6 +100,15 @@ def test_relayDefaults() -> None:
     assert options["listen"] == [tap.DEFAULT_LISTEN]
     assert options["timeout"] is None
     assert options["queue-size"] == 1000
+    assert options["heartbeat"] is None
+
+
+def test_heartbeatOptions() -> None:
+    options = tap.Options()
+    options.parseOptions(["--heartbeat", "2.5", "--heartbeat-line", "HELLO"])
+    relayed = list(tap.makeService(options))[0]  # type: ignore[call-overload]
+    assert relayed._heartbeat == 2.5
+    assert relayed._heartbeatLine == b"HELLO"
 
 
 def test_relayServiceShape() -> None:

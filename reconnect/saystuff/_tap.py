@@ -96,6 +96,20 @@ class Options(ExitingOptions):
             "Seconds to wait for each reply (default: no limit).",
             named("timeout", positiveFloat),
         ],
+        [
+            "heartbeat",
+            None,
+            None,
+            "Send a heartbeat line after SECONDS idle; no reply in as long "
+            "again: reconnect (default: no heartbeats).",
+            named("heartbeat", positiveFloat),
+        ],
+        [
+            "heartbeat-line",
+            None,
+            "PING",
+            "The heartbeat line; the server must answer it with one line.",
+        ],
     ]
     optFlags = [
         ["stdin", None, "Relay standard input, replies to standard output."],
@@ -169,6 +183,11 @@ class Options(ExitingOptions):
             )
         if not self["factor"] >= 1:
             raise UsageError(f"--factor must be at least 1, not {self['factor']}")
+        line = self["heartbeat-line"]
+        if not line or "\r" in line or "\n" in line or not line.isascii():
+            raise UsageError(
+                "--heartbeat-line must be one line of ASCII text, not empty"
+            )
         if not self["listen"] and not self["stdin"]:
             self["listen"] = [DEFAULT_LISTEN]
         parent = getattr(self, "parent", None)
@@ -215,6 +234,8 @@ def makeService(options: Any) -> IService:
         retryPolicy=policy,
         queueSize=options["queue-size"],
         timeout=options["timeout"],
+        heartbeat=options["heartbeat"],
+        heartbeatLine=options["heartbeat-line"].encode("ascii"),
     )
     top = MultiService()
     relayed.setServiceParent(top)
