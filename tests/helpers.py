@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from reconnect.saystuff._server import EchoLineFactory, EchoLineProtocol
 from reconnect.testing import FakeAttempt, FakeEndpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,3 +247,26 @@ def stateMachineTest(machine: type[RuleBasedStateMachine], examples: int) -> Any
         suppress_health_check=[HealthCheck.too_slow],
     )
     return machine.TestCase
+
+
+class CountingEchoProtocol(EchoLineProtocol):
+    """
+    The echo server's protocol, counting how often it was given each line.
+    """
+
+    def lineReceived(self, line: bytes) -> None:
+        self.factory.seen[line] += 1
+        super().lineReceived(line)
+
+
+class CountingEchoFactory(EchoLineFactory):
+    """
+    The echo server's factory; C{seen} counts each line its connections got
+    (for a line that carries a request's id: how often it ran).
+    """
+
+    protocol = CountingEchoProtocol
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: Counter[bytes] = Counter()

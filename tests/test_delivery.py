@@ -13,6 +13,7 @@ import pytest
 from helpers import outcome
 from hypothesis import given
 from hypothesis import strategies as st
+from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -129,8 +130,9 @@ def test_budgetArithmetic() -> None:
     assert budget.grant(10, answered=0, now=0.0) == 0
     assert budget.grant(10, answered=0, now=0.5) == 5
     assert budget.grant(100, answered=100, now=0.5) == 20
-    assert budget.grant(1000, answered=100, now=1000.0) == 100
-    assert (budget.granted, budget.refused) == (225, 1045)
+    assert budget.grant(1000, answered=0, now=1000.0) == 100
+    assert budget.grant(1000, answered=5000, now=1000.0) == 1000
+    assert (budget.granted, budget.refused) == (1225, 1045)
 
 
 @given(
@@ -153,7 +155,7 @@ def test_budgetNeverOverItsBound(calls: list[tuple[int, int, float]]) -> None:
     for wanted, moreAnswers, later in calls:
         now += later
         answered += moreAnswers
-        allowed = budget.grant(wanted, answered, now)
+        allowed = budget.grant(wanted, moreAnswers, now)
         assert 0 <= allowed <= wanted
         granted += allowed
         assert granted <= 100 + 10 * now + 0.2 * answered + 1e-6
@@ -226,6 +228,7 @@ def test_queueBoundedInBytes() -> None:
     with pytest.raises(QueueFullError, match="queueBytes=10"):
         stuff.sendToServer(b"x")
     first.cancel()
+    assert outcome(first).check(CancelledError)
     stuff.sendToServer(b"abcde")
     endpoint.last.succeed()
     assert written(endpoint.last) == [b"67890", b"abcde"]

@@ -7,12 +7,11 @@ another while requests keep coming.
 from __future__ import annotations
 
 import socket
-from collections import Counter
 from collections.abc import Iterator
 
 import pytest
 import pytest_twisted
-from helpers import sleep, until
+from helpers import CountingEchoFactory, sleep, until
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall
@@ -21,7 +20,6 @@ from twisted.internet.task import LoopingCall
 
 from reconnect import ClientService, FailoverEndpoint
 from reconnect.saystuff import RestartableLineServer, SayStuffToServerService
-from reconnect.saystuff._server import EchoLineFactory, EchoLineProtocol
 
 STAGGER = 0.25
 
@@ -166,24 +164,6 @@ async def test_failbackOverLoopback() -> None:
         for server in (preferred, standby):
             if server.running:
                 await server.kill()
-
-
-class CountingEchoProtocol(EchoLineProtocol):
-    """
-    The echo server's protocol, counting each line it is given.
-    """
-
-    def lineReceived(self, line: bytes) -> None:
-        self.factory.seen[line] += 1
-        super().lineReceived(line)
-
-
-class CountingEchoFactory(EchoLineFactory):
-    protocol = CountingEchoProtocol
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: Counter[bytes] = Counter()
 
 
 @pytest_twisted.ensureDeferred

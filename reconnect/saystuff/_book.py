@@ -217,6 +217,7 @@ class RequestBook:
         self._timeout = timeout
         self._idempotent = idempotent
         self._budget = resendBudget
+        self._answeredAtGrant = 0
         self._queueBytes = queueBytes
         self._queuedBytes = 0
         self._highWater = highWater
@@ -408,8 +409,11 @@ class RequestBook:
             self._failMaybeDelivered(unsafe, MaybeDelivered(why))
         if again and self._budget is not None:
             allowed = self._budget.grant(
-                len(again), self.answered, self._clock.seconds()
+                len(again),
+                self.answered - self._answeredAtGrant,
+                self._clock.seconds(),
             )
+            self._answeredAtGrant = self.answered
             if allowed < len(again):
                 overBudget, again = again[allowed:], again[:allowed]
                 self._failMaybeDelivered(

@@ -45,7 +45,6 @@ class ResendBudget:
         self.window = window
         self.tokens = perSecond * window
         self._lastTime: float | None = None
-        self._lastAnswered = 0
         self._recent = 0.0
         self.granted = 0
         self.refused = 0
@@ -54,18 +53,19 @@ class ResendBudget:
         """
         How many of C{wanted} resends may go now.
 
-        @param answered: requests answered so far, all told (a counter that
-            only grows).
+        @param answered: requests answered since the caller last asked
+            (each service tells its own, so a shared budget sums them).
         @param now: the time now.
         """
-        if self._lastTime is None:
-            self._lastTime, self._lastAnswered = now, answered
-        elapsed = max(0.0, now - self._lastTime)
-        newAnswers = max(0, answered - self._lastAnswered)
-        self._lastTime, self._lastAnswered = now, answered
-        # Answers of about the last window: older ones fade out.
-        self._recent = self._recent * math.exp(-elapsed / self.window) + newAnswers
-        earned = self.perSecond * elapsed + self.ratio * newAnswers
+        last = now if self._lastTime is None else self._lastTime
+        elapsed = max(0.0, now - last)
+        self._lastTime = now
+        # Of answers spread over longer than the window, only the last
+        # window's share still counts; older earnings fade out.
+        if elapsed > self.window:
+            answered = int(answered * self.window / elapsed)
+        self._recent = self._recent * math.exp(-elapsed / self.window) + answered
+        earned = self.perSecond * elapsed + self.ratio * answered
         cap = self.perSecond * self.window + self.ratio * self._recent
         self.tokens = min(self.tokens + earned, cap)
         allowed = min(wanted, int(self.tokens))

@@ -1,0 +1,192 @@
+"""
+Delivery over real sockets through L{ChaosProxy}: at-least-once and
+at-most-once under constant cuts, with a server that counts how often it ran
+each request; heartbeats that find a silenced connection, and raise no
+false alarm under latency.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_twisted
+from helpers import CountingEchoFactory, sleep, until
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
+
+from reconnect.saystuff import (
+    MaybeDelivered,
+    RestartableLineServer,
+    SayStuffToServerService,
+)
+from reconnect.testing import ChaosProxy
+
+REQUESTS = 20_000
+
+
+@pytest_twisted.async_yield_fixture
+async def network() -> AsyncIterator[tuple[CountingEchoFactory, ChaosProxy]]:
+    """
+    A counting echo server and a chaos proxy in front of it.
+    """
+    server = RestartableLineServer(reactor)
+    server.factory = counting = CountingEchoFactory()
+    port = await server.start()
+    proxy = ChaosProxy(reactor, port)
+    await proxy.start()
+    yield counting, proxy
+    await proxy.stop()
+    await server.kill()
+
+
+def saystuff(proxy: ChaosProxy, **options: Any) -> SayStuffToServerService:
+    options.setdefault("retryPolicy", lambda n: 0.02)
+    service = SayStuffToServerService(
+        endpoint=f"tcp:127.0.0.1:{proxy.port}", reactor=reactor, **options
+    )
+    service.startService()
+    return service
+
+
+async def sendThroughCuts(
+    service: SayStuffToServerService, proxy: ChaosProxy, seed: int
+) -> tuple[list[bytes], list[Any], int]:
+    """
+    Send L{REQUESTS} lines, 40 every 10 ms (about 4,000 a second), while
+    the proxy cuts every connection every 50-250 ms.  Return the lines,
+    what each request ended with, and how many cuts there were.
+    """
+    schedule = random.Random(seed)
+    lines = [b"request %d" % n for n in range(REQUESTS)]
+    outcomes: list[Any] = [None] * REQUESTS
+    cuts = 0
+
+    def cut() -> None:
+        nonlocal cuts
+        cuts += proxy.cutAll() > 0
+        cutter.delayed = reactor.callLater(schedule.uniform(0.05, 0.25), cut)
+
+    class cutter:
+        delayed = reactor.callLater(schedule.uniform(0.05, 0.25), cut)
+
+    def settled(result: Any, index: int) -> None:
+        outcomes[index] = result
+
+    try:
+        replies: list[Deferred[Any]] = []
+        for index, line in enumerate(lines):
+            reply = service.sendToServer(line)
+            reply.addBoth(settled, index)
+            replies.append(reply)
+            if index % 40 == 39:
+                await sleep(0.01)
+        await DeferredList(replies)
+    finally:
+        cutter.delayed.cancel()
+    return lines, outcomes, cuts
+
+
+@pytest_twisted.ensureDeferred
+async def test_atLeastOnceByDefault(network: Any) -> None:
+    """
+    With the defaults (idempotent requests, the default resend budget),
+    every request is answered with its own line, none lost, through cuts.
+    """
+    counting, proxy = network
+    service = saystuff(proxy, queueSize=REQUESTS)
+    try:
+        lines, outcomes, cuts = await sendThroughCuts(service, proxy, 1)
+    finally:
+        await service.stopService()
+    assert outcomes == lines
+    assert all(counting.seen[line] >= 1 for line in lines)
+    assert cuts >= 10
+    assert service.book.resent > 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_atMostOnceWhenAsked(network: Any) -> None:
+    """
+    With C{idempotent=False}: no request runs twice; every request fails
+    only with L{MaybeDelivered}; one that failed so was written (the server
+    may have run it once); and every request that never met a cut is
+    answered.
+    """
+    counting, proxy = network
+    service = saystuff(proxy, idempotent=False, queueSize=REQUESTS)
+    try:
+        lines, outcomes, cuts = await sendThroughCuts(service, proxy, 2)
+    finally:
+        await service.stopService()
+    assert max(counting.seen.values()) == 1
+    failures = [o for o in outcomes if isinstance(o, Failure)]
+    assert all(f.check(MaybeDelivered) for f in failures)
+    assert len(failures) == service.book.maybeDelivered > 0
+    for line, outcome in zip(lines, outcomes):
+        if not isinstance(outcome, Failure):
+            assert outcome == line and counting.seen[line] == 1
+    assert service.book.resent == 0
+    assert cuts >= 10
+    ran = sum(
+        1
+        for line, outcome in zip(lines, outcomes)
+        if isinstance(outcome, Failure) and counting.seen[line]
+    )
+    print(f"{len(failures)} of {REQUESTS} maybe delivered over {cuts} cuts; {ran} ran")
+
+
+@pytest_twisted.ensureDeferred
+async def test_heartbeatReplacesASilencedConnection(network: Any) -> None:
+    """
+    An idle connection silenced both ways (sockets kept open) is found by a
+    heartbeat and replaced within C{heartbeat + heartbeatTimeout + 1} s.
+    """
+    counting, proxy = network
+    service = saystuff(proxy, heartbeat=0.5, heartbeatTimeout=0.5)
+    try:
+        assert await service.sendToServer(b"before") == b"before"
+        connections = service.connections
+        proxy.silence()
+        silenced = reactor.seconds()
+        await until(lambda: service.connections > connections, timeout=5)
+        assert reactor.seconds() - silenced <= 0.5 + 0.5 + 1
+        assert await service.sendToServer(b"after") == b"after"
+        assert service.status()["heartbeats"] >= 1
+    finally:
+        await service.stopService()
+
+
+@pytest.mark.parametrize("seconds", [8.0])
+@pytest_twisted.ensureDeferred
+async def test_heartbeatsUnderLatencyRaiseNoFalseAlarm(
+    network: Any, seconds: float
+) -> None:
+    """
+    Heartbeats every second over a link whose latency wanders between 0 and
+    200 ms each way: the connection is never dropped.  (benchmarks/
+    heartbeat.py runs this for two minutes.)
+    """
+    counting, proxy = network
+    schedule = random.Random(3)
+
+    def wander() -> None:
+        proxy.delay = schedule.uniform(0.0, 0.2)
+
+    wandering = LoopingCall(wander)
+    wandering.clock = reactor
+    wandering.start(0.25)
+    service = saystuff(proxy, heartbeat=1.0)
+    try:
+        await service.sendToServer(b"hello")
+        await sleep(seconds)
+        assert service.connections == 1
+        assert service.status()["heartbeats"] >= seconds / 2 - 1
+        assert service.status()["failed"] == 0
+    finally:
+        wandering.stop()
+        await service.stopService()
