@@ -67,12 +67,11 @@ async def sendThroughCuts(
     cuts = 0
 
     def cut() -> None:
-        nonlocal cuts
+        nonlocal cuts, nextCut
         cuts += proxy.cutAll() > 0
-        cutter.delayed = reactor.callLater(schedule.uniform(0.05, 0.25), cut)
+        nextCut = reactor.callLater(schedule.uniform(0.05, 0.25), cut)
 
-    class cutter:
-        delayed = reactor.callLater(schedule.uniform(0.05, 0.25), cut)
+    nextCut = reactor.callLater(schedule.uniform(0.05, 0.25), cut)
 
     def settled(result: Any, index: int) -> None:
         outcomes[index] = result
@@ -87,7 +86,7 @@ async def sendThroughCuts(
                 await sleep(0.01)
         await DeferredList(replies)
     finally:
-        cutter.delayed.cancel()
+        nextCut.cancel()
     return lines, outcomes, cuts
 
 
@@ -127,14 +126,14 @@ async def test_atMostOnceWhenAsked(network: Any) -> None:
     failures = [o for o in outcomes if isinstance(o, Failure)]
     assert all(f.check(MaybeDelivered) for f in failures)
     assert len(failures) == service.book.maybeDelivered > 0
-    for line, outcome in zip(lines, outcomes):
+    for line, outcome in zip(lines, outcomes, strict=True):
         if not isinstance(outcome, Failure):
             assert outcome == line and counting.seen[line] == 1
     assert service.book.resent == 0
     assert cuts >= 10
     ran = sum(
         1
-        for line, outcome in zip(lines, outcomes)
+        for line, outcome in zip(lines, outcomes, strict=True)
         if isinstance(outcome, Failure) and counting.seen[line]
     )
     print(f"{len(failures)} of {REQUESTS} maybe delivered over {cuts} cuts; {ran} ran")
