@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
+from benchmarks import backpressure
 from reconnect.saystuff import (
     MaybeDelivered,
     RestartableLineServer,
@@ -146,7 +148,7 @@ async def test_heartbeatReplacesASilencedConnection(network: Any) -> None:
     heartbeat and replaced within C{heartbeat + heartbeatTimeout + 1} s.
     """
     counting, proxy = network
-    service = saystuff(proxy, heartbeat=0.5, heartbeatTimeout=0.5)
+    service = saystuff(proxy, heartbeat=0.5, heartbeatTimeout=0.5, retryPolicy=None)
     try:
         assert await service.sendToServer(b"before") == b"before"
         connections = service.connections
@@ -189,3 +191,22 @@ async def test_heartbeatsUnderLatencyRaiseNoFalseAlarm(
     finally:
         wandering.stop()
         await service.stopService()
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/status").exists(), reason="reads the relay's /proc"
+)
+@pytest_twisted.ensureDeferred
+async def test_relaySlowsAFastSenderInsteadOfRefusing() -> None:
+    """
+    A local client sends 30 MB as fast as it can through C{twistd saystuff
+    --listen} (all defaults) to a server answering 15 MB/s: every line comes
+    back as its own reply, none refused, and the relay grows by less than
+    C{queueBytes} + 16 MiB.  (Without back-pressure it grows by about 80
+    MiB; C{python -m benchmarks.backpressure} runs the issue's 100 MB at 1
+    MB/s.)
+    """
+    figures = await backpressure.run(reactor, megabytes=30, rate=15)
+    assert figures["answered"] == figures["lines"] == 30_000, figures
+    assert figures["refused"] == figures["wrong"] == 0, figures
+    assert figures["within bound"], figures

@@ -22,10 +22,16 @@ EXPORTS = {
         "GaveUpConnecting": "reconnect._errors",
         "ReconnectingClientFactory": "reconnect._legacy",
         "RetryPolicy": "reconnect._backoff",
+        "TCPKeepAlive": "reconnect._keepalive",
         "backoffPolicy": "reconnect._backoff",
         "decorrelatedJitterPolicy": "reconnect._backoff",
         "fullJitterPolicy": "reconnect._backoff",
         "limitRetries": "reconnect._backoff",
+    },
+    "reconnect.saystuff": {
+        "MaybeDelivered": "reconnect.saystuff._errors",
+        "ResendBudget": "reconnect.saystuff._budget",
+        "ResendBudgetExhausted": "reconnect.saystuff._errors",
     },
 }
 
@@ -59,6 +65,7 @@ def test_designNamesImport() -> None:
         backoffPolicy,
     )
     from reconnect.saystuff import (  # noqa: F401
+        MaybeDelivered,
         NotConnectedError,
         SayStuffToServerService,
     )

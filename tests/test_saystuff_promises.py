@@ -7,6 +7,7 @@ test on a fake clock with a scripted server).
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Optional
 
 import pytest
@@ -25,8 +26,10 @@ from twisted.python.failure import Failure
 
 from reconnect import GaveUpConnecting, backoffPolicy, limitRetries
 from reconnect.saystuff import (
+    MaybeDelivered,
     NotConnectedError,
     QueueFullError,
+    ResendBudget,
     SayStuffToServerService,
     ServiceStoppedError,
 )
@@ -178,16 +181,39 @@ class SayStuffPromises(EndpointAndClockRules):
         giveUpAfter=st.sampled_from([None, 0, 2]),
         timeout=st.sampled_from([None, 5.0]),
         queueSize=st.sampled_from([2, 100]),
+        heartbeat=st.sampled_from([None, 2.0]),
+        budget=st.sampled_from(["default", "none", "tiny"]),
+        highWater=st.sampled_from([None, 30]),
     )
     def build(
-        self, giveUpAfter: Optional[int], timeout: Optional[float], queueSize: int
+        self,
+        giveUpAfter: Optional[int],
+        timeout: Optional[float],
+        queueSize: int,
+        heartbeat: Optional[float],
+        budget: str,
+        highWater: Optional[int],
     ) -> None:
         policy = backoffPolicy(jitter=lambda: 0.0)
         if giveUpAfter is not None:
             policy = limitRetries(policy, giveUpAfter)
+        budgets = {
+            "default": ResendBudget(),
+            "none": None,
+            "tiny": ResendBudget(ratio=0.0, perSecond=0.5, window=2.0),
+        }
         self.stuff, self.clock, self.endpoint = service(
-            retryPolicy=policy, timeout=timeout, queueSize=queueSize, stopTimeout=3.0
+            retryPolicy=policy,
+            timeout=timeout,
+            queueSize=queueSize,
+            stopTimeout=3.0,
+            heartbeat=heartbeat,
+            resendBudget=budgets[budget],
+            highWater=highWater,
         )
+        self.producer = PausableProducer()
+        self.stuff.registerProducer(self.producer)
+        self.unsafe: set[bytes] = set()
         self.requests: list[tuple[bytes, list[object]]] = []
         self.serial = 0
         self.answered: dict[int, int] = {}
@@ -205,14 +231,16 @@ class SayStuffPromises(EndpointAndClockRules):
     def stop(self) -> None:
         self.stops.append(self.stuff.stopService())
 
-    @rule()
-    def send(self) -> None:
+    @rule(idempotent=st.sampled_from([None, True, False]))
+    def send(self, idempotent: Optional[bool]) -> None:
         self.serial += 1
         line = b"request %d" % self.serial
         try:
-            reply = self.stuff.sendToServer(line)
+            reply = self.stuff.sendToServer(line, idempotent=idempotent)
         except (ServiceStoppedError, NotConnectedError, GaveUpConnecting):
             return
+        if idempotent is False:
+            self.unsafe.add(line)
         outcome: list[object] = []
         reply.addBoth(outcome.append)
         self.requests.append((line, outcome))
@@ -256,9 +284,24 @@ class SayStuffPromises(EndpointAndClockRules):
     def promisesKept(self) -> None:
         if not hasattr(self, "stuff"):
             return
+        writes: Counter[bytes] = Counter()
+        for attempt in self.endpoint.attempts:
+            if attempt.transport is not None:
+                writes.update(attempt.transport.value().split(b"\r\n")[:-1])
+        pendingBytes = 0
         for line, result in self.requests:
             if result and not isinstance(result[0], Failure):
                 assert result == [line]
+            if result and isinstance(result[0], Failure):
+                if result[0].check(MaybeDelivered):
+                    assert writes[line] >= 1, "never written, yet maybe delivered"
+            if not result:
+                pendingBytes += len(line)
+            if line in self.unsafe:
+                assert writes[line] <= 1, "an at-most-once request written twice"
+        # Heartbeats are pending too, while they wait for their replies.
+        assert self.stuff.book.pendingBytes - pendingBytes in range(0, 100, 4)
+        assert self.producer.paused == self.stuff.book.paused
         state = self.stuff.state
         if state == "gaveUp":
             assert self.stuff.book.queued == 0
@@ -311,6 +354,21 @@ class SayStuffPromises(EndpointAndClockRules):
         assert all(stop.called for stop in self.stops)
         assert all(self.requests_done())
         assert self.clock.getDelayedCalls() == []
+
+
+class PausableProducer:
+    paused = False
+
+    def pauseProducing(self) -> None:
+        assert not self.paused
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        assert self.paused
+        self.paused = False
+
+    def stopProducing(self) -> None:
+        pass
 
 
 TestSayStuffPromises = stateMachineTest(SayStuffPromises, 200)

@@ -164,7 +164,9 @@ class SayStuffToServerService(Service):
             on a connection, send C{heartbeatLine} as a request; a
             heartbeat unanswered within C{heartbeatTimeout} seconds (by
             default, C{heartbeat}) means the connection is dead: it is
-            aborted and replaced.  C{None} (the default): no heartbeats.
+            aborted and a new one made at once (with no wait: should that
+            fail, the retry policy takes over).  C{None} (the default): no
+            heartbeats.
         @param heartbeatLine: the line to send; the server must answer it
             with one line, which is thrown away.
         @param tcpKeepAlive: passed to L{ClientService}.
@@ -213,6 +215,7 @@ class SayStuffToServerService(Service):
             heartbeat if heartbeatTimeout is None else heartbeatTimeout
         )
         self._heartbeatCall: Optional[IDelayedCall] = None
+        self._deadConnection: Optional[SayStuffClientProtocol] = None
         self.heartbeats = 0
         self._producers: list[IPushProducer] = []
         self._protocol: Optional[SayStuffClientProtocol] = None
@@ -434,6 +437,11 @@ class SayStuffToServerService(Service):
     def _disconnected(self, protocol: IProtocol, reason: Failure) -> None:
         self._protocol = None
         self._cancelIdleCheck()
+        if protocol is self._deadConnection:
+            # A heartbeat found it dead, not the server gone: connect again
+            # at once (failures from here on meet the retry policy).
+            self._deadConnection = None
+            self.clientService.reconnect()
         if self._userDisconnected is not None:
             self._userDisconnected(protocol, reason)
 
@@ -496,6 +504,7 @@ class SayStuffToServerService(Service):
             fromState="connected",
             toState="connected",
         )
+        self._deadConnection = protocol
         transport = protocol.transport
         assert transport is not None
         transport.abortConnection()  # type: ignore[attr-defined]
