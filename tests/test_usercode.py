@@ -581,7 +581,7 @@ class ClientServiceUnderUserCode(EndpointAndClockRules):
             assert machine._handOver is None
         for retired in machine._retired:
             assert retired is not machine._connection
-            assert retired._transport.disconnecting or retired in self.mood.kept
+            assert retired._transport.disconnecting or retired._protocol in self.mood.kept
         if state in ("connected", "handingOver"):
             assert machine._connection is not None
             assert not machine._connection._transport.disconnecting
