@@ -29,17 +29,31 @@ class Comparison:
     contenderRates: list[float] = field(default_factory=list)
 
     @property
-    def ratio(self) -> float:
+    def ratios(self) -> list[float]:
         """
-        The median, over pairs of batches, of the contender's rate over the
-        anchor's: above 1, the contender is faster.
+        The contender's rate over the anchor's, pair by pair: above 1, the
+        contender is faster.
         """
-        return statistics.median(
+        return [
             contender / anchor
             for anchor, contender in zip(
                 self.anchorRates, self.contenderRates, strict=True
             )
-        )
+        ]
+
+    @property
+    def ratio(self) -> float:
+        """
+        The median of L{ratios}.
+        """
+        return statistics.median(self.ratios)
+
+    @property
+    def spread(self) -> str:
+        """
+        The lowest and highest of L{ratios}.
+        """
+        return f"{min(self.ratios):.2f}-{max(self.ratios):.2f}"
 
     def row(self) -> dict[str, object]:
         return {
@@ -50,6 +64,7 @@ class Comparison:
             "anchor_median": round(statistics.median(self.anchorRates), 1),
             "contender_median": round(statistics.median(self.contenderRates), 1),
             "ratio": round(self.ratio, 3),
+            "spread": self.spread,
             "batches": len(self.anchorRates),
         }
 

@@ -48,19 +48,39 @@ class CompiledInputs:
         stateAttribute: str,
         inputs: dict[str, Any],
         table: Transitions,
+        initial: str,
     ) -> None:
         self._stateAttribute = stateAttribute
         self._inputs = inputs
         self._table = table
+        self._initial = initial
 
-    def install(self, machineClass: type, names: Sequence[str]) -> None:
+    def install(
+        self, machineClass: type, names: Sequence[str], serializer: str = "state"
+    ) -> None:
         """
         Replace each input named in C{names} on C{machineClass} with a plain
-        method that carries it out.  Being plain methods, they cost nothing
+        method that carries it out, and the serializer named C{serializer}
+        (which must return the state's serialized name as it is) with a
+        plain method that reads it.  Being plain methods, they cost nothing
         per instance.
         """
         for name in names:
             setattr(machineClass, name, self._carryingOut(self._inputs[name]))
+        setattr(machineClass, serializer, self._readingState())
+
+    def _readingState(self) -> Callable[[object], str]:
+        stateAttribute = self._stateAttribute
+        initial = self._initial
+
+        def state(instance: object) -> str:
+            transitioner: Any = getattr(instance, stateAttribute, None)
+            if transitioner is None:
+                return initial
+            return str(transitioner._state.serialized)
+
+        state.__doc__ = "The name of the current state."
+        return state
 
     def _carryingOut(self, symbol: Any) -> Callable[..., None]:
         table = self._table
@@ -130,9 +150,12 @@ def compileInputs(
                     return None
                 steps.append((output.method, len(outputArgs)))
             table[state, symbol] = (newState, tuple(steps))
+        initial = machine._automaton.initialState.serialized
+        if not isinstance(initial, str):
+            return None
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
-    return CompiledInputs(stateAttribute, inputs, table)
+    return CompiledInputs(stateAttribute, inputs, table, initial)
 
 
 def transitionsOf(
@@ -230,7 +253,7 @@ def _probeRun(probe: Any) -> list[object]:
     Drive C{probe} through a fixed run; what it did, its states on the way
     and the exception a missing transition raised.
     """
-    seen: list[object] = []
+    seen: list[object] = [probe.state()]
     for step, args in [
         ("push", ("ann", "gently")),
         ("push", ("bob", "hard")),

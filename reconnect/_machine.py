@@ -17,6 +17,7 @@ the service's own callbacks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from time import time
 from typing import Any, Optional
 
 from automat import MethodicalMachine
@@ -254,17 +255,26 @@ class _ClientMachine:
         in C{reconnectEvent} and carries the endpoint (as the object, and as
         C{target}, its description) and the states left and entered,
         whatever else it says.
+
+        The event is handed straight to the logger's observer, with the
+        keys C{Logger.emit} would give it: our levels need no checking, and
+        a reconnect cycle emits three events where Twisted's emits one.
         """
-        self._log.emit(
-            level,
-            format,
+        log = self._log
+        fields.update(
             reconnectEvent=event,
             endpoint=self._endpoint,
             target=self._target,
             fromState=self._stateBefore,
             toState=self.state(),
-            **fields,
+            log_logger=log,
+            log_level=level,
+            log_namespace=log.namespace,
+            log_source=log.source,
+            log_format=format,
+            log_time=time(),
         )
+        log.observer(fields)
 
     # -- events from the connection, judged when their turn comes -----------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Optional, cast
+from weakref import WeakKeyDictionary
 
 from twisted.internet.interfaces import (
     IAddress,
@@ -71,6 +72,12 @@ class _ReconnectingProtocolProxy:
 
 _proxyClasses: dict[tuple[InterfaceClass, ...], type[_ReconnectingProtocolProxy]] = {}
 
+# The same, by protocol class, for protocols with no declarations of their
+# own: weakly, so that classes made at run time can go.
+_proxyClassOf: WeakKeyDictionary[type, type[_ReconnectingProtocolProxy]] = (
+    WeakKeyDictionary()
+)
+
 
 def _proxyClassFor(protocol: IProtocol) -> type[_ReconnectingProtocolProxy]:
     """
@@ -82,6 +89,12 @@ def _proxyClassFor(protocol: IProtocol) -> type[_ReconnectingProtocolProxy]:
     interfaces a program uses: protocol classes made at run time, or
     interfaces declared on single instances, do not grow it.
     """
+    protocolClass = type(protocol)
+    declaredOnInstance = "__provides__" in getattr(protocol, "__dict__", ())
+    if not declaredOnInstance:
+        known = _proxyClassOf.get(protocolClass)
+        if known is not None:
+            return known
     interfaces = tuple(providedBy(protocol).interfaces())
     proxyClass = _proxyClasses.get(interfaces)
     if proxyClass is None:
@@ -89,6 +102,8 @@ def _proxyClassFor(protocol: IProtocol) -> type[_ReconnectingProtocolProxy]:
             type("_ReconnectingProtocolProxy", (_ReconnectingProtocolProxy,), {})
         )
         _proxyClasses[interfaces] = proxyClass
+    if not declaredOnInstance:
+        _proxyClassOf[protocolClass] = proxyClass
     return proxyClass
 
 
