@@ -27,7 +27,7 @@ import tracemalloc
 from typing import Any
 
 from twisted.application.internet import ClientService as TwistedClientService
-from twisted.internet.defer import gatherResults
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
@@ -56,28 +56,80 @@ def raiseFileLimit(wanted: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+class Bare:
+    """
+    The floor: a plain C{endpoint.connect} per connection, no service; all
+    that is kept of each is its protocol, in one list for them all.
+    """
+
+
+def neverMind(attempt: int) -> float:
+    return 0.05
+
+
+CONTENDERS = {
+    "bare": Bare,
+    "twisted": TwistedClientService,
+    "reconnect": ClientService,
+}
+
+
 async def connectAll(
     reactor: Any, serviceClass: Any, port: int, count: int
 ) -> tuple[list[Any], float]:
+    """
+    Start C{count} services (or bare connections) and wait until all are
+    connected, keeping nothing of them but the services (the protocols),
+    so that memory counts only what they keep.
+    """
     endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
     factory = Factory.forProtocol(Protocol)
-    services = [
-        serviceClass(endpoint, factory, retryPolicy=lambda n: 0.05)
-        for _ in range(count)
-    ]
+    allConnected: Deferred[None] = Deferred()
+    left = [count]
+    kept: list[Any] = []
+
+    def connected(result: object) -> None:
+        left[0] -= 1
+        if serviceClass is Bare:
+            kept.append(result)
+        if not left[0]:
+            allConnected.callback(None)
+
     start = time.perf_counter()
-    for service in services:
-        service.startService()
-    await gatherResults([service.whenConnected() for service in services])
-    return services, time.perf_counter() - start
+    for _ in range(count):
+        if serviceClass is Bare:
+            endpoint.connect(factory).addCallback(connected)
+        else:
+            service = serviceClass(endpoint, factory, retryPolicy=neverMind)
+            kept.append(service)
+            service.startService()
+            service.whenConnected().addCallback(connected)
+    await allConnected
+    return kept, time.perf_counter() - start
 
 
-async def stopAll(reactor: Any, services: list[Any]) -> None:
+def stopOne(serviceOrProtocol: Any) -> Deferred[Any]:
+    if isinstance(serviceOrProtocol, Protocol):
+        lost: Deferred[None] = Deferred()
+        protocol = serviceOrProtocol
+        protocol.connectionLost = lambda reason: lost.callback(None)  # type: ignore[method-assign]
+        protocol.transport.loseConnection()  # type: ignore[union-attr]
+        return lost
+    return serviceOrProtocol.stopService()  # type: ignore[no-any-return]
+
+
+async def stopAll(reactor: Any, services: list[Any]) -> float:
+    """
+    Stop every service; the seconds until every stop has fired.
+    """
     # Twisted's ClientService raises RuntimeError if stopService runs inside
     # its own whenConnected callback, which is where an await resumes: leave
     # that callback first.
     await deferLater(reactor, 0, lambda: None)
-    await gatherResults([service.stopService() for service in services])
+    gc.collect()
+    start = time.perf_counter()
+    await gatherResults([stopOne(service) for service in services])
+    return time.perf_counter() - start
 
 
 async def memoryPerService(
@@ -94,20 +146,24 @@ async def memoryPerService(
     return (after - before) / count
 
 
-async def run(reactor: Any, count: int = 2000, rounds: int = 3) -> list[dict[str, Any]]:
+def spread(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
+async def run(reactor: Any, count: int = 3000, rounds: int = 5) -> list[dict[str, Any]]:
     limit = raiseFileLimit(count + 200)
     count = min(count, limit - 200)
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True
     )
+    memory: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+    connecting: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+    stopping: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
-        contenders = {"twisted": TwistedClientService, "reconnect": ClientService}
-        memory: dict[str, list[float]] = {name: [] for name in contenders}
-        seconds: dict[str, list[float]] = {name: [] for name in contenders}
         for turn in range(rounds):
-            order = list(contenders.items())
+            order = list(CONTENDERS.items())
             if turn % 2:
                 order.reverse()
             for name, serviceClass in order:
@@ -115,40 +171,60 @@ async def run(reactor: Any, count: int = 2000, rounds: int = 3) -> list[dict[str
                     await memoryPerService(reactor, serviceClass, port, count)
                 )
                 services, took = await connectAll(reactor, serviceClass, port, count)
-                seconds[name].append(took)
-                await stopAll(reactor, services)
+                connecting[name].append(took)
+                stopping[name].append(await stopAll(reactor, services))
     finally:
         server.terminate()
         server.wait()
-    ours = statistics.median(memory["reconnect"])
-    theirs = statistics.median(memory["twisted"])
+
+    def above(name: str) -> list[float]:
+        return [m - b for m, b in zip(memory[name], memory["bare"], strict=True)]
+
+    ours, theirs = above("reconnect"), above("twisted")
+    memoryRatios = [o / t for o, t in zip(ours, theirs, strict=True)]
+    stopRatios = [
+        o / t for o, t in zip(stopping["reconnect"], stopping["twisted"], strict=True)
+    ]
+    connectRatios = [
+        o / t
+        for o, t in zip(connecting["reconnect"], connecting["twisted"], strict=True)
+    ]
     return [
         {
-            "benchmark": f"scale: memory per connected service ({count} services)",
+            "benchmark": (
+                f"memory of a connected service above the bare connection "
+                f"({count} services)"
+            ),
             "anchor": "twisted ClientService",
             "contender": "reconnect ClientService",
-            "anchor_median": round(theirs),
-            "contender_median": round(ours),
             "unit": "bytes/service (tracemalloc)",
-            "ratio": round(ours / theirs, 3),
+            "anchor_median": round(statistics.median(theirs)),
+            "contender_median": round(statistics.median(ours)),
+            "bare_median": round(statistics.median(memory["bare"])),
+            "ratio": round(statistics.median(memoryRatios), 3),
+            "spread": spread(memoryRatios),
             "rounds": rounds,
         },
         {
-            "benchmark": f"scale: time until all {count} are connected",
+            "benchmark": f"stopping {count} connected services",
             "anchor": "twisted ClientService",
             "contender": "reconnect ClientService",
-            "anchor_median": round(statistics.median(seconds["twisted"]), 3),
-            "contender_median": round(statistics.median(seconds["reconnect"]), 3),
-            "unit": "s",
-            "ratio": round(
-                statistics.median(
-                    o / t
-                    for o, t in zip(
-                        seconds["reconnect"], seconds["twisted"], strict=True
-                    )
-                ),
-                3,
-            ),
+            "unit": "s (ratio: ours / theirs)",
+            "anchor_median": round(statistics.median(stopping["twisted"]), 3),
+            "contender_median": round(statistics.median(stopping["reconnect"]), 3),
+            "ratio": round(statistics.median(stopRatios), 3),
+            "spread": spread(stopRatios),
+            "rounds": rounds,
+        },
+        {
+            "benchmark": f"connecting {count} services",
+            "anchor": "twisted ClientService",
+            "contender": "reconnect ClientService",
+            "unit": "s (ratio: ours / theirs)",
+            "anchor_median": round(statistics.median(connecting["twisted"]), 3),
+            "contender_median": round(statistics.median(connecting["reconnect"]), 3),
+            "ratio": round(statistics.median(connectRatios), 3),
+            "spread": spread(connectRatios),
             "rounds": rounds,
         },
     ]

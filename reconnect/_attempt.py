@@ -66,9 +66,10 @@ class AttemptListener(Protocol):
     ) -> None: ...
 
 
-class _Attempt:
+class _Attempt(_DisconnectFactory):
     """
-    A single try at a usable connection.
+    A single try at a usable connection.  It is also the factory the
+    endpoint is given (a connected service keeps one object, not two).
 
     The attempt succeeds when the endpoint has connected and
     C{prepareConnection} (if any) has finished; it fails when either fails,
@@ -106,6 +107,7 @@ class _Attempt:
         timeout: Optional[float],
         listener: AttemptListener,
     ) -> None:
+        super().__init__(factory)
         self._prepareConnection = prepareConnection
         self._listener = listener
         self.proxy = None
@@ -114,9 +116,8 @@ class _Attempt:
         self._step = None
         if timeout is not None:
             self._timer = clock.callLater(timeout, self._timedOut, timeout)
-        wrapped = _DisconnectFactory(factory, self._transportMade, self._connectionLost)
         try:
-            connecting = endpoint.connect(wrapped)
+            connecting = endpoint.connect(self)
             if not isinstance(connecting, Deferred):
                 raise TypeError(
                     f"{endpoint!r}.connect returned {connecting!r}, not a Deferred"
@@ -127,7 +128,7 @@ class _Attempt:
         self._step = connecting
         connecting.addCallbacks(self._connected, self._stepFailed)
 
-    def _transportMade(self, proxy: _ReconnectingProtocolProxy) -> None:
+    def transportMade(self, proxy: _ReconnectingProtocolProxy) -> None:
         """
         A transport is up.  If the attempt ended meanwhile (an endpoint whose
         connect could not be cancelled), the connection is not wanted.
@@ -154,9 +155,7 @@ class _Attempt:
         if not self._finished:
             self._finish(failure)
 
-    def _connectionLost(
-        self, proxy: _ReconnectingProtocolProxy, reason: Failure
-    ) -> None:
+    def transportLost(self, proxy: _ReconnectingProtocolProxy, reason: Failure) -> None:
         """
         A connection built by this attempt ended: before the attempt
         succeeded that fails the attempt; after, it is the service's news.

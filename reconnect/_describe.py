@@ -6,6 +6,7 @@ than C{<TCP4ClientEndpoint object at 0x7f...>}).
 
 from __future__ import annotations
 
+import sys
 from typing import Any, cast
 
 from twisted.internet.endpoints import clientFromString
@@ -43,8 +44,13 @@ def describeEndpoint(endpoint: object) -> str:
     C{HostnameEndpoint} as C{tcp:}), their C{repr} for any other.
 
     Twisted's endpoints keep their address in private attributes; if one
-    is missing, the C{repr} stands in.
+    is missing, the C{repr} stands in.  The description is interned: the
+    thousands of services of a fleet that go to one place share one string.
     """
+    return sys.intern(_describe(endpoint))
+
+
+def _describe(endpoint: object) -> str:
     kind = type(endpoint).__name__
     host = getattr(endpoint, "_hostText", None) or getattr(endpoint, "_host", None)
     port = getattr(endpoint, "_port", None)
@@ -58,5 +64,5 @@ def describeEndpoint(endpoint: object) -> str:
         return f"unix:{path}"
     wrapped = getattr(endpoint, "_wrappedEndpoint", None)
     if kind == "_WrapperEndpoint" and wrapped is not None:
-        return f"{describeEndpoint(wrapped)} (wrapped, e.g. in TLS)"
+        return f"{_describe(wrapped)} (wrapped, e.g. in TLS)"
     return repr(endpoint)

@@ -122,6 +122,7 @@ class _ClientMachine:
         "_clock",
         "_prepareConnection",
         "_log",
+        "_source",
         "_attemptTimeout",
         "_isFatal",
         "_resetAfter",
@@ -163,6 +164,7 @@ class _ClientMachine:
         clock: IReactorTime,
         prepareConnection: Optional[Callable[[IProtocol], object]],
         log: Logger,
+        source: object,
         attemptTimeout: Optional[float] = None,
         isFatal: Optional[Callable[[Failure], bool]] = None,
         resetAfter: Optional[float] = None,
@@ -180,6 +182,7 @@ class _ClientMachine:
         self._clock = clock
         self._prepareConnection = prepareConnection
         self._log = log
+        self._source = source
         self._attemptTimeout = attemptTimeout
         self._isFatal = isFatal
         self._resetAfter = resetAfter
@@ -204,12 +207,16 @@ class _ClientMachine:
         self._attempt: Optional[_Attempt] = None
         self._connection: Optional[_ReconnectingProtocolProxy] = None
         self._handOver: Optional[_HandOver] = None
-        self._retired: dict[_ReconnectingProtocolProxy, list[Deferred[None]]] = {}
+        self._retired: Optional[dict[_ReconnectingProtocolProxy, list[Deferred[None]]]]
+        self._retired = None
         self._retryCall: Optional[IDelayedCall] = None
         self._resetCall: Optional[IDelayedCall] = None
-        self._connectWaiters: list[ConnectWaiter] = []
-        self._stopWaiters: list[Deferred[None]] = []
-        self._queue: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
+        # Made only when needed: most services, most of the time, have no
+        # waiters, nothing queued and nothing retired.
+        self._connectWaiters: Optional[list[ConnectWaiter]] = None
+        self._stopWaiters: Optional[list[Deferred[None]]] = None
+        self._queue: Optional[list[tuple[Callable[..., object], tuple[Any, ...]]]]
+        self._queue = None
         self._running = False
 
     # -- running inputs one at a time ---------------------------------------
@@ -219,15 +226,24 @@ class _ClientMachine:
         Run C{step(*args)} now, or, if a step is already running, as soon as
         it and every step queued before this one are done.
         """
-        self._queue.append((step, args))
         if self._running:
+            if self._queue is None:
+                self._queue = []
+            self._queue.append((step, args))
             return
         self._running = True
         try:
+            if self._queue:
+                # Left behind by a step that raised: they go first.
+                self._queue.append((step, args))
+                step, args = self._queue.pop(0)
+            self._stateBefore = self.state()
+            step(*args)
             while self._queue:
                 step, args = self._queue.pop(0)
                 self._stateBefore = self.state()
                 step(*args)
+            self._queue = None
         finally:
             self._running = False
 
@@ -270,7 +286,7 @@ class _ClientMachine:
             log_logger=log,
             log_level=level,
             log_namespace=log.namespace,
-            log_source=log.source,
+            log_source=self._source,
             log_format=format,
             log_time=time(),
         )
@@ -328,8 +344,9 @@ class _ClientMachine:
         the current one are no news.
         """
         if proxy is not self._connection:
-            for waiter in self._retired.pop(proxy, ()):
-                waiter.callback(None)
+            if self._retired is not None:
+                for waiter in self._retired.pop(proxy, ()):
+                    waiter.callback(None)
             return
         giveUpWith = None
         if self.state() in ("connected", "handingOver"):
@@ -381,7 +398,7 @@ class _ClientMachine:
         @return: a C{Deferred} for each, firing once it has ended.
         """
         ended = []
-        for proxy, waiters in list(self._retired.items()):
+        for proxy, waiters in list((self._retired or {}).items()):
             waiter: Deferred[None] = Deferred()
             waiters.append(waiter)
             ended.append(waiter)
@@ -559,7 +576,7 @@ class _ClientMachine:
             "Connecting to {target} again to hand over (attempt {attempt})",
             "handingOver",
             attempt=self.attempts,
-            peer=self._peer,
+            peer=self._peerOf(self._connection),
         )
         self._handOver = _HandOver(self)
 
@@ -592,6 +609,8 @@ class _ClientMachine:
         """
         retired = self._connection
         assert retired is not None
+        if self._retired is None:
+            self._retired = {}
         self._retired[retired] = []
         self._endConnection()
         self._keepConnection(protocol)
@@ -621,6 +640,7 @@ class _ClientMachine:
                 "keepAliveSkipped",
             )
         self._connection = protocol
+        self._peer = None
         self.connects += 1
         self.connectedSince = self._clock.seconds()
         if self._resetAfter is None:
@@ -629,12 +649,11 @@ class _ClientMachine:
             self._resetCall = self._clock.callLater(
                 self._resetAfter, self._connectionIsStable
             )
-        self._peer = self._peerOf(protocol)
         self._event(
             LogLevel.info,
             "Connected to {target}",
             "connected",
-            peer=self._peer,
+            peer=self._peerOf(protocol),
             attempt=self.attempts,
         )
         self._fireConnectWaiters(protocol._protocol)
@@ -644,6 +663,8 @@ class _ClientMachine:
     @_machine.output()
     def _deliverConnectionFailure(self, reason: Failure) -> None:
         "Fail the waiters whose C{failAfterFailures} this failure reaches."
+        if not self._connectWaiters:
+            return
         stillWaiting: list[ConnectWaiter] = []
         due = []
         for waiter, remaining in self._connectWaiters:
@@ -653,7 +674,7 @@ class _ClientMachine:
                 due.append(waiter)
             else:
                 stillWaiting.append((waiter, remaining - 1))
-        self._connectWaiters = stillWaiting
+        self._connectWaiters = stillWaiting or None
         for waiter in due:
             if not waiter.called:
                 waiter.errback(reason)
@@ -687,7 +708,7 @@ class _ClientMachine:
             LogLevel.info,
             "Reconnecting to {target} now, as asked",
             "reconnecting",
-            peer=self._peer,
+            peer=self._peerOf(self._connection),
         )
 
     @_machine.output()
@@ -712,6 +733,8 @@ class _ClientMachine:
         "Let go of the connection that ended, and tell who asked to know."
         protocol = self._connection
         assert protocol is not None
+        # Kept only until the next connection, for the events that follow.
+        self._peer = self._peerOf(protocol)
         self._endConnection()
         if self._onDisconnected is not None:
             self._notify(self._onDisconnected, protocol._protocol, reason)
@@ -732,6 +755,8 @@ class _ClientMachine:
         self, connected: Deferred[IProtocol], failAfterFailures: Optional[int]
     ) -> None:
         "Keep C{connected} until the next connection, or enough failures."
+        if self._connectWaiters is None:
+            self._connectWaiters = []
         self._connectWaiters.append((connected, failAfterFailures))
 
     @_machine.output()
@@ -777,12 +802,14 @@ class _ClientMachine:
     @_machine.output()
     def _awaitStop(self, stopped: Deferred[None]) -> None:
         "Keep C{stopped} until the service is quiet."
+        if self._stopWaiters is None:
+            self._stopWaiters = []
         self._stopWaiters.append(stopped)
 
     @_machine.output()
     def _finishStopping(self) -> None:
         "The service is quiet: fire every stop waiter."
-        waiters, self._stopWaiters = self._stopWaiters, []
+        waiters, self._stopWaiters = self._stopWaiters or [], None
         self._event(LogLevel.info, "Stopped connecting to {target}", "stopped")
         for waiter in waiters:
             if not waiter.called:
@@ -816,13 +843,13 @@ class _ClientMachine:
         self.failedAttempts = 0
 
     def _fireConnectWaiters(self, result: IProtocol) -> None:
-        waiters, self._connectWaiters = self._connectWaiters, []
+        waiters, self._connectWaiters = self._connectWaiters or [], None
         for waiter, _ in waiters:
             if not waiter.called:
                 waiter.callback(result)
 
     def _failConnectWaiters(self, failure: Failure) -> None:
-        waiters, self._connectWaiters = self._connectWaiters, []
+        waiters, self._connectWaiters = self._connectWaiters or [], None
         for waiter, _ in waiters:
             if not waiter.called:
                 waiter.errback(failure)
@@ -832,9 +859,10 @@ class _ClientMachine:
         The canceller of every C{whenConnected} Deferred: a waiter that was
         cancelled leaves at once, rather than at the next connect.
         """
-        self._connectWaiters = [
-            entry for entry in self._connectWaiters if entry[0] is not cancelled
+        left = [
+            entry for entry in self._connectWaiters or () if entry[0] is not cancelled
         ]
+        self._connectWaiters = left or None
 
     def _gaveUpError(self) -> GaveUpConnecting:
         assert self.lastFailure is not None
@@ -861,7 +889,9 @@ class _ClientMachine:
         return True
 
     @staticmethod
-    def _peerOf(proxy: _ReconnectingProtocolProxy) -> object:
+    def _peerOf(proxy: Optional[_ReconnectingProtocolProxy]) -> object:
+        if proxy is None:
+            return None
         transport = proxy._transport
         getPeer = getattr(transport, "getPeer", None)
         return getPeer() if getPeer is not None else None

@@ -21,7 +21,7 @@ from twisted.internet.interfaces import (
     ITransport,
 )
 from twisted.python.failure import Failure
-from zope.interface import implementer, providedBy
+from zope.interface import implementedBy, implementer, providedBy
 from zope.interface.interface import InterfaceClass
 
 LostNotification = Callable[["_ReconnectingProtocolProxy", Failure], None]
@@ -31,27 +31,27 @@ MadeNotification = Callable[["_ReconnectingProtocolProxy"], None]
 class _ReconnectingProtocolProxy:
     """
     Stands between the reactor and the user's protocol, passing everything
-    through and reporting C{makeConnection} and C{connectionLost}.
+    through and reporting C{makeConnection} and C{connectionLost} to the
+    factory that built it.
+
+    Its slots keep a connected service small; an attribute set on it by
+    other code still goes into a C{__dict__}, made only then.
 
     @ivar _protocol: the user's protocol.
+    @ivar _factory: the L{_DisconnectFactory} that built it.
     @ivar _transport: the transport, once connected.
     """
 
-    _transport: Optional[ITransport] = None
+    __slots__ = ("_protocol", "_factory", "_transport", "__dict__", "__weakref__")
 
-    def __init__(
-        self,
-        protocol: IProtocol,
-        made: MadeNotification,
-        lost: LostNotification,
-    ) -> None:
+    def __init__(self, protocol: IProtocol, factory: _DisconnectFactory) -> None:
         self._protocol = protocol
-        self._made = made
-        self._lost = lost
+        self._factory = factory
+        self._transport: Optional[ITransport] = None
 
     def makeConnection(self, transport: ITransport) -> None:
         self._transport = transport
-        self._made(self)
+        self._factory.transportMade(self)
         self._protocol.makeConnection(transport)
 
     def dataReceived(self, data: bytes) -> None:
@@ -61,7 +61,7 @@ class _ReconnectingProtocolProxy:
         try:
             self._protocol.connectionLost(reason)
         finally:
-            self._lost(self, reason)
+            self._factory.transportLost(self, reason)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._protocol, name)
@@ -90,16 +90,21 @@ def _proxyClassFor(protocol: IProtocol) -> type[_ReconnectingProtocolProxy]:
     interfaces declared on single instances, do not grow it.
     """
     protocolClass = type(protocol)
-    declaredOnInstance = "__provides__" in getattr(protocol, "__dict__", ())
+    provided = providedBy(protocol)
+    declaredOnInstance = provided is not implementedBy(protocolClass)  # type: ignore[no-untyped-call]
     if not declaredOnInstance:
         known = _proxyClassOf.get(protocolClass)
         if known is not None:
             return known
-    interfaces = tuple(providedBy(protocol).interfaces())
+    interfaces = tuple(provided.interfaces())
     proxyClass = _proxyClasses.get(interfaces)
     if proxyClass is None:
         proxyClass = implementer(IProtocol, *interfaces)(
-            type("_ReconnectingProtocolProxy", (_ReconnectingProtocolProxy,), {})
+            type(
+                "_ReconnectingProtocolProxy",
+                (_ReconnectingProtocolProxy,),
+                {"__slots__": ()},
+            )
         )
         _proxyClasses[interfaces] = proxyClass
     if not declaredOnInstance:
@@ -108,12 +113,13 @@ def _proxyClassFor(protocol: IProtocol) -> type[_ReconnectingProtocolProxy]:
 
 
 def wrapProtocol(
-    protocol: IProtocol, made: MadeNotification, lost: LostNotification
+    protocol: IProtocol, factory: _DisconnectFactory
 ) -> _ReconnectingProtocolProxy:
     """
-    Wrap C{protocol} in a proxy that provides what it provides.
+    Wrap C{protocol} in a proxy that provides what it provides and reports
+    to C{factory}.
     """
-    return _proxyClassFor(protocol)(protocol, made, lost)
+    return _proxyClassFor(protocol)(protocol, factory)
 
 
 @implementer(IProtocolFactory)
@@ -123,24 +129,43 @@ class _DisconnectFactory:
     builds comes wrapped in a L{_ReconnectingProtocolProxy}.
 
     C{doStart} and C{doStop}, and any other attribute, reach the user's
-    factory unchanged.
+    factory unchanged.  Each proxy tells it of its transport's start and
+    end (L{transportMade}, L{transportLost}), which it passes on to C{made}
+    and C{lost}; a subclass may instead override those two methods and
+    give no callables.
     """
+
+    __slots__ = ("_protocolFactory", "_made", "_lost", "__dict__", "__weakref__")
 
     def __init__(
         self,
         protocolFactory: IProtocolFactory,
-        made: MadeNotification,
-        lost: LostNotification,
+        made: Optional[MadeNotification] = None,
+        lost: Optional[LostNotification] = None,
     ) -> None:
         self._protocolFactory = protocolFactory
         self._made = made
         self._lost = lost
 
+    def transportMade(self, proxy: _ReconnectingProtocolProxy) -> None:
+        """
+        C{proxy}'s connection is up.
+        """
+        assert self._made is not None
+        self._made(proxy)
+
+    def transportLost(self, proxy: _ReconnectingProtocolProxy, reason: Failure) -> None:
+        """
+        C{proxy}'s connection has ended.
+        """
+        assert self._lost is not None
+        self._lost(proxy, reason)
+
     def buildProtocol(self, addr: IAddress) -> Optional[IProtocol]:
         built = self._protocolFactory.buildProtocol(addr)
         if built is None:
             return None
-        return cast(IProtocol, wrapProtocol(built, self._made, self._lost))
+        return cast(IProtocol, wrapProtocol(built, self))
 
     def doStart(self) -> None:
         self._protocolFactory.doStart()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Optional, Union, cast
+from weakref import WeakKeyDictionary
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
@@ -34,6 +35,22 @@ def _failsOver(endpoint: IStreamClientEndpoint) -> bool:
     Whether C{endpoint} is a failover endpoint with somewhere else to go.
     """
     return isinstance(endpoint, FailoverEndpoint) and len(endpoint.health()) > 1
+
+
+_loggers: WeakKeyDictionary[type, Logger] = WeakKeyDictionary()
+
+
+def _loggerFor(serviceClass: type) -> Logger:
+    """
+    One logger per service class, named as C{Logger()} on the class would
+    name it; each event carries its own service as C{log_source}, so that a
+    service need not keep a logger of its own.
+    """
+    logger = _loggers.get(serviceClass)
+    if logger is None:
+        namespace = f"{serviceClass.__module__}.{serviceClass.__name__}"
+        logger = _loggers[serviceClass] = Logger(namespace)
+    return logger
 
 
 def _globalReactorUnlessGiven(clock: Optional[IReactorTime]) -> IReactorTime:
@@ -158,7 +175,8 @@ class ClientService(Service):
             _defaultPolicy if retryPolicy is None else ownPolicy(retryPolicy),
             _globalReactorUnlessGiven(clock),
             prepareConnection,
-            self._log,
+            _loggerFor(type(self)),
+            self,
             attemptTimeout=attemptTimeout,
             isFatal=isFatal,
             resetAfter=resetAfter,

@@ -579,9 +579,11 @@ class ClientServiceUnderUserCode(EndpointAndClockRules):
             assert machine._connection is not None and machine._handOver is not None
         else:
             assert machine._handOver is None
-        for retired in machine._retired:
+        for retired in machine._retired or {}:
             assert retired is not machine._connection
-            assert retired._transport.disconnecting or retired._protocol in self.mood.kept
+            assert (
+                retired._transport.disconnecting or retired._protocol in self.mood.kept
+            )
         if state in ("connected", "handingOver"):
             assert machine._connection is not None
             assert not machine._connection._transport.disconnecting
@@ -601,7 +603,7 @@ class ClientServiceUnderUserCode(EndpointAndClockRules):
         self.clock.advance(100)
         assert stopped.called
         assert self.service.state == "stopped"
-        assert self.service._machine._retired == {}
+        assert not self.service._machine._retired
         assert all(s.called for s in self.stops)
         assert all(w.called for w in self.waiters)
         assert self.clock.getDelayedCalls() == []
