@@ -13,6 +13,7 @@ the older ones drain.
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Optional
@@ -81,11 +82,24 @@ class Lane:
         it is answered (or abandoned), C{whenDrained} is called.
     """
 
-    __slots__ = ("_book", "_writeLines", "inFlight", "draining", "_whenDrained")
+    __slots__ = (
+        "_book",
+        "_writeLines",
+        "_writeLine",
+        "inFlight",
+        "draining",
+        "_whenDrained",
+    )
 
-    def __init__(self, book: RequestBook, writeLines: WriteLines) -> None:
+    def __init__(
+        self,
+        book: RequestBook,
+        writeLines: WriteLines,
+        writeLine: Optional[Callable[[bytes], None]] = None,
+    ) -> None:
         self._book = book
         self._writeLines = writeLines
+        self._writeLine = writeLine or (lambda line: writeLines((line,)))
         self.inFlight: deque[_Request] = deque()
         self.draining = False
         self._whenDrained: Optional[Callable[[], object]] = None
@@ -101,15 +115,28 @@ class Lane:
 
         @raise ServerProtocolError: if no request is in flight.
         """
-        try:
-            request = self.inFlight.popleft()
-        except IndexError:
-            raise ServerProtocolError(
-                "a reply came with no request to answer"
-            ) from None
+        self.repliesReceived((line,))
+
+    def repliesReceived(self, lines: Iterable[bytes]) -> None:
+        """
+        Replies, in order, each answering the oldest request in flight on
+        this lane (one call for all the lines of one read).
+
+        @raise ServerProtocolError: if a reply finds no request in flight
+            (the replies before it are delivered).
+        """
         book = self._book
-        book.replies += 1
-        if not request.abandoned:
+        popleft = self.inFlight.popleft
+        for line in lines:
+            try:
+                request = popleft()
+            except IndexError:
+                raise ServerProtocolError(
+                    "a reply came with no request to answer"
+                ) from None
+            book.replies += 1
+            if request.abandoned:
+                continue
             if request.timer is not None:
                 request.timer.cancel()
             book.answered += 1
@@ -220,7 +247,8 @@ class RequestBook:
         self._answeredAtGrant = 0
         self._queueBytes = queueBytes
         self._queuedBytes = 0
-        self._highWater = highWater
+        # No high watermark is one that is never reached.
+        self._highWater = sys.maxsize if highWater is None else highWater
         self._lowWater = lowWater
         self._pressure = pressure
         self._paused = False
@@ -319,12 +347,10 @@ class RequestBook:
         else:
             lane.inFlight.append(request)
             self.written += 1
-            lane._writeLines((line,))
+            lane._writeLine(line)
         self.pendingBytes += size
-        highWater = self._highWater
-        if highWater is not None and self.pendingBytes >= highWater:
-            if not self._paused:
-                self._setPaused(True)
+        if self.pendingBytes >= self._highWater and not self._paused:
+            self._setPaused(True)
         if timeout is None:
             timeout = self._timeout
         if timeout is not None:
@@ -366,14 +392,20 @@ class RequestBook:
         if self.pendingBytes <= self._lowWater and len(self._queued) < self._queueSize:
             self._setPaused(False)
 
-    def attach(self, writeLines: WriteLines) -> Lane:
+    def attach(
+        self,
+        writeLines: WriteLines,
+        writeLine: Optional[Callable[[bytes], None]] = None,
+    ) -> Lane:
         """
         A connection is ready: it takes new requests from now on, and
         everything queued is written on it, in order.
 
+        @param writeLine: writes one line (by default, through
+            C{writeLines}).
         @return: the connection's lane.
         """
-        lane = Lane(self, writeLines)
+        lane = Lane(self, writeLines, writeLine)
         self._lanes.append(lane)
         self._current = lane
         if self._queued:

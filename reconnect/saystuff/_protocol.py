@@ -49,6 +49,7 @@ class SayStuffClientProtocol(Protocol):
         self._book = book
         self._maxLineLength = maxLineLength
         self._buffer = b""
+        self._corked: Optional[list[bytes]] = None
         self.lane: Optional[Lane] = None
         self.overdue: Optional[IDelayedCall] = None
 
@@ -56,7 +57,7 @@ class SayStuffClientProtocol(Protocol):
         """
         Take requests from the book: from now on, replies answer them.
         """
-        self.lane = self._book.attach(self.writeLines)
+        self.lane = self._book.attach(self.writeLines, self.writeLine)
         return self.lane
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -66,10 +67,29 @@ class SayStuffClientProtocol(Protocol):
         if lane is not None:
             lane.detach(reason)
 
+    def writeLine(self, line: bytes) -> None:
+        """
+        Write one line and its delimiter (or, while corked, keep it).
+        """
+        corked = self._corked
+        if corked is not None:
+            corked.append(line)
+            corked.append(DELIMITER)
+        else:
+            self.transport.write(line + DELIMITER)  # type: ignore[union-attr]
+
     def writeLines(self, lines: Iterable[bytes]) -> None:
         """
-        Write C{lines}, each followed by the delimiter, in one write.
+        Write C{lines}, each followed by the delimiter, in one write.  While
+        replies are being handed out (callbacks sending new requests), the
+        lines wait and go out together in one write once they are all out.
         """
+        corked = self._corked
+        if corked is not None:
+            for line in lines:
+                corked.append(line)
+                corked.append(DELIMITER)
+            return
         if type(lines) is tuple and len(lines) == 1:
             self.transport.write(lines[0] + DELIMITER)  # type: ignore[union-attr]
         else:
@@ -95,15 +115,27 @@ class SayStuffClientProtocol(Protocol):
                 if lines:
                     raise ServerProtocolError("the server spoke before being asked")
                 return
-            replyReceived = lane.replyReceived
             limit = self._maxLineLength
-            for line in lines:
-                if len(line) > limit:
-                    raise ServerProtocolError(
-                        f"a reply line of {len(line)} bytes is over the limit "
-                        f"of {limit}"
-                    )
-                replyReceived(line)
+            longest = max(map(len, lines), default=0)
+            if longest > limit:
+                # The lines before the long one are still good replies.
+                good = []
+                for line in lines:
+                    if len(line) > limit:
+                        break
+                    good.append(line)
+                lane.repliesReceived(good)
+                raise ServerProtocolError(
+                    f"a reply line of {longest} bytes is over the limit of {limit}"
+                )
+            corked: list[bytes] = []
+            self._corked = corked
+            try:
+                lane.repliesReceived(lines)
+            finally:
+                self._corked = None
+                if corked:
+                    self.transport.write(b"".join(corked))  # type: ignore[union-attr]
         except ServerProtocolError as error:
             self._buffer = b""
             if self.lane is not None:

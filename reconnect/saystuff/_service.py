@@ -282,7 +282,13 @@ class SayStuffToServerService(Service):
         @raise GaveUpConnecting: if the service gave up connecting; it
             refuses requests until it is stopped and started again.
         """
-        checkLine(line, self._maxLineLength)
+        if (
+            type(line) is not bytes
+            or len(line) > self._maxLineLength
+            or b"\n" in line
+            or b"\r" in line
+        ):
+            checkLine(line, self._maxLineLength)
         if idempotent is not None and not isinstance(idempotent, bool):
             raise TypeError(f"idempotent must be a bool, not {idempotent!r}")
         if timeout is _useDefault:
