@@ -234,6 +234,7 @@ class SayStuffToServerService(Service):
             pressure=self._pressureChanged,
         )
         self.book.accepting = False
+        self._submit = self.book.submit
         self.clientService = ClientService(
             target,
             SayStuffClientFactory(self.book, maxLineLength),
@@ -292,7 +293,7 @@ class SayStuffToServerService(Service):
         if idempotent is not None and not isinstance(idempotent, bool):
             raise TypeError(f"idempotent must be a bool, not {idempotent!r}")
         if timeout is _useDefault:
-            return self.book.submit(line, None, idempotent)
+            return self._submit(line, None, idempotent)
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be > 0, not {timeout!r}")
         return self.book.submit(line, timeout, idempotent)
