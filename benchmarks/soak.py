@@ -13,12 +13,12 @@ unit tests.
 from __future__ import annotations
 
 import argparse
-from array import array
 import gc
 import json
 import statistics
 import time
 import tracemalloc
+from array import array
 from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
