@@ -1,10 +1,12 @@
 """
-Run every benchmark, print the table and write it as JSON.
+Run every benchmark and print the tables; with C{--save}, write them to
+C{benchmarks/results/latest.json} and into README.md (a run without it
+leaves the tree as it was).
 
-    python -m benchmarks [--quick] [--plot docs/herd.png] [--json PATH]
+    python -m benchmarks [--quick] [--save [--plot docs/herd.png]]
 
-Every figure is a ratio of two things measured in this run; see each
-module's docstring for its anchor and method.
+Every figure with a goal is a ratio of two things measured in this run; see
+each module's docstring for its anchor and method.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import globalLogBeginner
+
+from ._report import RESULTS, ROOT, goalRow, render, updateReadme
 
 
 def machine() -> dict[str, Any]:
@@ -37,66 +41,118 @@ def machine() -> dict[str, Any]:
     }
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+async def goals(reactor: Any, quick: bool) -> list[dict[str, Any]]:
     """
-    The rows as a Markdown table, one per kind of row.
+    The measures with a goal, each a ratio against an anchor run alongside.
     """
-    out: list[str] = []
-    kinds: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        kinds.setdefault(tuple(row), []).append(row)
-    for columns, group in kinds.items():
-        out.append("| " + " | ".join(columns) + " |")
-        out.append("|" + "---|" * len(columns))
-        for row in group:
-            out.append("| " + " | ".join(str(row[c]) for c in columns) + " |")
-        out.append("")
-    return "\n".join(out)
+    from . import cycles, datapath, scale, soak
 
-
-async def main(reactor: Any, options: argparse.Namespace) -> None:
-    from . import cycles, datapath, herd, scale
-
-    quick = options.quick
     rows: list[dict[str, Any]] = []
 
-    print("cycles ...", file=sys.stderr)
-    rows.append(
-        cycles.run(batches=5 if quick else 15, cycles=300 if quick else 1000).row()
-    )
-    rows[-1]["inputs per cycle (reconnect)"] = cycles.inputsPerCycle()
-
     print("data path ...", file=sys.stderr)
+    path = await datapath.run(
+        reactor, rounds=3 if quick else 11, requests=3000 if quick else 20000
+    )
     rows.append(
-        (
-            await datapath.run(
-                reactor, rounds=3 if quick else 9, requests=3000 if quick else 20000
-            )
-        ).row()
+        goalRow(
+            "pipelined requests/s, 500 in flight, loopback echo",
+            "bare LineReceiver + FIFO of Deferreds",
+            path.ratio,
+            path.spread,
+            ">= 1.0",
+            path.ratio >= 1.0,
+            anchorRate=round(statistics.median(path.anchorRates)),
+            contenderRate=round(statistics.median(path.contenderRates)),
+        )
     )
 
     print("scale ...", file=sys.stderr)
-    rows.extend(
-        await scale.run(reactor, count=300 if quick else 2000, rounds=1 if quick else 3)
+    memory, stopping, _ = await scale.run(
+        reactor, count=300 if quick else 3000, rounds=1 if quick else 5
     )
+    rows.append(
+        goalRow(
+            f"memory of a connected service above the bare connection "
+            f"({memory['count']} services, tracemalloc; ours / theirs)",
+            "Twisted's ClientService",
+            memory["ratio"],
+            memory["spread"],
+            "<= 0.5",
+            memory["ratio"] <= 0.5,
+            anchorBytes=memory["anchor_median"],
+            contenderBytes=memory["contender_median"],
+        )
+    )
+    rows.append(
+        goalRow(
+            f"time to stop {stopping['count']} connected services (ours / theirs)",
+            "Twisted's ClientService",
+            stopping["ratio"],
+            stopping["spread"],
+            "<= 1.0",
+            stopping["ratio"] <= 1.0,
+            anchorSeconds=stopping["anchor_median"],
+            contenderSeconds=stopping["contender_median"],
+        )
+    )
+
+    print("cycles ...", file=sys.stderr)
+    for setup in cycles.SETUPS:
+        comparison = cycles.run(
+            setup, batches=5 if quick else 15, cycles=300 if quick else 1000
+        )
+        rows.append(
+            goalRow(
+                f"reconnect cycles/s, {setup}",
+                "Twisted's ClientService",
+                comparison.ratio,
+                comparison.spread,
+                ">= 1.0",
+                comparison.ratio >= 1.0,
+                anchorRate=round(statistics.median(comparison.anchorRates)),
+                contenderRate=round(statistics.median(comparison.contenderRates)),
+            )
+        )
+
+    print("soak ...", file=sys.stderr)
+    soaked = await soak.restarts(reactor, count=60 if quick else 200)
+    perRestart = soaked["value"]
+    rows.append(
+        goalRow(
+            f"memory per server restart after warm-up ({soaked['restarts']} "
+            "restarts; bytes, not a ratio)",
+            "-",
+            perRestart,
+            soaked["first..last"],
+            "flat: under 8 B a restart",
+            abs(perRestart) < 8,
+        )
+    )
+    return rows
+
+
+async def main(reactor: Any, options: argparse.Namespace) -> None:
+    from . import herd
+
+    quick = options.quick
+    report: dict[str, Any] = {"machine": machine(), "quick": quick}
+    report["goals"] = await goals(reactor, quick)
 
     print("herd ...", file=sys.stderr)
     herdRows, outcomes = herd.run(
         clients=300 if quick else 2000, capacity=15 if quick else 100
     )
-    rows.extend(herdRows)
-    if options.plot:
-        herd.plot(outcomes, options.plot)
-
+    report["herd"] = herdRows
     print("recovery ...", file=sys.stderr)
-    rows.extend(herd.recovery(clients=100 if quick else 500))
+    report["recovery"] = herd.recovery(clients=100 if quick else 500)
 
-    report = {"machine": machine(), "rows": rows}
-    print(f"machine: {report['machine']}\n")
-    print(table(rows))
-    if options.json:
-        Path(options.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(options.json).write_text(json.dumps(report, indent=2) + "\n")
+    print(render(report))
+    if options.save:
+        RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+        updateReadme(report)
+        if options.plot:
+            herd.plot(outcomes, options.plot)
+        print(f"\nsaved {RESULTS.relative_to(ROOT)} and README.md", file=sys.stderr)
 
 
 def run() -> None:
@@ -104,17 +160,25 @@ def run() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="small sizes, for a smoke run"
     )
-    parser.add_argument("--plot", help="write the herd plot (PNG) here")
     parser.add_argument(
-        "--json", default="benchmarks/results/latest.json", help="write the table here"
+        "--save",
+        action="store_true",
+        help="write benchmarks/results/latest.json and README's tables",
     )
+    parser.add_argument("--plot", help="with --save: draw the herd plot (PNG) here")
     options = parser.parse_args()
-    # Events go nowhere, for both contenders: logging's startup buffer would
-    # otherwise hold up to 64k events and count against memory and time.
+    # Events go nowhere, for both contenders, except where a cycle benchmark
+    # sets up logging of its own: logging's startup buffer would otherwise
+    # hold up to 64k events and count against memory and time.
     globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)
     from twisted.internet.task import react
 
-    react(lambda reactor: ensureDeferred(main(reactor, options)))
+    def failed(failure: Any) -> Any:
+        # Logging goes nowhere (above): say what went wrong here.
+        failure.printTraceback(file=sys.stderr)
+        return failure
+
+    react(lambda reactor: ensureDeferred(main(reactor, options)).addErrback(failed))
 
 
 run()

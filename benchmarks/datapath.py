@@ -80,7 +80,7 @@ def pipeline(
 
 
 async def run(
-    reactor: Any, rounds: int = 9, requests: int = 20000, window: int = 300
+    reactor: Any, rounds: int = 9, requests: int = 20000, window: int = 500
 ) -> Comparison:
     server = RestartableLineServer(reactor)
     port = await server.start()

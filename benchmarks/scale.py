@@ -204,6 +204,7 @@ async def run(reactor: Any, count: int = 3000, rounds: int = 5) -> list[dict[str
             "ratio": round(statistics.median(memoryRatios), 3),
             "spread": spread(memoryRatios),
             "rounds": rounds,
+            "count": count,
         },
         {
             "benchmark": f"stopping {count} connected services",
@@ -215,6 +216,7 @@ async def run(reactor: Any, count: int = 3000, rounds: int = 5) -> list[dict[str
             "ratio": round(statistics.median(stopRatios), 3),
             "spread": spread(stopRatios),
             "rounds": rounds,
+            "count": count,
         },
         {
             "benchmark": f"connecting {count} services",
