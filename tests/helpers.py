@@ -8,6 +8,8 @@ import os
 import socket
 import sys
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,9 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from reconnect.saystuff import RestartableLineServer, SayStuffToServerService
 from reconnect.saystuff._server import EchoLineFactory, EchoLineProtocol
-from reconnect.testing import FakeAttempt, FakeEndpoint
+from reconnect.testing import ChaosProxy, FakeAttempt, FakeEndpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 TWISTD = str(Path(sys.executable).parent / "twistd")
@@ -270,3 +273,40 @@ class CountingEchoFactory(EchoLineFactory):
     def __init__(self) -> None:
         super().__init__()
         self.seen: Counter[bytes] = Counter()
+
+
+def sayStuffOnClock(
+    start: bool = False, **kwargs: Any
+) -> tuple[SayStuffToServerService, Clock, FakeEndpoint]:
+    """
+    A SayStuff service over a L{FakeEndpoint} on a L{Clock} (a retry policy
+    of 1 s unless given), started if C{start}.
+    """
+    clock = Clock()
+    endpoint = FakeEndpoint()
+    kwargs.setdefault("retryPolicy", lambda n: 1.0)
+    made = SayStuffToServerService(endpoint=endpoint, reactor=clock, **kwargs)
+    if start:
+        made.startService()
+    return made, clock, endpoint
+
+
+@asynccontextmanager
+async def echoBehindProxy(
+    factory: EchoLineFactory | None = None,
+) -> AsyncIterator[tuple[RestartableLineServer, ChaosProxy]]:
+    """
+    The echo server (with C{factory}, if given) and a chaos proxy in front
+    of it, both stopped on the way out.
+    """
+    server = RestartableLineServer(reactor)
+    if factory is not None:
+        server.factory = factory
+    port = await server.start()
+    proxy = ChaosProxy(reactor, port)
+    await proxy.start()
+    try:
+        yield server, proxy
+    finally:
+        await proxy.stop()
+        await server.kill()

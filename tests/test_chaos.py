@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from helpers import sleep, talkingFactory, until
+from helpers import echoBehindProxy, sleep, talkingFactory, until
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -48,13 +48,8 @@ async def network() -> AsyncIterator[tuple[RestartableLineServer, ChaosProxy]]:
     """
     An echo server and a chaos proxy in front of it.
     """
-    server = RestartableLineServer(reactor)
-    port = await server.start()
-    proxy = ChaosProxy(reactor, port)
-    await proxy.start()
-    yield server, proxy
-    await proxy.stop()
-    await server.kill()
+    async with echoBehindProxy() as pair:
+        yield pair
 
 
 def saystuff(proxy: ChaosProxy, **options: Any) -> SayStuffToServerService:

@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 import pytest
-from helpers import outcome
+from helpers import outcome, sayStuffOnClock
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.defer import CancelledError
@@ -31,12 +31,7 @@ from reconnect.testing import FakeAttempt, FakeEndpoint
 
 
 def service(**kwargs: Any) -> tuple[SayStuffToServerService, Clock, FakeEndpoint]:
-    clock = Clock()
-    endpoint = FakeEndpoint()
-    kwargs.setdefault("retryPolicy", lambda n: 1.0)
-    made = SayStuffToServerService(endpoint=endpoint, reactor=clock, **kwargs)
-    made.startService()
-    return made, clock, endpoint
+    return sayStuffOnClock(start=True, **kwargs)
 
 
 def written(attempt: FakeAttempt) -> list[bytes]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from helpers import CountingEchoFactory, sleep, until
+from helpers import CountingEchoFactory, echoBehindProxy, sleep, until
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.task import LoopingCall
@@ -23,7 +23,6 @@ from twisted.python.failure import Failure
 from benchmarks import backpressure
 from reconnect.saystuff import (
     MaybeDelivered,
-    RestartableLineServer,
     SayStuffToServerService,
 )
 from reconnect.testing import ChaosProxy
@@ -36,14 +35,9 @@ async def network() -> AsyncIterator[tuple[CountingEchoFactory, ChaosProxy]]:
     """
     A counting echo server and a chaos proxy in front of it.
     """
-    server = RestartableLineServer(reactor)
-    server.factory = counting = CountingEchoFactory()
-    port = await server.start()
-    proxy = ChaosProxy(reactor, port)
-    await proxy.start()
-    yield counting, proxy
-    await proxy.stop()
-    await server.kill()
+    counting = CountingEchoFactory()
+    async with echoBehindProxy(counting) as (_, proxy):
+        yield counting, proxy
 
 
 def saystuff(proxy: ChaosProxy, **options: Any) -> SayStuffToServerService:

@@ -11,7 +11,14 @@ from collections import Counter
 from typing import Any, Optional
 
 import pytest
-from helpers import EndpointAndClockRules, live, outcome, pending, stateMachineTest
+from helpers import (
+    EndpointAndClockRules,
+    live,
+    outcome,
+    pending,
+    sayStuffOnClock,
+    stateMachineTest,
+)
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     initialize,
@@ -40,11 +47,24 @@ from reconnect.testing import FakeAttempt, FakeEndpoint
 
 
 def service(**kwargs: Any) -> tuple[SayStuffToServerService, Clock, FakeEndpoint]:
-    clock = Clock()
-    endpoint = FakeEndpoint()
-    kwargs.setdefault("retryPolicy", lambda n: 1.0)
-    made = SayStuffToServerService(endpoint=endpoint, reactor=clock, **kwargs)
-    return made, clock, endpoint
+    return sayStuffOnClock(**kwargs)
+
+
+def moved(
+    **kwargs: Any,
+) -> tuple[SayStuffToServerService, Clock, FakeAttempt, FakeAttempt, Deferred[bytes]]:
+    """
+    A service that sent C{b"first"} on one connection and then moved to a
+    second (both connected, the first still owing its reply).
+    """
+    stuff, clock, endpoint = sayStuffOnClock(start=True, **kwargs)
+    old = endpoint.last
+    old.succeed()
+    first = stuff.sendToServer(b"first")
+    stuff.reconnect()
+    new = endpoint.last
+    new.succeed()
+    return stuff, clock, old, new, first
 
 
 def test_gaveUpFailsHeldRequestsAndRefusesNew() -> None:
@@ -465,14 +485,7 @@ def test_oldConnectionLostWhileDrainingResendsOnTheNewOne() -> None:
     A left-behind connection that drops before its replies came: what it
     held is written again on the new connection (as after any cut).
     """
-    stuff, clock, endpoint = service()
-    stuff.startService()
-    old = endpoint.last
-    old.succeed()
-    first = stuff.sendToServer(b"first")
-    stuff.reconnect()
-    new = endpoint.last
-    new.succeed()
+    stuff, clock, old, new, first = moved()
     second = stuff.sendToServer(b"second")
     old.lose()
     assert new.transport.value() == b"second\r\nfirst\r\n"
@@ -487,19 +500,12 @@ def test_oldConnectionThatNeverDrainsIsAborted() -> None:
     A left-behind connection whose server goes quiet is aborted after
     C{idleTimeout}; its requests are written on the new connection.
     """
-    stuff, clock, endpoint = service(idleTimeout=5.0)
-    stuff.startService()
-    old = endpoint.last
-    old.succeed()
-    stuck = stuff.sendToServer(b"stuck")
-    stuff.reconnect()
-    new = endpoint.last
-    new.succeed()
+    stuff, clock, old, new, stuck = moved(idleTimeout=5.0)
     clock.advance(4.9)
     assert not old.transport.disconnecting
     clock.advance(0.2)
     old.lose()
-    assert new.transport.value() == b"stuck\r\n"
+    assert new.transport.value() == b"first\r\n"
     new.protocol.dataReceived(b"S\r\n")
     assert outcome(stuck) == b"S"
     stuff.stopService()
@@ -510,14 +516,7 @@ def test_stopWhileDrainingWaitsForTheOldReplies() -> None:
     Stopping during a move waits for the replies both connections owe,
     then closes both.
     """
-    stuff, clock, endpoint = service()
-    stuff.startService()
-    old = endpoint.last
-    old.succeed()
-    first = stuff.sendToServer(b"first")
-    stuff.reconnect()
-    new = endpoint.last
-    new.succeed()
+    stuff, clock, old, new, first = moved()
     second = stuff.sendToServer(b"second")
     stopped = stuff.stopService()
     old.protocol.dataReceived(b"1\r\n")
