@@ -277,19 +277,17 @@ class _ClientMachine:
         a reconnect cycle emits three events where Twisted's emits one.
         """
         log = self._log
-        fields.update(
-            reconnectEvent=event,
-            endpoint=self._endpoint,
-            target=self._target,
-            fromState=self._stateBefore,
-            toState=self.state(),
-            log_logger=log,
-            log_level=level,
-            log_namespace=log.namespace,
-            log_source=self._source,
-            log_format=format,
-            log_time=time(),
-        )
+        fields["reconnectEvent"] = event
+        fields["endpoint"] = self._endpoint
+        fields["target"] = self._target
+        fields["fromState"] = self._stateBefore
+        fields["toState"] = self.state()
+        fields["log_logger"] = log
+        fields["log_level"] = level
+        fields["log_namespace"] = log.namespace
+        fields["log_source"] = self._source
+        fields["log_format"] = format
+        fields["log_time"] = time()
         log.observer(fields)
 
     # -- events from the connection, judged when their turn comes -----------
