@@ -18,18 +18,19 @@ C{benchmarks/results/backpressure.json}.  Linux only (it reads /proc).
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
-from twisted.internet.task import LoopingCall, deferLater, react
+from twisted.internet.task import LoopingCall, deferLater
 from zope.interface import implementer
+
+from ._script import printAndSave
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
 MiB = 1024 * 1024
@@ -240,14 +241,11 @@ def main() -> None:
     parser.add_argument("--save", action="store_true")
     options = parser.parse_args()
 
-    async def go(reactor: Any) -> None:
-        figures = await run(reactor, options.megabytes, options.rate)
-        print(json.dumps(figures, indent=2))
-        if options.save:
-            out = Path(__file__).parent / "results" / "backpressure.json"
-            out.write_text(json.dumps(figures, indent=2) + "\n")
-
-    react(lambda reactor: ensureDeferred(go(reactor)))
+    printAndSave(
+        lambda reactor: run(reactor, options.megabytes, options.rate),
+        "backpressure",
+        options.save,
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ C{benchmarks/results/failover.json}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -30,11 +29,13 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.task import LoopingCall, deferLater, react
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import globalLogBeginner
 
 from reconnect import FailoverEndpoint
 from reconnect.saystuff import SayStuffToServerService
+
+from ._script import printAndSave
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
 RATE = 2500
@@ -173,14 +174,11 @@ def main() -> None:
     options = parser.parse_args()
     globalLogBeginner.beginLoggingTo([], redirectStandardIO=False)
 
-    async def go(reactor: Any) -> None:
-        result = await run(reactor, options.seconds, options.seed)
-        print(json.dumps(result, indent=2))
-        if options.save:
-            target = Path(__file__).parent / "results" / "failover.json"
-            target.write_text(json.dumps(result, indent=2) + "\n")
-
-    react(lambda reactor: ensureDeferred(go(reactor)))
+    printAndSave(
+        lambda reactor: run(reactor, options.seconds, options.seed),
+        "failover",
+        options.save,
+    )
 
 
 if __name__ == "__main__":

@@ -16,16 +16,15 @@ C{--save} writes C{benchmarks/results/heartbeat.json}.
 from __future__ import annotations
 
 import argparse
-import json
 import random
-from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import ensureDeferred
-from twisted.internet.task import LoopingCall, deferLater, react
+from twisted.internet.task import LoopingCall, deferLater
 
 from reconnect.saystuff import RestartableLineServer, SayStuffToServerService
 from reconnect.testing import ChaosProxy
+
+from ._script import printAndSave
 
 
 async def run(reactor: Any, seconds: float) -> dict[str, Any]:
@@ -83,14 +82,9 @@ def main() -> None:
     parser.add_argument("--save", action="store_true")
     options = parser.parse_args()
 
-    async def go(reactor: Any) -> None:
-        figures = await run(reactor, options.seconds)
-        print(json.dumps(figures, indent=2))
-        if options.save:
-            out = Path(__file__).parent / "results" / "heartbeat.json"
-            out.write_text(json.dumps(figures, indent=2) + "\n")
-
-    react(lambda reactor: ensureDeferred(go(reactor)))
+    printAndSave(
+        lambda reactor: run(reactor, options.seconds), "heartbeat", options.save
+    )
 
 
 if __name__ == "__main__":
