@@ -438,3 +438,19 @@ def test_relayWaitsForAConnectionInsteadOfRefusing() -> None:
     assert transport.value().count(b"\r\n") == 20
     assert b"ERROR" not in transport.value()
     stuff.stopService()
+
+
+def test_fullQueueWithoutWatermarksResumesOnceThereIsRoom() -> None:
+    """
+    With C{highWater=None}, a full queue still pauses producers (rather
+    than refusing), and they resume as soon as the queue has room again.
+    """
+    stuff, clock, endpoint = service(queueSize=2, highWater=None)
+    producer = Producer()
+    stuff.registerProducer(producer)
+    stuff.sendToServer(b"a")
+    stuff.sendToServer(b"b")
+    assert producer.calls == ["pause"]
+    endpoint.last.succeed()
+    assert producer.calls == ["pause", "resume"]
+    stuff.stopService()

@@ -249,7 +249,9 @@ class RequestBook:
         self._queuedBytes = 0
         # No high watermark is one that is never reached.
         self._highWater = sys.maxsize if highWater is None else highWater
-        self._lowWater = lowWater
+        # Without a high watermark, only a full queue pauses: bytes do not
+        # hold up resuming.
+        self._lowWater = sys.maxsize if highWater is None else lowWater
         self._pressure = pressure
         self._paused = False
         self.pendingBytes = 0
