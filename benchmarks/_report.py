@@ -40,10 +40,16 @@ def goalRow(
     }
 
 
-def markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+def markdown(rows: list[dict[str, Any]], columns: dict[str, str]) -> str:
+    """
+    C{rows} as a Markdown table: C{columns} maps each key to its heading.
+    """
+    lines = [
+        "| " + " | ".join(columns.values()) + " |",
+        "|" + " --- |" * len(columns),
+    ]
     for row in rows:
-        lines.append("| " + " | ".join(str(row[c]) for c in columns) + " |")
+        lines.append("| " + " | ".join(str(row[key]) for key in columns) + " |")
     return "\n".join(lines)
 
 
@@ -52,7 +58,10 @@ def goalsTable(goals: list[dict[str, Any]]) -> str:
         dict(goal, met="yes" if goal["met"] else "**no**", ratio=f"{goal['ratio']:g}")
         for goal in goals
     ]
-    return markdown(rows, ["measure", "anchor", "ratio", "spread", "goal", "met"])
+    return markdown(
+        rows,
+        {key: key for key in ("measure", "anchor", "ratio", "spread", "goal", "met")},
+    )
 
 
 def herdTable(rows: list[dict[str, Any]]) -> str:
@@ -66,11 +75,12 @@ def herdTable(rows: list[dict[str, Any]]) -> str:
             }
             for row in rows
         ],
-        ["policy", "peak", "all", "median"],
-    ).replace(
-        "| policy | peak | all | median |",
-        "| policy | peak attempts per 100 ms after return | all back after "
-        "| median client back after |",
+        {
+            "policy": "policy",
+            "peak": "peak attempts per 100 ms after return",
+            "all": "all back after",
+            "median": "median client back after",
+        },
     )
 
 
@@ -85,7 +95,7 @@ def recoveryTable(rows: list[dict[str, Any]]) -> str:
             }
             for row in rows
         ],
-        ["outage", "policy", "median", "p99"],
+        {key: key for key in ("outage", "policy", "median", "p99")},
     )
 
 

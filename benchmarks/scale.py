@@ -146,6 +146,13 @@ async def memoryPerService(
     return (after - before) / count
 
 
+def pairRatios(ours: list[float], theirs: list[float]) -> list[float]:
+    """
+    Ours over theirs, round by round.
+    """
+    return [o / t for o, t in zip(ours, theirs, strict=True)]
+
+
 def spread(values: list[float]) -> str:
     return f"{min(values):.2f}-{max(values):.2f}"
 
@@ -181,52 +188,40 @@ async def run(reactor: Any, count: int = 3000, rounds: int = 5) -> list[dict[str
         return [m - b for m, b in zip(memory[name], memory["bare"], strict=True)]
 
     ours, theirs = above("reconnect"), above("twisted")
-    memoryRatios = [o / t for o, t in zip(ours, theirs, strict=True)]
-    stopRatios = [
-        o / t for o, t in zip(stopping["reconnect"], stopping["twisted"], strict=True)
-    ]
-    connectRatios = [
-        o / t
-        for o, t in zip(connecting["reconnect"], connecting["twisted"], strict=True)
-    ]
+    memoryRatios = pairRatios(ours, theirs)
+    common = {
+        "anchor": "twisted ClientService",
+        "contender": "reconnect ClientService",
+        "rounds": rounds,
+        "count": count,
+    }
+
+    def timed(title: str, seconds: dict[str, list[float]]) -> dict[str, Any]:
+        ratios = pairRatios(seconds["reconnect"], seconds["twisted"])
+        return {
+            "benchmark": title,
+            **common,
+            "unit": "s (ratio: ours / theirs)",
+            "anchor_median": round(statistics.median(seconds["twisted"]), 3),
+            "contender_median": round(statistics.median(seconds["reconnect"]), 3),
+            "ratio": round(statistics.median(ratios), 3),
+            "spread": spread(ratios),
+        }
+
     return [
         {
             "benchmark": (
                 f"memory of a connected service above the bare connection "
                 f"({count} services)"
             ),
-            "anchor": "twisted ClientService",
-            "contender": "reconnect ClientService",
+            **common,
             "unit": "bytes/service (tracemalloc)",
             "anchor_median": round(statistics.median(theirs)),
             "contender_median": round(statistics.median(ours)),
             "bare_median": round(statistics.median(memory["bare"])),
             "ratio": round(statistics.median(memoryRatios), 3),
             "spread": spread(memoryRatios),
-            "rounds": rounds,
-            "count": count,
         },
-        {
-            "benchmark": f"stopping {count} connected services",
-            "anchor": "twisted ClientService",
-            "contender": "reconnect ClientService",
-            "unit": "s (ratio: ours / theirs)",
-            "anchor_median": round(statistics.median(stopping["twisted"]), 3),
-            "contender_median": round(statistics.median(stopping["reconnect"]), 3),
-            "ratio": round(statistics.median(stopRatios), 3),
-            "spread": spread(stopRatios),
-            "rounds": rounds,
-            "count": count,
-        },
-        {
-            "benchmark": f"connecting {count} services",
-            "anchor": "twisted ClientService",
-            "contender": "reconnect ClientService",
-            "unit": "s (ratio: ours / theirs)",
-            "anchor_median": round(statistics.median(connecting["twisted"]), 3),
-            "contender_median": round(statistics.median(connecting["reconnect"]), 3),
-            "ratio": round(statistics.median(connectRatios), 3),
-            "spread": spread(connectRatios),
-            "rounds": rounds,
-        },
+        timed(f"stopping {count} connected services", stopping),
+        timed(f"connecting {count} services", connecting),
     ]

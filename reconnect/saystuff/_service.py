@@ -296,7 +296,7 @@ class SayStuffToServerService(Service):
             return self._submit(line, None, idempotent)
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be > 0, not {timeout!r}")
-        return self.book.submit(line, timeout, idempotent)
+        return self._submit(line, timeout, idempotent)
 
     def registerProducer(self, producer: IPushProducer, streaming: bool = True) -> None:
         """
@@ -432,7 +432,7 @@ class SayStuffToServerService(Service):
         proxy = cast(SayStuffClientProtocol, protocol)
         self.connections += 1
         self._protocol = proxy
-        self._cancelIdleCheck()
+        self._cancelChecks()
         proxy.attach()
         if self._idleTimeout is not None:
             self._scheduleIdleCheck(self.book.replies, False)
@@ -443,7 +443,7 @@ class SayStuffToServerService(Service):
 
     def _disconnected(self, protocol: IProtocol, reason: Failure) -> None:
         self._protocol = None
-        self._cancelIdleCheck()
+        self._cancelChecks()
         if protocol is self._deadConnection:
             # A heartbeat found it dead, not the server gone: connect again
             # at once (failures from here on meet the retry policy).
@@ -452,7 +452,8 @@ class SayStuffToServerService(Service):
         if self._userDisconnected is not None:
             self._userDisconnected(protocol, reason)
 
-    def _cancelIdleCheck(self) -> None:
+    def _cancelChecks(self) -> None:
+        "Call off the idle check and the next heartbeat of the connection."
         if self._idleCheck is not None and self._idleCheck.active():
             self._idleCheck.cancel()
         self._idleCheck = None
