@@ -7,10 +7,12 @@ changes how an input is carried out.  For each input automat builds a new
 wrapper at every attribute access, finds the transition by comparing the
 current state and the input with every transition of the machine, and works
 out again, for every output, which of the input's arguments it takes.  That
-costs more than the reconnect cycle's own bookkeeping.  L{compileInputs}
-does those three things once, when the class is defined: it reads the
-machine's transitions into a dict keyed by state and input, and for every
-output the number of leading input arguments it takes.
+costs more than the reconnect cycle's own bookkeeping; and it gives each
+instance a transitioner object, with a dict, that outweighs the state it
+keeps.  L{compileInputs} does those three things once, when the class is
+defined: it reads the machine's transitions into a dict keyed by state and
+input, and for every output the number of leading input arguments it takes;
+the compiled inputs keep each instance's state object in one slot.
 
 What it reads of automat is private, so nothing here may break C{import
 reconnect}: every read is guarded, and before the compiled inputs are put
@@ -26,9 +28,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
-from automat import MethodicalMachine
+from automat import MethodicalMachine, NoTransition
 from twisted.logger import Logger
 
 Transitions = dict[tuple[object, object], tuple[object, tuple[tuple[Any, int], ...]]]
@@ -41,6 +43,11 @@ _log = Logger(namespace="reconnect")
 class CompiledInputs:
     """
     The transitions of one C{MethodicalMachine}, ready for lookup.
+
+    Compiled inputs keep each instance's current state object itself in
+    the attribute where automat would keep the instance's transitioner (an
+    object of its own, with a dict): once they are installed automat never
+    sees the instance, so nothing else reads that attribute.
     """
 
     def __init__(
@@ -48,12 +55,13 @@ class CompiledInputs:
         stateAttribute: str,
         inputs: dict[str, Any],
         table: Transitions,
-        initial: str,
+        initial: Any,
     ) -> None:
         self._stateAttribute = stateAttribute
         self._inputs = inputs
         self._table = table
         self._initial = initial
+        self.replaced: dict[str, object] = {}
 
     def install(
         self, machineClass: type, names: Sequence[str], serializer: str = "state"
@@ -64,7 +72,20 @@ class CompiledInputs:
         (which must return the state's serialized name as it is) with a
         plain method that reads it.  Being plain methods, they cost nothing
         per instance.
+
+        Every input of the machine must be named: an instance whose state
+        is kept here cannot be handed to automat's own inputs.  What was
+        replaced stays in L{replaced}, by name.
         """
+        missing = set(self._inputs) - set(names)
+        if missing:
+            raise ValueError(f"inputs left to automat: {sorted(missing)}")
+        self.replaced = {
+            name: next(
+                vars(cls)[name] for cls in machineClass.__mro__ if name in vars(cls)
+            )
+            for name in [*names, serializer]
+        }
         for name in names:
             setattr(machineClass, name, self._carryingOut(self._inputs[name]))
         setattr(machineClass, serializer, self._readingState())
@@ -74,10 +95,8 @@ class CompiledInputs:
         initial = self._initial
 
         def state(instance: object) -> str:
-            transitioner: Any = getattr(instance, stateAttribute, None)
-            if transitioner is None:
-                return initial
-            return str(transitioner._state.serialized)
+            current: Any = getattr(instance, stateAttribute, initial)
+            return cast(str, current.serialized)
 
         state.__doc__ = "The name of the current state."
         return state
@@ -85,19 +104,15 @@ class CompiledInputs:
     def _carryingOut(self, symbol: Any) -> Callable[..., None]:
         table = self._table
         stateAttribute = self._stateAttribute
+        initial = self._initial
 
         def carryOut(instance: object, *args: object) -> None:
-            transitioner: Any = getattr(instance, stateAttribute, None)
-            found = None
-            if transitioner is not None:
-                found = table.get((transitioner._state, symbol))
+            current = getattr(instance, stateAttribute, initial)
+            found = table.get((current, symbol))
             if found is None:
-                # Before the first input automat has not made the instance's
-                # transitioner yet; with no transition it raises NoTransition.
-                # Both are automat's to handle.
-                symbol.__get__(instance)(*args)
-                return
-            transitioner._state, outputs = found
+                raise NoTransition(current, symbol)
+            new, outputs = found
+            setattr(instance, stateAttribute, new)
             for method, taken in outputs:
                 method(instance, *args[:taken])
 
@@ -150,8 +165,9 @@ def compileInputs(
                     return None
                 steps.append((output.method, len(outputArgs)))
             table[state, symbol] = (newState, tuple(steps))
-        initial = machine._automaton.initialState.serialized
-        if not isinstance(initial, str):
+        initial = machine._automaton.initialState
+        states = machine._automaton.states()
+        if not all(isinstance(state.serialized, str) for state in states):
             return None
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
@@ -312,11 +328,14 @@ def installInputs(
         return None
     why = _compiledAgrees()
     compiled = compileInputs(machine, collector) if why is None else None
+    if compiled is not None:
+        try:
+            compiled.install(machineClass, names)
+        except ValueError as error:
+            why, compiled = str(error), None
     if compiled is None:
         _log.warn(
             "reconnect: using automat's own (slower) inputs: {why}",
             why=why or f"{machineClass.__name__} could not be compiled",
         )
-        return None
-    compiled.install(machineClass, names)
     return compiled

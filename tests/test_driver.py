@@ -59,12 +59,48 @@ def test_missingTransitionRaisesAsAutomatDoes() -> None:
     class FastDoor(Door):
         pass
 
-    compiled.install(FastDoor, ["pull"])
+    compiled.install(FastDoor, ["push", "pull"])
     door = FastDoor()
     with pytest.raises(NoTransition):
         door.pull()
     assert door.state() == "shut"
     assert door.did == []
+
+
+def test_everyInputIsCompiledOrNone() -> None:
+    """
+    Compiled inputs keep the state where automat's would look for their
+    transitioner, so an input left to automat is refused before anything
+    is installed.
+    """
+    compiled = compileInputs(Door._machine, discard)
+    assert compiled is not None
+
+    class FastDoor(Door):
+        pass
+
+    with pytest.raises(ValueError, match="push"):
+        compiled.install(FastDoor, ["pull"])
+    assert "pull" not in FastDoor.__dict__
+
+
+def test_noTransitionerPerInstance() -> None:
+    """
+    An instance driven by compiled inputs keeps its state object and
+    nothing else: no transitioner of automat's is made for it.
+    """
+    compiled = compileInputs(Door._machine, discard)
+    assert compiled is not None
+
+    class FastDoor(Door):
+        pass
+
+    compiled.install(FastDoor, ["push", "pull"])
+    door = FastDoor()
+    door.push("ann", "gently")
+    kept = getattr(door, Door._machine._symbol)
+    assert kept.serialized == "open"
+    assert type(kept).__name__ != "Transitioner"
 
 
 def test_otherCollectorIsLeftToAutomat() -> None:
@@ -162,28 +198,9 @@ import automat._core
 del automat._core.Automaton.allTransitions
 """
 
-STATE_MOVED = """
-import automat._core, automat._methodical
-
-class StateMoved(automat._core.Transitioner):
-    # As if automat kept the current state under another name: reading
-    # _state still works (automat's serializer does), writing it does not.
-    def __init__(self, automaton, initialState):
-        self._automaton = automaton
-        self._tracer = None
-        self._moved = initialState
-
-    @property
-    def _state(self):
-        return self._moved
-
-    def transition(self, inputSymbol):
-        newState, outputs = self._automaton.outputForInput(self._moved, inputSymbol)
-        self._moved = newState
-        return outputs, None
-
-automat._core.Transitioner = StateMoved
-automat._methodical.Transitioner = StateMoved
+NO_STATES = """
+import automat._core
+del automat._core.Automaton.states
 """
 
 
@@ -202,15 +219,15 @@ def runScenario(patch: str, **env: str) -> dict[str, Any]:
     "patch, env",
     [
         (NO_ALL_TRANSITIONS, {}),
-        (STATE_MOVED, {}),
+        (NO_STATES, {}),
         ("", {FORCE_AUTOMAT: "1"}),
     ],
-    ids=["allTransitions missing", "_state moved", "forced by environment"],
+    ids=["allTransitions missing", "states missing", "forced by environment"],
 )
 def test_automatInternalsAway(patch: str, env: dict[str, str]) -> None:
     """
     With automat's internals not as the driver expects (a name missing, the
-    current state kept elsewhere), or with automat's inputs asked for,
+    states not to be listed), or with automat's inputs asked for,
     C{import reconnect} still works, the machine keeps automat's own inputs
     (saying so once in the log, unless asked for) and a service behaves as
     with compiled ones.

@@ -129,8 +129,8 @@ def harnesses(
     """
     compiled = reconnect._machine._compiled
     if request.param == "automat" and compiled is not None:
-        for name in reconnect._machine._INPUTS:
-            monkeypatch.setattr(_ClientMachine, name, compiled._inputs[name])
+        for name, original in compiled.replaced.items():
+            monkeypatch.setattr(_ClientMachine, name, original)
     made: list[Harness] = []
     yield made
     for harness in made:
