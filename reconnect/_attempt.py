@@ -85,8 +85,8 @@ class _Attempt(_DisconnectFactory):
     """
 
     __slots__ = (
-        "_prepareConnection",
         "_listener",
+        "_prepareConnection",
         "proxy",
         "_finished",
         "_timer",

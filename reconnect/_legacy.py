@@ -7,6 +7,7 @@ factory over any client endpoint.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any, Optional, cast
 
 from twisted.internet import error
@@ -273,10 +274,29 @@ class EndpointAddress:
 
 class _ConnectorFactory(_DisconnectFactory):
     """
-    The factory an L{EndpointConnector} hands its endpoint.  The connector
+    The factory an L{EndpointConnector} hands its endpoint: it passes the
+    start and end of each transport to C{made} and C{lost}.  The connector
     itself starts and stops the user's factory, as the reactor's connectors
     do, so the endpoint's calls are not passed on.
     """
+
+    __slots__ = ("_made", "_lost")
+
+    def __init__(
+        self,
+        protocolFactory: IProtocolFactory,
+        made: Callable[[_ReconnectingProtocolProxy], None],
+        lost: Callable[[_ReconnectingProtocolProxy, Failure], None],
+    ) -> None:
+        super().__init__(protocolFactory)
+        self._made = made
+        self._lost = lost
+
+    def transportMade(self, proxy: _ReconnectingProtocolProxy) -> None:
+        self._made(proxy)
+
+    def transportLost(self, proxy: _ReconnectingProtocolProxy, reason: Failure) -> None:
+        self._lost(proxy, reason)
 
     def doStart(self) -> None:
         pass

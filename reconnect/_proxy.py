@@ -10,7 +10,6 @@ that receives file descriptors still receives them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Optional, cast
 from weakref import WeakKeyDictionary
 
@@ -24,9 +23,6 @@ from twisted.python.failure import Failure
 from zope.interface import implementedBy, implementer, providedBy
 from zope.interface.interface import InterfaceClass
 
-LostNotification = Callable[["_ReconnectingProtocolProxy", Failure], None]
-MadeNotification = Callable[["_ReconnectingProtocolProxy"], None]
-
 
 class _ReconnectingProtocolProxy:
     """
@@ -34,23 +30,29 @@ class _ReconnectingProtocolProxy:
     through and reporting C{makeConnection} and C{connectionLost} to the
     factory that built it.
 
-    Its slots keep a connected service small; an attribute set on it by
-    other code still goes into a C{__dict__}, made only then.
+    It has slots and no C{__dict__}, to keep a connected service small: an
+    attribute that is not its own is read from, and set on, the user's
+    protocol (what C{prepareConnection} sets on what it is given ends up on
+    the protocol that C{whenConnected} hands out).
 
     @ivar _protocol: the user's protocol.
     @ivar _factory: the L{_DisconnectFactory} that built it.
     @ivar _transport: the transport, once connected.
     """
 
-    __slots__ = ("_protocol", "_factory", "_transport", "__dict__", "__weakref__")
+    __slots__ = ("_protocol", "_factory", "_transport", "__weakref__")
+
+    _protocol: IProtocol
+    _factory: _DisconnectFactory
+    _transport: Optional[ITransport]
 
     def __init__(self, protocol: IProtocol, factory: _DisconnectFactory) -> None:
-        self._protocol = protocol
-        self._factory = factory
-        self._transport: Optional[ITransport] = None
+        _setOwn(self, "_protocol", protocol)
+        _setOwn(self, "_factory", factory)
+        _setOwn(self, "_transport", None)
 
     def makeConnection(self, transport: ITransport) -> None:
-        self._transport = transport
+        _setOwn(self, "_transport", transport)
         self._factory.transportMade(self)
         self._protocol.makeConnection(transport)
 
@@ -66,8 +68,17 @@ class _ReconnectingProtocolProxy:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._protocol, name)
 
+    def __setattr__(self, name: str, value: object) -> None:
+        setattr(self._protocol, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._protocol, name)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} wrapping {self._protocol!r}>"
+
+
+_setOwn = object.__setattr__
 
 
 _proxyClasses: dict[tuple[InterfaceClass, ...], type[_ReconnectingProtocolProxy]] = {}
@@ -126,40 +137,31 @@ def wrapProtocol(
 class _DisconnectFactory:
     """
     Stands between an endpoint and the user's factory: every protocol it
-    builds comes wrapped in a L{_ReconnectingProtocolProxy}.
+    builds comes wrapped in a L{_ReconnectingProtocolProxy}, which tells it
+    of its transport's start and end (L{transportMade}, L{transportLost}):
+    subclasses say what those mean.
 
-    C{doStart} and C{doStop}, and any other attribute, reach the user's
-    factory unchanged.  Each proxy tells it of its transport's start and
-    end (L{transportMade}, L{transportLost}), which it passes on to C{made}
-    and C{lost}; a subclass may instead override those two methods and
-    give no callables.
+    C{doStart} and C{doStop}, and any other attribute read, reach the user's
+    factory unchanged.  It has slots and no C{__dict__}: the factory of a
+    connection lives as long as the connection.
     """
 
-    __slots__ = ("_protocolFactory", "_made", "_lost", "__dict__", "__weakref__")
+    __slots__ = ("_protocolFactory",)
 
-    def __init__(
-        self,
-        protocolFactory: IProtocolFactory,
-        made: Optional[MadeNotification] = None,
-        lost: Optional[LostNotification] = None,
-    ) -> None:
+    def __init__(self, protocolFactory: IProtocolFactory) -> None:
         self._protocolFactory = protocolFactory
-        self._made = made
-        self._lost = lost
 
     def transportMade(self, proxy: _ReconnectingProtocolProxy) -> None:
         """
         C{proxy}'s connection is up.
         """
-        assert self._made is not None
-        self._made(proxy)
+        raise NotImplementedError
 
     def transportLost(self, proxy: _ReconnectingProtocolProxy, reason: Failure) -> None:
         """
         C{proxy}'s connection has ended.
         """
-        assert self._lost is not None
-        self._lost(proxy, reason)
+        raise NotImplementedError
 
     def buildProtocol(self, addr: IAddress) -> Optional[IProtocol]:
         built = self._protocolFactory.buildProtocol(addr)

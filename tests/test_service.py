@@ -663,6 +663,24 @@ def test_proxyPassesDataAndAttributes(make: Any) -> None:
     assert "Recorder" in repr(proxy)
 
 
+def test_proxySetsAttributesOnTheProtocol(make: Any) -> None:
+    """
+    The proxy keeps no attributes of its own beyond its slots: what is set
+    on it (by C{prepareConnection}, say) is set on the user's protocol, so
+    the protocol C{whenConnected} hands out has it; deleting works the
+    same way.
+    """
+    h = make().start()
+    proxy = h.endpoint.last.succeed()
+    proxy.greeting = "hello"
+    protocol = h.factory.built[-1]
+    assert protocol.greeting == "hello"
+    assert h.service.whenConnected().result is protocol
+    del proxy.greeting
+    assert not hasattr(protocol, "greeting")
+    assert type(proxy).__dictoffset__ == 0
+
+
 def test_factoryReturningNoneRetries(make: Any) -> None:
     """
     A factory that builds no protocol makes the attempt fail; the service
