@@ -66,10 +66,34 @@ class AttemptListener(Protocol):
     ) -> None: ...
 
 
+class _Progress:
+    """
+    What an attempt keeps only while it is under way.
+
+    @ivar prepareConnection: the callable preparing each connection.
+    @ivar proxy: the protocol proxy of the attempt's connection, once the
+        transport is up.
+    @ivar timer: the call that ends the attempt when its time runs out.
+    @ivar step: the C{Deferred} of the step under way: the endpoint's
+        C{connect}, then C{prepareConnection}'s result.
+    """
+
+    __slots__ = ("prepareConnection", "proxy", "timer", "step")
+
+    def __init__(
+        self, prepareConnection: Optional[Callable[[IProtocol], object]]
+    ) -> None:
+        self.prepareConnection = prepareConnection
+        self.proxy: Optional[_ReconnectingProtocolProxy] = None
+        self.timer: Optional[IDelayedCall] = None
+        self.step: Optional[Deferred[Any]] = None
+
+
 class _Attempt(_DisconnectFactory):
     """
     A single try at a usable connection.  It is also the factory the
-    endpoint is given (a connected service keeps one object, not two).
+    endpoint is given, which the endpoint keeps as long as the connection
+    lasts: so it keeps little once the attempt has ended.
 
     The attempt succeeds when the endpoint has connected and
     C{prepareConnection} (if any) has finished; it fails when either fails,
@@ -80,23 +104,13 @@ class _Attempt(_DisconnectFactory):
     a failed attempt.  The end of a connection handed over is told through
     C{connectionEnded}.
 
-    @ivar proxy: the protocol proxy of this attempt's connection, once the
-        transport is up.
+    @ivar _progress: what the attempt keeps while under way; C{None} once
+        it has ended.
     """
 
-    __slots__ = (
-        "_listener",
-        "_prepareConnection",
-        "proxy",
-        "_finished",
-        "_timer",
-        "_step",
-    )
+    __slots__ = ("_listener", "_progress")
 
-    proxy: Optional[_ReconnectingProtocolProxy]
-    _finished: bool
-    _timer: Optional[IDelayedCall]
-    _step: Optional[Deferred[Any]]
+    _progress: Optional[_Progress]
 
     def __init__(
         self,
@@ -108,14 +122,10 @@ class _Attempt(_DisconnectFactory):
         listener: AttemptListener,
     ) -> None:
         super().__init__(factory)
-        self._prepareConnection = prepareConnection
         self._listener = listener
-        self.proxy = None
-        self._finished = False
-        self._timer = None
-        self._step = None
+        self._progress = progress = _Progress(prepareConnection)
         if timeout is not None:
-            self._timer = clock.callLater(timeout, self._timedOut, timeout)
+            progress.timer = clock.callLater(timeout, self._timedOut, timeout)
         try:
             connecting = endpoint.connect(self)
             if not isinstance(connecting, Deferred):
@@ -125,7 +135,7 @@ class _Attempt(_DisconnectFactory):
         except Exception:
             self._finish(Failure())
             return
-        self._step = connecting
+        progress.step = connecting
         connecting.addCallbacks(self._connected, self._stepFailed)
 
     def transportMade(self, proxy: _ReconnectingProtocolProxy) -> None:
@@ -133,26 +143,29 @@ class _Attempt(_DisconnectFactory):
         A transport is up.  If the attempt ended meanwhile (an endpoint whose
         connect could not be cancelled), the connection is not wanted.
         """
-        if self._finished:
+        progress = self._progress
+        if progress is None:
             abortTransport(proxy)
         else:
-            self.proxy = proxy
+            progress.proxy = proxy
 
     def _connected(self, proxy: _ReconnectingProtocolProxy) -> None:
-        self.proxy = proxy
-        if self._finished:
+        progress = self._progress
+        if progress is None:
+            # Ended meanwhile: transportMade has aborted the connection.
             return
-        if self._prepareConnection is None:
+        progress.proxy = proxy
+        if progress.prepareConnection is None:
             self._finish(None)
             return
         # As in Twisted, prepareConnection is given what the factory built:
         # the proxy, which passes everything on to the user's protocol.
-        preparing = maybeDeferred(self._prepareConnection, cast(IProtocol, proxy))
-        self._step = preparing
+        preparing = maybeDeferred(progress.prepareConnection, cast(IProtocol, proxy))
+        progress.step = preparing
         preparing.addCallbacks(lambda _: self._finish(None), self._stepFailed)
 
     def _stepFailed(self, failure: Failure) -> None:
-        if not self._finished:
+        if self._progress is not None:
             self._finish(failure)
 
     def transportLost(self, proxy: _ReconnectingProtocolProxy, reason: Failure) -> None:
@@ -160,14 +173,16 @@ class _Attempt(_DisconnectFactory):
         A connection built by this attempt ended: before the attempt
         succeeded that fails the attempt; after, it is the service's news.
         """
-        if self._finished:
+        progress = self._progress
+        if progress is None:
             self._listener.connectionEnded(proxy, reason)
-        elif proxy is self.proxy:
-            self.proxy = None
+        elif proxy is progress.proxy:
+            progress.proxy = None
             self._finish(reason)
 
     def _timedOut(self, timeout: float) -> None:
-        self._timer = None
+        if self._progress is not None:
+            self._progress.timer = None
         self.cancel(Failure(AttemptTimedOut(timeout)))
 
     def cancel(self, reason: Optional[Failure] = None) -> None:
@@ -176,23 +191,25 @@ class _Attempt(_DisconnectFactory):
         connection if there is one and report C{reason} (by default a
         C{CancelledError}) as the failure.
         """
-        if self._finished:
+        if self._progress is None:
             return
         self._finish(Failure(CancelledError()) if reason is None else reason)
 
     def _finish(self, failure: Optional[Failure]) -> None:
-        self._finished = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        step, self._step = self._step, None
-        if failure is None and self.proxy is not None:
-            self._listener.attemptSucceeded(self.proxy)
+        progress = self._progress
+        assert progress is not None
+        self._progress = None
+        if progress.timer is not None:
+            progress.timer.cancel()
+        proxy = progress.proxy
+        if failure is None and proxy is not None:
+            self._listener.attemptSucceeded(proxy)
             return
         if failure is None:
             failure = Failure(CancelledError("connected without a protocol"))
+        step = progress.step
         if step is not None and not step.called:
             cancelQuietly(step)
-        if self.proxy is not None:
-            abortTransport(self.proxy)
+        if proxy is not None:
+            abortTransport(proxy)
         self._listener.attemptFailed(failure)

@@ -26,10 +26,9 @@ from twisted.internet.interfaces import (
     IDelayedCall,
     IProtocol,
     IProtocolFactory,
-    IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.logger import Logger, LogLevel
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from ._attempt import _Attempt, abortTransport
@@ -39,8 +38,9 @@ from ._driver import discard as _discard
 from ._driver import installInputs, stateSlots
 from ._errors import GaveUpConnecting
 from ._failover import FailoverEndpoint
-from ._keepalive import TCPKeepAlive, applyKeepAlive
+from ._keepalive import applyKeepAlive
 from ._proxy import _ReconnectingProtocolProxy
+from ._settings import Settings
 
 ConnectWaiter = tuple["Deferred[IProtocol]", Optional[int]]
 
@@ -83,9 +83,9 @@ class _HandOver:
         self.attempt = _Attempt(
             machine._endpoint,
             machine._factory,
-            machine._clock,
-            machine._prepareConnection,
-            machine._attemptTimeout,
+            machine._settings.clock,
+            machine._settings.prepareConnection,
+            machine._settings.attemptTimeout,
             self,
         )
 
@@ -119,19 +119,8 @@ class _ClientMachine:
         "_target",
         "_factory",
         "_retryPolicy",
-        "_clock",
-        "_prepareConnection",
-        "_log",
+        "_settings",
         "_source",
-        "_attemptTimeout",
-        "_isFatal",
-        "_resetAfter",
-        "_immediateFailover",
-        "_onConnected",
-        "_onDisconnected",
-        "_onGaveUp",
-        "_retireConnection",
-        "_tcpKeepAlive",
         "failedAttempts",
         "lastFailure",
         "attempts",
@@ -152,7 +141,6 @@ class _ClientMachine:
         "_connectWaiters",
         "_stopWaiters",
         "_queue",
-        "_running",
         *stateSlots(_machine),
     )
 
@@ -161,37 +149,15 @@ class _ClientMachine:
         endpoint: IStreamClientEndpoint,
         factory: IProtocolFactory,
         retryPolicy: RetryPolicy,
-        clock: IReactorTime,
-        prepareConnection: Optional[Callable[[IProtocol], object]],
-        log: Logger,
+        settings: Settings,
         source: object,
-        attemptTimeout: Optional[float] = None,
-        isFatal: Optional[Callable[[Failure], bool]] = None,
-        resetAfter: Optional[float] = None,
-        immediateFailover: bool = False,
-        onConnected: Optional[Callable[[IProtocol], object]] = None,
-        onDisconnected: Optional[Callable[[IProtocol, Failure], object]] = None,
-        onGaveUp: Optional[Callable[[GaveUpConnecting], object]] = None,
-        retireConnection: Optional[Callable[[IProtocol], object]] = None,
-        tcpKeepAlive: Optional[TCPKeepAlive] = None,
     ) -> None:
         self._endpoint = endpoint
         self._target = describeEndpoint(endpoint)
         self._factory = factory
         self._retryPolicy = retryPolicy
-        self._clock = clock
-        self._prepareConnection = prepareConnection
-        self._log = log
+        self._settings = settings
         self._source = source
-        self._attemptTimeout = attemptTimeout
-        self._isFatal = isFatal
-        self._resetAfter = resetAfter
-        self._immediateFailover = immediateFailover
-        self._onConnected = onConnected
-        self._onDisconnected = onDisconnected
-        self._onGaveUp = onGaveUp
-        self._retireConnection = retireConnection
-        self._tcpKeepAlive = tcpKeepAlive
 
         self.failedAttempts = 0
         self.lastFailure: Optional[Failure] = None
@@ -202,7 +168,7 @@ class _ClientMachine:
         self.connectedSince: Optional[float] = None
         self._secondsConnectedBefore = 0.0
         self._peer: object = None
-        self._stateBefore = "init"
+        self._stateBefore: Optional[str] = None
         self._nextDelay = 0.0
         self._attempt: Optional[_Attempt] = None
         self._connection: Optional[_ReconnectingProtocolProxy] = None
@@ -217,7 +183,6 @@ class _ClientMachine:
         self._stopWaiters: Optional[list[Deferred[None]]] = None
         self._queue: Optional[list[tuple[Callable[..., object], tuple[Any, ...]]]]
         self._queue = None
-        self._running = False
 
     # -- running inputs one at a time ---------------------------------------
 
@@ -225,13 +190,15 @@ class _ClientMachine:
         """
         Run C{step(*args)} now, or, if a step is already running, as soon as
         it and every step queued before this one are done.
+
+        While a step runs, L{_stateBefore} is the state it began in (its
+        events say it); at any other time it is C{None}.
         """
-        if self._running:
+        if self._stateBefore is not None:
             if self._queue is None:
                 self._queue = []
             self._queue.append((step, args))
             return
-        self._running = True
         try:
             if self._queue:
                 # Left behind by a step that raised: they go first.
@@ -245,7 +212,7 @@ class _ClientMachine:
                 step(*args)
             self._queue = None
         finally:
-            self._running = False
+            self._stateBefore = None
 
     @_machine.serializer()
     def state(self, state: str) -> str:
@@ -260,7 +227,7 @@ class _ClientMachine:
         """
         total = self._secondsConnectedBefore
         if self.connectedSince is not None:
-            total += self._clock.seconds() - self.connectedSince
+            total += self._settings.clock.seconds() - self.connectedSince
         return total
 
     def _event(
@@ -276,12 +243,13 @@ class _ClientMachine:
         keys C{Logger.emit} would give it: our levels need no checking, and
         a reconnect cycle emits three events where Twisted's emits one.
         """
-        log = self._log
+        log = self._settings.log
         fields["reconnectEvent"] = event
         fields["endpoint"] = self._endpoint
         fields["target"] = self._target
-        fields["fromState"] = self._stateBefore
-        fields["toState"] = self.state()
+        state = fields["toState"] = self.state()
+        before = self._stateBefore
+        fields["fromState"] = state if before is None else before
         fields["log_logger"] = log
         fields["log_level"] = level
         fields["log_namespace"] = log.namespace
@@ -412,9 +380,9 @@ class _ClientMachine:
         connection that was up long enough not to look like a server that
         accepts and hangs up (which would make a tight loop).
         """
-        if not self._immediateFailover or self.connectedSince is None:
+        if not self._settings.immediateFailover or self.connectedSince is None:
             return False
-        upFor = self._clock.seconds() - self.connectedSince
+        upFor = self._settings.clock.seconds() - self.connectedSince
         return upFor >= _STEADY_CONNECTION
 
     def _judge(self, reason: Failure, mayBeFatal: bool) -> Optional[Failure]:
@@ -435,7 +403,8 @@ class _ClientMachine:
         """
         self.failedAttempts += 1
         try:
-            if mayBeFatal and self._isFatal is not None and self._isFatal(reason):
+            isFatal = self._settings.isFatal
+            if mayBeFatal and isFatal is not None and isFatal(reason):
                 return reason
             delay = checkedDelay(self._retryPolicy(self.failedAttempts))
         except Exception:
@@ -559,9 +528,9 @@ class _ClientMachine:
         self._attempt = _Attempt(
             self._endpoint,
             self._factory,
-            self._clock,
-            self._prepareConnection,
-            self._attemptTimeout,
+            self._settings.clock,
+            self._settings.prepareConnection,
+            self._settings.attemptTimeout,
             self,
         )
 
@@ -612,7 +581,7 @@ class _ClientMachine:
         self._retired[retired] = []
         self._endConnection()
         self._keepConnection(protocol)
-        retire = self._retireConnection
+        retire = self._settings.retireConnection
         if retire is None or not self._notify(retire, retired._protocol):
             transport = retired._transport
             if transport is not None:
@@ -630,7 +599,8 @@ class _ClientMachine:
         self._keepConnection(protocol)
 
     def _keepConnection(self, protocol: _ReconnectingProtocolProxy) -> None:
-        keepAlive = self._tcpKeepAlive
+        settings = self._settings
+        keepAlive = settings.tcpKeepAlive
         if keepAlive is not None and not applyKeepAlive(keepAlive, protocol._transport):
             self._event(
                 LogLevel.debug,
@@ -640,12 +610,12 @@ class _ClientMachine:
         self._connection = protocol
         self._peer = None
         self.connects += 1
-        self.connectedSince = self._clock.seconds()
-        if self._resetAfter is None:
+        self.connectedSince = settings.clock.seconds()
+        if settings.resetAfter is None:
             self.failedAttempts = 0
         else:
-            self._resetCall = self._clock.callLater(
-                self._resetAfter, self._connectionIsStable
+            self._resetCall = settings.clock.callLater(
+                settings.resetAfter, self._connectionIsStable
             )
         self._event(
             LogLevel.info,
@@ -655,8 +625,8 @@ class _ClientMachine:
             attempt=self.attempts,
         )
         self._fireConnectWaiters(protocol._protocol)
-        if self._onConnected is not None:
-            self._notify(self._onConnected, protocol._protocol)
+        if settings.onConnected is not None:
+            self._notify(settings.onConnected, protocol._protocol)
 
     @_machine.output()
     def _deliverConnectionFailure(self, reason: Failure) -> None:
@@ -734,14 +704,16 @@ class _ClientMachine:
         # Kept only until the next connection, for the events that follow.
         self._peer = self._peerOf(protocol)
         self._endConnection()
-        if self._onDisconnected is not None:
-            self._notify(self._onDisconnected, protocol._protocol, reason)
+        onDisconnected = self._settings.onDisconnected
+        if onDisconnected is not None:
+            self._notify(onDisconnected, protocol._protocol, reason)
 
     def _endConnection(self) -> None:
         self._connection = None
         assert self.connectedSince is not None
         self.disconnects += 1
-        self._secondsConnectedBefore += self._clock.seconds() - self.connectedSince
+        upFor = self._settings.clock.seconds() - self.connectedSince
+        self._secondsConnectedBefore += upFor
         self.connectedSince = None
         if self._resetCall is not None:
             if self._resetCall.active():
@@ -794,8 +766,9 @@ class _ClientMachine:
         )
         gaveUp = self._gaveUpError()
         self._failConnectWaiters(Failure(gaveUp))
-        if self._onGaveUp is not None:
-            self._notify(self._onGaveUp, gaveUp)
+        onGaveUp = self._settings.onGaveUp
+        if onGaveUp is not None:
+            self._notify(onGaveUp, gaveUp)
 
     @_machine.output()
     def _awaitStop(self, stopped: Deferred[None]) -> None:
@@ -832,7 +805,7 @@ class _ClientMachine:
         self._wait()
 
     def _wait(self) -> None:
-        self._retryCall = self._clock.callLater(
+        self._retryCall = self._settings.clock.callLater(
             self._nextDelay, self.dispatch, self._reconnect
         )
 

@@ -25,6 +25,7 @@ from ._errors import GaveUpConnecting
 from ._failover import FailoverEndpoint
 from ._keepalive import TCPKeepAlive
 from ._machine import _ClientMachine
+from ._settings import settingsFor
 from ._stats import ConnectionStats
 
 _defaultPolicy = backoffPolicy()
@@ -169,14 +170,10 @@ class ClientService(Service):
         checkSeconds("resetAfter", resetAfter, zeroAllowed=True)
         if isinstance(endpoint, FailoverEndpoint):
             endpoint.whenPreferredIsBack(self.reconnect)
-        self._machine = _ClientMachine(
-            endpoint,
-            factory,
-            _defaultPolicy if retryPolicy is None else ownPolicy(retryPolicy),
+        settings = settingsFor(
             _globalReactorUnlessGiven(clock),
-            prepareConnection,
             _loggerFor(type(self)),
-            self,
+            prepareConnection=prepareConnection,
             attemptTimeout=attemptTimeout,
             isFatal=isFatal,
             resetAfter=resetAfter,
@@ -189,7 +186,13 @@ class ClientService(Service):
             retireConnection=retireConnection,
             tcpKeepAlive=tcpKeepAlive,
         )
-        self._handsOver = retireConnection is not None
+        self._machine = _ClientMachine(
+            endpoint,
+            factory,
+            _defaultPolicy if retryPolicy is None else ownPolicy(retryPolicy),
+            settings,
+            self,
+        )
 
     @property
     def state(self) -> str:
@@ -277,7 +280,8 @@ class ClientService(Service):
         C{"handingOver"} meanwhile.
         """
         machine = self._machine
-        machine.dispatch(machine.handOver if self._handsOver else machine.reconnect)
+        handsOver = machine._settings.retireConnection is not None
+        machine.dispatch(machine.handOver if handsOver else machine.reconnect)
 
     def startService(self) -> None:
         """

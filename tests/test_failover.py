@@ -415,7 +415,7 @@ def test_immediateFailoverDefault(
     service = ClientService(
         endpoint, Factory.forProtocol(Protocol), clock=Clock(), immediateFailover=given
     )
-    assert service._machine._immediateFailover is expected
+    assert service._machine._settings.immediateFailover is expected
 
 
 def test_failback() -> None:

@@ -776,16 +776,14 @@ def test_stopFromRetryPolicy(make: Any) -> None:
     """
     The Twisted idiom of stopping from inside the policy works.
     """
-    h = make()
-    h.service._machine._retryPolicy = lambda n: h.service.stopService() and 1.0
+    h = make(retryPolicy=lambda n: h.service.stopService() and 1.0)
     h.start()
     h.endpoint.last.fail()
     assert h.service.state == "stopped"
 
 
 def test_stopFromPrepareConnection(make: Any) -> None:
-    h = make()
-    h.service._machine._prepareConnection = lambda p: h.service.stopService()
+    h = make(prepareConnection=lambda p: h.service.stopService())
     h.start()
     waiter = h.service.whenConnected()
     h.connect()
@@ -849,8 +847,7 @@ def test_whenConnectedFromWhenConnectedCallback(make: Any) -> None:
 
 
 def test_stopFromOnConnected(make: Any) -> None:
-    h = make()
-    h.service._machine._onConnected = lambda p: h.service.stopService()
+    h = make(onConnected=lambda p: h.service.stopService())
     h.start()
     h.connect()
     assert h.service.state == "disconnecting"

@@ -1,0 +1,80 @@
+"""
+Tests for L{reconnect._settings}: services configured alike share one
+settings object, and only those.
+"""
+
+from __future__ import annotations
+
+import gc
+
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+
+from reconnect import ClientService
+from reconnect._settings import _alike, settingsFor
+from reconnect.testing import FakeEndpoint
+
+
+def onConnected(protocol: object) -> None:
+    pass
+
+
+def test_servicesMadeAlikeShareSettings() -> None:
+    """
+    Services given the same clock and callbacks share their settings, and
+    the settings say what each was given.
+    """
+    clock = Clock()
+    factory = Factory.forProtocol(Protocol)
+    services = [
+        ClientService(
+            FakeEndpoint(),
+            factory,
+            clock=clock,
+            onConnected=onConnected,
+            attemptTimeout=5.0,
+        )
+        for _ in range(3)
+    ]
+    settings = {id(service._machine._settings) for service in services}
+    assert len(settings) == 1
+    shared = services[0]._machine._settings
+    assert shared.clock is clock
+    assert shared.onConnected is onConnected
+    assert shared.attemptTimeout == 5.0
+    assert shared.isFatal is None
+
+
+def test_otherObjectsOtherSettings() -> None:
+    """
+    Another clock, another callable, or an equal value that is another
+    object, makes other settings: sharing is by identity, never by
+    equality, so no service runs another's callable.
+    """
+    clock = Clock()
+    base = settingsFor(clock, None, onConnected=onConnected)  # type: ignore[arg-type]
+    assert settingsFor(clock, None, onConnected=onConnected) is base  # type: ignore[arg-type]
+    assert settingsFor(Clock(), None, onConnected=onConnected) is not base  # type: ignore[arg-type]
+    assert settingsFor(clock, None, onConnected=lambda p: None) is not base  # type: ignore[arg-type]
+    timeout = float("1.5")
+    other = settingsFor(clock, None, attemptTimeout=timeout)  # type: ignore[arg-type]
+    assert settingsFor(clock, None, attemptTimeout=float("1.5")) is not other  # type: ignore[arg-type]
+
+
+def test_settingsGoWithTheirServices() -> None:
+    """
+    Settings are kept only while a service uses them: a program that makes
+    services with ever new callables does not grow the table.
+    """
+    clock = Clock()
+    gc.collect()
+    before = len(_alike)
+    for _ in range(20):
+        ClientService(
+            FakeEndpoint(),
+            Factory.forProtocol(Protocol),
+            clock=clock,
+            onConnected=lambda protocol: None,
+        )
+    gc.collect()
+    assert len(_alike) == before
