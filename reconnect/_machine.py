@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from time import time
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from automat import MethodicalMachine
 from twisted.internet.defer import CancelledError, Deferred
@@ -129,9 +129,7 @@ class _ClientMachine:
         "disconnects",
         "connectedSince",
         "_secondsConnectedBefore",
-        "_peer",
         "_stateBefore",
-        "_nextDelay",
         "_attempt",
         "_connection",
         "_handOver",
@@ -167,9 +165,7 @@ class _ClientMachine:
         self.disconnects = 0
         self.connectedSince: Optional[float] = None
         self._secondsConnectedBefore = 0.0
-        self._peer: object = None
         self._stateBefore: Optional[str] = None
-        self._nextDelay = 0.0
         self._attempt: Optional[_Attempt] = None
         self._connection: Optional[_ReconnectingProtocolProxy] = None
         self._handOver: Optional[_HandOver] = None
@@ -282,7 +278,7 @@ class _ClientMachine:
             self._connectionMade(proxy)
         else:
             abortTransport(proxy)
-            self._connectionFailed(Failure(CancelledError()))
+            self._connectionFailed(Failure(CancelledError()), 0.0)
 
     def _attemptFailed(self, reason: Failure) -> None:
         """
@@ -292,15 +288,15 @@ class _ClientMachine:
         """
         self._attempt = None
         if self.state() != "connecting":
-            self._connectionFailed(reason)
+            self._connectionFailed(reason, 0.0)
             return
         self.lastFailure = reason
         self.failures += 1
-        giveUpWith = self._judge(reason, mayBeFatal=True)
-        if giveUpWith is None:
-            self._connectionFailed(reason)
+        judged = self._judge(reason, mayBeFatal=True)
+        if isinstance(judged, Failure):
+            self._giveUp(judged)
         else:
-            self._giveUp(giveUpWith)
+            self._connectionFailed(reason, judged)
 
     def _connectionEnded(
         self, proxy: _ReconnectingProtocolProxy, reason: Failure
@@ -314,18 +310,16 @@ class _ClientMachine:
                 for waiter in self._retired.pop(proxy, ()):
                     waiter.callback(None)
             return
-        giveUpWith = None
+        judged: Union[float, Failure] = 0.0
         if self.state() in ("connected", "handingOver"):
             if isinstance(self._endpoint, FailoverEndpoint):
                 self._endpoint.currentLost()
-            if self._failsOverAtOnce():
-                self._nextDelay = 0.0
-            else:
-                giveUpWith = self._judge(reason, mayBeFatal=False)
-        if giveUpWith is None:
-            self._clientDisconnected(reason)
+            if not self._failsOverAtOnce():
+                judged = self._judge(reason, mayBeFatal=False)
+        if isinstance(judged, Failure):
+            self._giveUp(judged)
         else:
-            self._giveUp(giveUpWith)
+            self._clientDisconnected(reason, judged)
 
     def handOverSucceeded(
         self, handOver: _HandOver, proxy: _ReconnectingProtocolProxy
@@ -385,7 +379,7 @@ class _ClientMachine:
         upFor = self._settings.clock.seconds() - self.connectedSince
         return upFor >= _STEADY_CONNECTION
 
-    def _judge(self, reason: Failure, mayBeFatal: bool) -> Optional[Failure]:
+    def _judge(self, reason: Failure, mayBeFatal: bool) -> Union[float, Failure]:
         """
         Count one more failure and ask the user's code whether, and after
         how long, to try again.
@@ -398,8 +392,8 @@ class _ClientMachine:
             reason.
         @param mayBeFatal: whether C{isFatal} judges C{reason} (attempts
             only: a lost connection is never fatal).
-        @return: C{None} to try again after L{_nextDelay} seconds, or the
-            failure to give up with.
+        @return: the seconds to wait before trying again, or the failure to
+            give up with.
         """
         self.failedAttempts += 1
         try:
@@ -411,8 +405,7 @@ class _ClientMachine:
             return Failure()
         if delay is None:
             return reason
-        self._nextDelay = delay
-        return None
+        return delay
 
     # -- states -------------------------------------------------------------
 
@@ -485,8 +478,8 @@ class _ClientMachine:
         "The attempt connected, and the connection is prepared."
 
     @_machine.input()
-    def _connectionFailed(self, reason: Failure) -> None:
-        "The attempt failed, and another is to follow."
+    def _connectionFailed(self, reason: Failure, delay: float) -> None:
+        "The attempt failed; if another is to follow, after C{delay} seconds."
 
     @_machine.input()
     def _giveUp(self, reason: Failure) -> None:
@@ -497,8 +490,11 @@ class _ClientMachine:
         "The delay before the next attempt is over."
 
     @_machine.input()
-    def _clientDisconnected(self, reason: Failure) -> None:
-        "The established connection ended."
+    def _clientDisconnected(self, reason: Failure, delay: float) -> None:
+        """
+        The established connection ended; if another attempt is to follow,
+        after C{delay} seconds.
+        """
 
     @_machine.input()
     def _handOverMade(self, protocol: _ReconnectingProtocolProxy) -> None:
@@ -608,7 +604,6 @@ class _ClientMachine:
                 "keepAliveSkipped",
             )
         self._connection = protocol
-        self._peer = None
         self.connects += 1
         self.connectedSince = settings.clock.seconds()
         if settings.resetAfter is None:
@@ -648,14 +643,18 @@ class _ClientMachine:
                 waiter.errback(reason)
 
     @_machine.output()
-    def _retryAfterFailure(self, reason: Failure) -> None:
+    def _retryAfterFailure(self, reason: Failure, delay: float) -> None:
         "Say that the attempt failed, and schedule the next one."
-        self._retry("attemptFailed", "Attempt failed", reason, failure=reason)
+        self._retry("attemptFailed", "Attempt failed", reason, delay, failure=reason)
 
     @_machine.output()
-    def _retryAfterDisconnect(self, reason: Failure) -> None:
-        "Say that the connection ended, and schedule the next attempt."
-        self._retry("disconnected", "Connection lost", reason, peer=self._peer)
+    def _retryAfterDisconnect(self, reason: Failure, delay: float) -> None:
+        """
+        Say that the connection ended, and schedule the next attempt; the
+        connection is still the current one, to name its peer.
+        """
+        peer = self._peerOf(self._connection)
+        self._retry("disconnected", "Connection lost", reason, delay, peer=peer)
 
     @_machine.output()
     def _cancelRetry(self) -> None:
@@ -701,8 +700,6 @@ class _ClientMachine:
         "Let go of the connection that ended, and tell who asked to know."
         protocol = self._connection
         assert protocol is not None
-        # Kept only until the next connection, for the events that follow.
-        self._peer = self._peerOf(protocol)
         self._endConnection()
         onDisconnected = self._settings.onDisconnected
         if onDisconnected is not None:
@@ -788,7 +785,9 @@ class _ClientMachine:
 
     # -- helpers of the outputs ---------------------------------------------
 
-    def _retry(self, event: str, why: str, reason: Failure, **fields: object) -> None:
+    def _retry(
+        self, event: str, why: str, reason: Failure, delay: float, **fields: object
+    ) -> None:
         """
         Emit C{event} with Twisted's retry sentence followed by C{why} and
         the reason, then schedule the next attempt.
@@ -798,15 +797,12 @@ class _ClientMachine:
             _SCHEDULING + " " + why + ": {reason}",
             event,
             attempt=self.failedAttempts,
-            delay=self._nextDelay,
+            delay=delay,
             reason=reason.getErrorMessage(),
             **fields,
         )
-        self._wait()
-
-    def _wait(self) -> None:
         self._retryCall = self._settings.clock.callLater(
-            self._nextDelay, self.dispatch, self._reconnect
+            delay, self.dispatch, self._reconnect
         )
 
     def _connectionIsStable(self) -> None:
@@ -937,7 +933,7 @@ class _ClientMachine:
     _connected.upon(
         _clientDisconnected,
         enter=_waiting,
-        outputs=[_forgetConnection, _retryAfterDisconnect],
+        outputs=[_retryAfterDisconnect, _forgetConnection],
         collector=_discard,
     )
     _connected.upon(
@@ -1014,7 +1010,7 @@ class _ClientMachine:
     _handingOver.upon(
         _clientDisconnected,
         enter=_waiting,
-        outputs=[_abandonHandOver, _forgetConnection, _retryAfterDisconnect],
+        outputs=[_abandonHandOver, _retryAfterDisconnect, _forgetConnection],
         collector=_discard,
     )
     _handingOver.upon(
