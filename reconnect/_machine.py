@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from time import time
-from typing import Any, Optional, Union
+from typing import Any, Generic, Optional, TypeVar, Union, cast, overload
 
 from automat import MethodicalMachine
 from twisted.internet.defer import CancelledError, Deferred
@@ -41,6 +41,8 @@ from ._failover import FailoverEndpoint
 from ._keepalive import applyKeepAlive
 from ._proxy import _ReconnectingProtocolProxy
 from ._settings import Settings
+
+_T = TypeVar("_T")
 
 ConnectWaiter = tuple["Deferred[IProtocol]", Optional[int]]
 
@@ -101,6 +103,57 @@ class _HandOver:
         self._machine.connectionEnded(proxy, reason)
 
 
+class _Occasional:
+    """
+    What a machine needs only now and then: the waiters of a stop, a
+    hand-over under way, retired connections, the timer of C{resetAfter}.
+    Most services, most of the time, need none of them; this object is
+    made the first time one is set, so those services keep one slot for
+    the four.
+    """
+
+    __slots__ = ("stopWaiters", "handOver", "retired", "resetCall")
+
+    def __init__(self) -> None:
+        self.stopWaiters: object = None
+        self.handOver: object = None
+        self.retired: object = None
+        self.resetCall: object = None
+
+
+class _KeptOccasionally(Generic[_T]):
+    """
+    A machine attribute kept in its L{_Occasional}: C{None} until set.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name.lstrip("_")
+
+    @overload
+    def __get__(self, machine: None, owner: type) -> _KeptOccasionally[_T]: ...
+
+    @overload
+    def __get__(self, machine: _ClientMachine, owner: type) -> Optional[_T]: ...
+
+    def __get__(
+        self, machine: Optional[_ClientMachine], owner: type
+    ) -> Union[_KeptOccasionally[_T], Optional[_T]]:
+        if machine is None:
+            return self
+        occasional = machine._occasional
+        if occasional is None:
+            return None
+        return cast(Optional[_T], getattr(occasional, self._name))
+
+    def __set__(self, machine: _ClientMachine, value: Optional[_T]) -> None:
+        occasional = machine._occasional
+        if occasional is None:
+            if value is None:
+                return
+            occasional = machine._occasional = _Occasional()
+        setattr(occasional, self._name, value)
+
+
 class _ClientMachine:
     """
     Keeps one connection to C{endpoint}: the data and the machine of a
@@ -132,12 +185,9 @@ class _ClientMachine:
         "_stateBefore",
         "_attempt",
         "_connection",
-        "_handOver",
-        "_retired",
         "_retryCall",
-        "_resetCall",
         "_connectWaiters",
-        "_stopWaiters",
+        "_occasional",
         "_queue",
         *stateSlots(_machine),
     )
@@ -168,17 +218,20 @@ class _ClientMachine:
         self._stateBefore: Optional[str] = None
         self._attempt: Optional[_Attempt] = None
         self._connection: Optional[_ReconnectingProtocolProxy] = None
-        self._handOver: Optional[_HandOver] = None
-        self._retired: Optional[dict[_ReconnectingProtocolProxy, list[Deferred[None]]]]
-        self._retired = None
         self._retryCall: Optional[IDelayedCall] = None
-        self._resetCall: Optional[IDelayedCall] = None
         # Made only when needed: most services, most of the time, have no
         # waiters, nothing queued and nothing retired.
         self._connectWaiters: Optional[list[ConnectWaiter]] = None
-        self._stopWaiters: Optional[list[Deferred[None]]] = None
+        self._occasional: Optional[_Occasional] = None
         self._queue: Optional[list[tuple[Callable[..., object], tuple[Any, ...]]]]
         self._queue = None
+
+    _stopWaiters: _KeptOccasionally[list[Deferred[None]]] = _KeptOccasionally()
+    _handOver: _KeptOccasionally[_HandOver] = _KeptOccasionally()
+    _retired: _KeptOccasionally[
+        dict[_ReconnectingProtocolProxy, list[Deferred[None]]]
+    ] = _KeptOccasionally()
+    _resetCall: _KeptOccasionally[IDelayedCall] = _KeptOccasionally()
 
     # -- running inputs one at a time ---------------------------------------
 

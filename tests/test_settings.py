@@ -78,3 +78,34 @@ def test_settingsGoWithTheirServices() -> None:
         )
     gc.collect()
     assert len(_alike) == before
+
+
+def test_connectedServiceKeepsLittle() -> None:
+    """
+    What a connected service keeps is what memory per service is made of:
+    no attempt state once the attempt has ended, no seldom-needed holder
+    unless something seldom was needed, and settings shared with its
+    siblings.  A stop makes the holder; a new connection does not need it.
+    """
+    clock = Clock()
+    factory = Factory.forProtocol(Protocol)
+    services = []
+    for _ in range(2):
+        endpoint = FakeEndpoint()
+        service = ClientService(endpoint, factory, clock=clock)
+        service.startService()
+        proxy = endpoint.last.succeed()
+        services.append((service, endpoint, proxy))
+    (first, endpoint, proxy), (second, _, _) = services
+    machine = first._machine
+    assert machine._settings is second._machine._settings
+    assert machine._occasional is None
+    assert machine._attempt is None
+    assert proxy._factory._progress is None
+    assert machine._stopWaiters is None
+    stopped = first.stopService()
+    assert machine._occasional is not None
+    endpoint.last.lose()
+    assert stopped.called
+    assert machine._stopWaiters is None
+    second.stopService()
