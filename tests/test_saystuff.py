@@ -52,6 +52,46 @@ def test_linesWrittenWithCRLF() -> None:
     assert transport.value() == b"one\r\none\r\ntwo\r\n"
 
 
+class CountingTransport(StringTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        super().write(data)
+
+
+def test_requestsFromReplyCallbacksLeaveInOneWrite() -> None:
+    """
+    Requests that the callbacks of one read's replies send go out together,
+    in the order they were sent, in one write once every reply is handed
+    out; a request sent afterwards is written at once.  A callback that
+    raises changes neither.
+    """
+    book = RequestBook(Clock())
+    protocol = SayStuffClientProtocol(book, 100)
+    transport = CountingTransport()
+    protocol.makeConnection(transport)
+    protocol.attach()
+    replies = [book.submit(b"q%d" % n) for n in range(3)]
+    transport.writes.clear()
+    followUps = []
+
+    def followUp(reply: bytes) -> None:
+        followUps.append(book.submit(reply + b"-next"))
+        if reply == b"q1":
+            raise RuntimeError("a callback that raises")
+
+    for reply in replies:
+        reply.addCallback(followUp).addErrback(lambda f: None)
+    protocol.dataReceived(b"q0\r\nq1\r\nq2\r\n")
+    assert transport.writes == [b"q0-next\r\nq1-next\r\nq2-next\r\n"]
+    book.submit(b"later")
+    assert transport.writes[1:] == [b"later\r\n"]
+    assert len(followUps) == 3
+
+
 @given(
     st.lists(
         st.binary(max_size=30).filter(lambda b: b"\r" not in b and b"\n" not in b)

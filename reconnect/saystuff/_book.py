@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Optional
 
 from twisted.internet.defer import Deferred
@@ -35,7 +35,7 @@ from ._errors import (
     ServiceStoppedError,
 )
 
-WriteLines = Callable[[Iterable[bytes]], None]
+WriteLines = Callable[[Sequence[bytes]], None]
 
 
 class _Request:
@@ -86,6 +86,7 @@ class Lane:
         "_book",
         "_writeLines",
         "_writeLine",
+        "_writers",
         "inFlight",
         "draining",
         "_whenDrained",
@@ -100,9 +101,23 @@ class Lane:
         self._book = book
         self._writeLines = writeLines
         self._writeLine = writeLine or (lambda line: writeLines((line,)))
+        self._writers = (self._writeLines, self._writeLine)
         self.inFlight: deque[_Request] = deque()
         self.draining = False
         self._whenDrained: Optional[Callable[[], object]] = None
+
+    def holdWrites(self, held: list[bytes]) -> None:
+        """
+        Until L{releaseWrites}, put the lines written on this lane into
+        C{held} instead of writing them, for the caller to write together.
+        """
+        self._writeLines, self._writeLine = held.extend, held.append
+
+    def releaseWrites(self) -> None:
+        """
+        Write lines again as they come.
+        """
+        self._writeLines, self._writeLine = self._writers
 
     def write(self, requests: list[_Request]) -> None:
         self.inFlight.extend(requests)

@@ -6,7 +6,7 @@ L{RequestBook <reconnect.saystuff._book.RequestBook>} does the matching.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Optional
 
 from twisted.internet.interfaces import IDelayedCall
@@ -49,7 +49,6 @@ class SayStuffClientProtocol(Protocol):
         self._book = book
         self._maxLineLength = maxLineLength
         self._buffer = b""
-        self._corked: Optional[list[bytes]] = None
         self.lane: Optional[Lane] = None
         self.overdue: Optional[IDelayedCall] = None
 
@@ -69,30 +68,15 @@ class SayStuffClientProtocol(Protocol):
 
     def writeLine(self, line: bytes) -> None:
         """
-        Write one line and its delimiter (or, while corked, keep it).
+        Write one line and its delimiter.
         """
-        corked = self._corked
-        if corked is not None:
-            corked.append(line)
-            corked.append(DELIMITER)
-        else:
-            self.transport.write(line + DELIMITER)  # type: ignore[union-attr]
+        self.transport.write(line + DELIMITER)  # type: ignore[union-attr]
 
-    def writeLines(self, lines: Iterable[bytes]) -> None:
+    def writeLines(self, lines: Sequence[bytes]) -> None:
         """
-        Write C{lines}, each followed by the delimiter, in one write.  While
-        replies are being handed out (callbacks sending new requests), the
-        lines wait and go out together in one write once they are all out.
+        Write C{lines}, each followed by the delimiter, in one write.
         """
-        corked = self._corked
-        if corked is not None:
-            for line in lines:
-                corked.append(line)
-                corked.append(DELIMITER)
-            return
-        if type(lines) is tuple and len(lines) == 1:
-            self.transport.write(lines[0] + DELIMITER)  # type: ignore[union-attr]
-        else:
+        if lines:
             payload = DELIMITER.join(lines) + DELIMITER
             self.transport.write(payload)  # type: ignore[union-attr]
 
@@ -128,14 +112,16 @@ class SayStuffClientProtocol(Protocol):
                 raise ServerProtocolError(
                     f"a reply line of {longest} bytes is over the limit of {limit}"
                 )
-            corked: list[bytes] = []
-            self._corked = corked
+            # Requests that the replies' callbacks send go out together,
+            # in one write, once every reply of this read is handed out.
+            held: list[bytes] = []
+            lane.holdWrites(held)
             try:
                 lane.repliesReceived(lines)
             finally:
-                self._corked = None
-                if corked:
-                    self.transport.write(b"".join(corked))  # type: ignore[union-attr]
+                lane.releaseWrites()
+                if held:
+                    self.writeLines(held)
         except ServerProtocolError as error:
             self._buffer = b""
             if self.lane is not None:

@@ -32,6 +32,10 @@ from ._errors import NotConnectedError, RequestTimedOut, ServiceStoppedError
 from ._protocol import SayStuffClientFactory, SayStuffClientProtocol, checkLine
 
 _useDefault: Any = object()
+
+# As ints: "in" finds a byte in a bytes object several times faster than a
+# one-byte bytes object (no buffer to ask for, straight to memchr).
+_CR, _LF = b"\r\n"
 MiB = 1024 * 1024
 
 
@@ -286,8 +290,8 @@ class SayStuffToServerService(Service):
         if (
             type(line) is not bytes
             or len(line) > self._maxLineLength
-            or b"\n" in line
-            or b"\r" in line
+            or _LF in line
+            or _CR in line
         ):
             checkLine(line, self._maxLineLength)
         if idempotent is not None and not isinstance(idempotent, bool):
