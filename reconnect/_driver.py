@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Optional, cast
+from typing import Any, Optional
 
 from automat import MethodicalMachine, NoTransition
 from twisted.logger import Logger
 
-Transitions = dict[tuple[object, object], tuple[object, tuple[tuple[Any, int], ...]]]
+Transitions = dict[tuple[Any, Any], tuple[Any, tuple[tuple[Any, int], ...]]]
 
 FORCE_AUTOMAT = "RECONNECT_AUTOMAT_INPUTS"
 
@@ -44,10 +44,12 @@ class CompiledInputs:
     """
     The transitions of one C{MethodicalMachine}, ready for lookup.
 
-    Compiled inputs keep each instance's current state object itself in
-    the attribute where automat would keep the instance's transitioner (an
+    Compiled inputs keep the name of each instance's current state in the
+    attribute where automat would keep the instance's transitioner (an
     object of its own, with a dict): once they are installed automat never
-    sees the instance, so nothing else reads that attribute.
+    sees the instance, so nothing else reads that attribute.  Names, not
+    automat's state objects, because a string keeps its hash: automat's
+    states compute theirs in Python, on every lookup.
     """
 
     def __init__(
@@ -61,6 +63,12 @@ class CompiledInputs:
         self._inputs = inputs
         self._table = table
         self._initial = initial
+        self._states = {state.serialized: state for state, _ in table}
+        self._states[initial.serialized] = initial
+        self._byName = {
+            (state.serialized, symbol): (new.serialized, steps)
+            for (state, symbol), (new, steps) in table.items()
+        }
         self.replaced: dict[str, object] = {}
 
     def install(
@@ -92,25 +100,26 @@ class CompiledInputs:
 
     def _readingState(self) -> Callable[[object], str]:
         stateAttribute = self._stateAttribute
-        initial = self._initial
+        initial: str = self._initial.serialized
 
         def state(instance: object) -> str:
-            current: Any = getattr(instance, stateAttribute, initial)
-            return cast(str, current.serialized)
+            current: str = getattr(instance, stateAttribute, initial)
+            return current
 
         state.__doc__ = "The name of the current state."
         return state
 
     def _carryingOut(self, symbol: Any) -> Callable[..., None]:
-        table = self._table
+        table = self._byName
+        states = self._states
         stateAttribute = self._stateAttribute
-        initial = self._initial
+        initial = self._initial.serialized
 
         def carryOut(instance: object, *args: object) -> None:
             current = getattr(instance, stateAttribute, initial)
             found = table.get((current, symbol))
             if found is None:
-                raise NoTransition(current, symbol)
+                raise NoTransition(states[current], symbol)
             new, outputs = found
             setattr(instance, stateAttribute, new)
             for method, taken in outputs:
@@ -166,8 +175,10 @@ def compileInputs(
                 steps.append((output.method, len(outputArgs)))
             table[state, symbol] = (newState, tuple(steps))
         initial = machine._automaton.initialState
-        states = machine._automaton.states()
-        if not all(isinstance(state.serialized, str) for state in states):
+        names = [state.serialized for state in machine._automaton.states()]
+        if not all(isinstance(name, str) for name in names):
+            return None
+        if len(set(names)) != len(names):
             return None
     except (AttributeError, KeyError, TypeError, ValueError):
         return None

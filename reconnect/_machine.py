@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from time import time
-from typing import Any, Generic, Optional, TypeVar, Union, cast, overload
+from typing import Any, Generic, Optional, TypeVar, Union, overload
 
 from automat import MethodicalMachine
 from twisted.internet.defer import CancelledError, Deferred
@@ -143,7 +143,8 @@ class _KeptOccasionally(Generic[_T]):
         occasional = machine._occasional
         if occasional is None:
             return None
-        return cast(Optional[_T], getattr(occasional, self._name))
+        value: Optional[_T] = getattr(occasional, self._name)
+        return value
 
     def __set__(self, machine: _ClientMachine, value: Optional[_T]) -> None:
         occasional = machine._occasional
@@ -410,8 +411,11 @@ class _ClientMachine:
 
         @return: a C{Deferred} for each, firing once it has ended.
         """
-        ended = []
-        for proxy, waiters in list((self._retired or {}).items()):
+        ended: list[Deferred[None]] = []
+        retired = self._retired if self._occasional is not None else None
+        if not retired:
+            return ended
+        for proxy, waiters in list(retired.items()):
             waiter: Deferred[None] = Deferred()
             waiters.append(waiter)
             ended.append(waiter)
@@ -765,7 +769,7 @@ class _ClientMachine:
         upFor = self._settings.clock.seconds() - self.connectedSince
         self._secondsConnectedBefore += upFor
         self.connectedSince = None
-        if self._resetCall is not None:
+        if self._occasional is not None and self._resetCall is not None:
             if self._resetCall.active():
                 self._resetCall.cancel()
             self._resetCall = None
@@ -798,7 +802,8 @@ class _ClientMachine:
     @_machine.output()
     def _cancelConnectWaiters(self) -> None:
         "Fail everyone waiting for a connection: none is coming."
-        self._failConnectWaiters(Failure(CancelledError()))
+        if self._connectWaiters:
+            self._failConnectWaiters(Failure(CancelledError()))
 
     @_machine.output()
     def _abandonConnectWaiters(self, reason: Failure) -> None:
@@ -823,14 +828,17 @@ class _ClientMachine:
     @_machine.output()
     def _awaitStop(self, stopped: Deferred[None]) -> None:
         "Keep C{stopped} until the service is quiet."
-        if self._stopWaiters is None:
-            self._stopWaiters = []
-        self._stopWaiters.append(stopped)
+        waiters = self._stopWaiters
+        if waiters is None:
+            self._stopWaiters = waiters = []
+        waiters.append(stopped)
 
     @_machine.output()
     def _finishStopping(self) -> None:
         "The service is quiet: fire every stop waiter."
-        waiters, self._stopWaiters = self._stopWaiters or [], None
+        waiters = self._stopWaiters or ()
+        if waiters:
+            self._stopWaiters = None
         self._event(LogLevel.info, "Stopped connecting to {target}", "stopped")
         for waiter in waiters:
             if not waiter.called:
