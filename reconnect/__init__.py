@@ -11,6 +11,7 @@ from ._backoff import (
     fullJitterPolicy,
     limitRetries,
 )
+from ._debugevents import getDebugEvents, setDebugEvents
 from ._errors import AttemptTimedOut, GaveUpConnecting
 from ._failover import AllEndpointsFailed, EndpointHealth, FailoverEndpoint
 from ._keepalive import TCPKeepAlive
@@ -33,5 +34,7 @@ __all__ = [
     "backoffPolicy",
     "decorrelatedJitterPolicy",
     "fullJitterPolicy",
+    "getDebugEvents",
     "limitRetries",
+    "setDebugEvents",
 ]

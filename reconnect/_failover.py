@@ -37,6 +37,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from . import _debugevents
 from ._attempt import cancelQuietly
 from ._checks import checkCount, checkSeconds
 from ._describe import clientEndpoint, describeEndpoint
@@ -456,13 +457,14 @@ class _Pass:
         if record is self._winner:
             self._winner = None  # connected, then failed before it was handed over
         self._failures.append((record.description, reason))
-        _log.debug(
-            "{via} failed: {reason}",
-            reconnectEvent="endpointFailed",
-            target=repr(self._owner),
-            via=record.description,
-            reason=reason.getErrorMessage(),
-        )
+        if _debugevents.enabled:
+            _log.debug(
+                "{via} failed: {reason}",
+                reconnectEvent="endpointFailed",
+                target=repr(self._owner),
+                via=record.description,
+                reason=reason.getErrorMessage(),
+            )
         self._owner._failed(record, reason)
         self._startNext()
 

@@ -31,6 +31,7 @@ from twisted.internet.interfaces import (
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
+from . import _debugevents
 from ._attempt import _Attempt, abortTransport
 from ._backoff import RetryPolicy, checkedDelay
 from ._describe import describeEndpoint
@@ -290,9 +291,12 @@ class _ClientMachine:
         whatever else it says.
 
         The event is handed straight to the logger's observer, with the
-        keys C{Logger.emit} would give it: our levels need no checking, and
-        a reconnect cycle emits three events where Twisted's emits one.
+        keys C{Logger.emit} would give it: our levels need no checking.  A
+        debug event is emitted only if debug events are on (see
+        L{reconnect._debugevents}).
         """
+        if level is LogLevel.debug and not _debugevents.enabled:
+            return
         log = self._settings.log
         fields["reconnectEvent"] = event
         fields["endpoint"] = self._endpoint

@@ -5,7 +5,10 @@ reconnect cycles, and that docs/events.md tells the truth about them.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,12 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 
-from reconnect import ClientService, limitRetries
+from reconnect import (
+    ClientService,
+    getDebugEvents,
+    limitRetries,
+    setDebugEvents,
+)
 from reconnect.saystuff import RestartableLineServer, SayStuffToServerService
 from reconnect.testing import FakeEndpoint
 
@@ -58,9 +66,21 @@ DOCUMENTED = documentedEvents()
 
 
 @pytest.fixture
-def events() -> Iterator[list[dict[str, Any]]]:
+def debugEvents() -> Iterator[None]:
     """
-    Every event that carries C{reconnectEvent}, as it is emitted.
+    Debug events on for the test, as they were after it.
+    """
+    before = getDebugEvents()
+    setDebugEvents(True)
+    yield
+    setDebugEvents(before)
+
+
+@pytest.fixture
+def events(debugEvents: None) -> Iterator[list[dict[str, Any]]]:
+    """
+    Every event that carries C{reconnectEvent}, as it is emitted, debug
+    events included.
     """
     caught: list[dict[str, Any]] = []
 
@@ -255,12 +275,13 @@ def eventsDocBlocks() -> list[str]:
     return fence.findall(DOCS.read_text())
 
 
-def test_observerSnippetRuns(capsys: Any) -> None:
+def test_observerSnippetRuns(capsys: Any, debugEvents: None) -> None:
     """
     The observer in docs/events.md, run as written, prints each event's
-    name, states and text.
+    name, states and text, debug events included.
     """
-    [snippet, _] = eventsDocBlocks()
+    [_, snippet, _] = eventsDocBlocks()
+    setDebugEvents(False)
     namespace: dict[str, Any] = {}
     exec(snippet, namespace)
     try:
@@ -281,7 +302,7 @@ async def test_quietLoggerUnderTwistd(tmp_path: Path) -> None:
     The C{--logger} observer in docs/events.md, as written: twistd's log
     keeps the info events and drops the debug ones.
     """
-    [_, quietlog] = eventsDocBlocks()
+    [_, _, quietlog] = eventsDocBlocks()
     (tmp_path / "quietlog.py").write_text(quietlog)
     process = twistd(
         tmp_path,
@@ -407,3 +428,97 @@ def test_heartbeatAndKeepAliveEvents(events: list[dict[str, Any]]) -> None:
     for event in events:
         checkDocumented(event)
     stuff.stopService()
+
+
+DEBUG_EVENTS = {
+    name for name, row in DOCUMENTED.items() if row["level"] == LogLevel.debug
+}
+
+
+def test_debugEventsOffByDefault() -> None:
+    """
+    Without being asked for, no debug event is emitted: a cycle that would
+    emit C{attempt}, C{stopping} and C{restarting} emits only the others.
+    """
+    assert DEBUG_EVENTS >= {"attempt", "stopping", "restarting", "keepAliveSkipped"}
+    assert not getDebugEvents()
+    caught: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(caught.append)
+    try:
+        clock, endpoint = Clock(), FakeEndpoint()
+        service = ClientService(
+            endpoint,
+            Factory.forProtocol(Protocol),
+            retryPolicy=lambda n: 1.0,
+            clock=clock,
+        )
+        service.startService()
+        endpoint.last.succeed()
+        service.stopService()
+        service.startService()
+        endpoint.last.lose()
+        service.stopService()
+    finally:
+        globalLogPublisher.removeObserver(caught.append)
+    names = [e["reconnectEvent"] for e in caught if "reconnectEvent" in e]
+    assert names == ["connected", "stopped", "stopped"]
+
+
+def test_debugEventsWhenAskedFor(events: list[dict[str, Any]]) -> None:
+    """
+    Turned on, debug events are emitted with their documented fields; turned
+    off again, they stop.
+    """
+    clock, endpoint = Clock(), FakeEndpoint()
+    service = ClientService(
+        endpoint, Factory.forProtocol(Protocol), retryPolicy=lambda n: 1.0, clock=clock
+    )
+    service.startService()
+    endpoint.last.succeed()
+    service.stopService()
+    service.startService()
+    names = [e["reconnectEvent"] for e in events]
+    assert names == ["attempt", "connected", "stopping", "restarting"]
+    for event in events:
+        checkDocumented(event)
+    setDebugEvents(False)
+    endpoint.last.lose()
+    assert [e["reconnectEvent"] for e in events[4:]] == ["stopped"]
+    service.stopService()
+
+
+def test_setDebugEventsTakesABool() -> None:
+    with pytest.raises(TypeError):
+        setDebugEvents(1)  # type: ignore[arg-type]
+    assert not getDebugEvents()
+
+
+@pytest.mark.parametrize(
+    "value, on", [("1", True), ("yes", True), ("0", False), ("", False)]
+)
+def test_debugEventsFromTheEnvironment(value: str, on: bool) -> None:
+    """
+    C{RECONNECT_DEBUG_EVENTS} set (and not C{0}) when the process starts
+    turns debug events on.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", "import reconnect; print(reconnect.getDebugEvents())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "RECONNECT_DEBUG_EVENTS": value},
+    )
+    assert done.stdout.strip() == str(on)
+
+
+def test_debugSnippetRuns() -> None:
+    """
+    The snippet of docs/events.md that turns debug events on runs as
+    written.
+    """
+    [snippet, _, _] = eventsDocBlocks()
+    try:
+        exec(snippet, {})
+        assert getDebugEvents()
+    finally:
+        setDebugEvents(False)

@@ -18,7 +18,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 
-from reconnect import ClientService, TCPKeepAlive
+from reconnect import ClientService, TCPKeepAlive, setDebugEvents
 from reconnect._keepalive import socketOf
 from reconnect.saystuff import RestartableLineServer, SayStuffToServerService
 from reconnect.testing import FakeEndpoint
@@ -94,8 +94,10 @@ async def test_saystuffPassesItOn() -> None:
 async def test_unixSocketLeftAlone(tmp_path: Path) -> None:
     """
     A UNIX socket has no TCP keepalive: the connection is made and used as
-    usual, and one debug event says the options were not set.
+    usual, and one debug event (debug events on) says the options were not
+    set.
     """
+    setDebugEvents(True)
     path = str(tmp_path / "s")
     listening = reactor.listenUNIX(path, Factory.forProtocol(Protocol))
     events: list[dict[str, Any]] = []
@@ -109,6 +111,7 @@ async def test_unixSocketLeftAlone(tmp_path: Path) -> None:
     try:
         await service.whenConnected()
     finally:
+        setDebugEvents(False)
         globalLogPublisher.removeObserver(events.append)
         await service.stopService()
         await listening.stopListening()

@@ -405,11 +405,13 @@ def test_shuffleNeedsSeveralConnects() -> None:
 async def test_relayFailsOverToTheLiveServer(tmp_path: Path) -> None:
     """
     C{twistd saystuff} with a dead server first and a live one second:
-    the lines are answered through the live one.
+    the lines are answered through the live one.  With C{--debug-events}
+    the log also says that the dead one failed.
     """
     code, relay = await relayStdin(
         tmp_path,
         b"one\ntwo\n",
+        "--debug-events",
         "--connect",
         f"tcp:host=127.0.0.1:port={freePort()}",
         "--connect",

@@ -12,6 +12,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.python.usage import UsageError
 
 from .._backoff import backoffPolicy
+from .._debugevents import setDebugEvents
 from .._failover import FailoverEndpoint
 from ._options import (
     DEFAULT_PORT,
@@ -119,6 +120,11 @@ class Options(ExitingOptions):
             "With several --connect: try them in an order of this client's "
             "own, so that many clients spread over the servers.",
         ],
+        [
+            "debug-events",
+            None,
+            "Log reconnect's debug events too (each attempt, stop and restart).",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -221,6 +227,8 @@ def _endpoint(
 def makeService(options: Any) -> IService:
     from twisted.internet import reactor
 
+    if options["debug-events"]:
+        setDebugEvents(True)
     policy = backoffPolicy(
         options["initial-delay"], options["max-delay"], options["factor"]
     )
