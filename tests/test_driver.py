@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 from automat import MethodicalMachine, NoTransition
 
-from reconnect._driver import FORCE_AUTOMAT, _probeClass, compileInputs, discard
+from reconnect._driver import (
+    FORCE_AUTOMAT,
+    CompiledInputs,
+    _probeClass,
+    compileInputs,
+    discard,
+)
 from reconnect._machine import _ClientMachine, _compiled
 
 # The driver's own probe machine: two states, outputs that take none, some
@@ -22,10 +28,9 @@ from reconnect._machine import _ClientMachine, _compiled
 Door: Any = _probeClass()
 
 
-def test_sameOutcomesAsAutomat() -> None:
+def doorToCompile() -> tuple[CompiledInputs, Any]:
     """
-    The compiled inputs enter the same states and run the same outputs, with
-    the same arguments, in the same order, as automat's.
+    The probe machine's compiled inputs, and a fresh subclass to put them on.
     """
     compiled = compileInputs(Door._machine, discard)
     assert compiled is not None
@@ -33,6 +38,15 @@ def test_sameOutcomesAsAutomat() -> None:
     class FastDoor(Door):
         pass
 
+    return compiled, FastDoor
+
+
+def test_sameOutcomesAsAutomat() -> None:
+    """
+    The compiled inputs enter the same states and run the same outputs, with
+    the same arguments, in the same order, as automat's.
+    """
+    compiled, FastDoor = doorToCompile()
     compiled.install(FastDoor, ["push", "pull"])
     fast, slow = FastDoor(), Door()
     for door in (fast, slow):
@@ -53,12 +67,7 @@ def test_missingTransitionRaisesAsAutomatDoes() -> None:
     An input with no transition from the current state raises automat's
     L{NoTransition}, and changes nothing.
     """
-    compiled = compileInputs(Door._machine, discard)
-    assert compiled is not None
-
-    class FastDoor(Door):
-        pass
-
+    compiled, FastDoor = doorToCompile()
     compiled.install(FastDoor, ["push", "pull"])
     door = FastDoor()
     with pytest.raises(NoTransition):
@@ -73,12 +82,7 @@ def test_everyInputIsCompiledOrNone() -> None:
     transitioner, so an input left to automat is refused before anything
     is installed.
     """
-    compiled = compileInputs(Door._machine, discard)
-    assert compiled is not None
-
-    class FastDoor(Door):
-        pass
-
+    compiled, FastDoor = doorToCompile()
     with pytest.raises(ValueError, match="push"):
         compiled.install(FastDoor, ["pull"])
     assert "pull" not in FastDoor.__dict__
@@ -89,12 +93,7 @@ def test_noTransitionerPerInstance() -> None:
     An instance driven by compiled inputs keeps the name of its state and
     nothing else: no transitioner of automat's is made for it.
     """
-    compiled = compileInputs(Door._machine, discard)
-    assert compiled is not None
-
-    class FastDoor(Door):
-        pass
-
+    compiled, FastDoor = doorToCompile()
     compiled.install(FastDoor, ["push", "pull"])
     door = FastDoor()
     door.push("ann", "gently")
