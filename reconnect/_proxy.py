@@ -10,6 +10,7 @@ that receives file descriptors still receives them.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Optional, cast
 from weakref import WeakKeyDictionary
 
@@ -134,7 +135,7 @@ def wrapProtocol(
 
 
 @implementer(IProtocolFactory)
-class _DisconnectFactory:
+class _DisconnectFactory(ABC):
     """
     Stands between an endpoint and the user's factory: every protocol it
     builds comes wrapped in a L{_ReconnectingProtocolProxy}, which tells it
@@ -151,17 +152,17 @@ class _DisconnectFactory:
     def __init__(self, protocolFactory: IProtocolFactory) -> None:
         self._protocolFactory = protocolFactory
 
+    @abstractmethod
     def transportMade(self, proxy: _ReconnectingProtocolProxy) -> None:
         """
         C{proxy}'s connection is up.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def transportLost(self, proxy: _ReconnectingProtocolProxy, reason: Failure) -> None:
         """
         C{proxy}'s connection has ended.
         """
-        raise NotImplementedError
 
     def buildProtocol(self, addr: IAddress) -> Optional[IProtocol]:
         built = self._protocolFactory.buildProtocol(addr)
