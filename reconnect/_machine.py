@@ -32,7 +32,7 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from . import _debugevents
-from ._attempt import _Attempt, abortTransport
+from ._attempt import AttemptListener, _Attempt, abortTransport
 from ._backoff import RetryPolicy, checkedDelay
 from ._describe import describeEndpoint
 from ._driver import discard as _discard
@@ -83,14 +83,7 @@ class _HandOver:
 
     def __init__(self, machine: _ClientMachine) -> None:
         self._machine = machine
-        self.attempt = _Attempt(
-            machine._endpoint,
-            machine._factory,
-            machine._settings.clock,
-            machine._settings.prepareConnection,
-            machine._settings.attemptTimeout,
-            self,
-        )
+        self.attempt = machine.newAttempt(self)
 
     def attemptSucceeded(self, proxy: _ReconnectingProtocolProxy) -> None:
         self._machine.handOverSucceeded(self, proxy)
@@ -271,6 +264,21 @@ class _ClientMachine:
         The name of the current state.
         """
         return state
+
+    def newAttempt(self, listener: AttemptListener) -> _Attempt:
+        """
+        Start an attempt at a connection for this service, as its settings
+        say, reporting to C{listener}.
+        """
+        settings = self._settings
+        return _Attempt(
+            self._endpoint,
+            self._factory,
+            settings.clock,
+            settings.prepareConnection,
+            settings.attemptTimeout,
+            listener,
+        )
 
     def secondsConnected(self) -> float:
         """
@@ -582,14 +590,7 @@ class _ClientMachine:
             "attempt",
             attempt=self.attempts,
         )
-        self._attempt = _Attempt(
-            self._endpoint,
-            self._factory,
-            self._settings.clock,
-            self._settings.prepareConnection,
-            self._settings.attemptTimeout,
-            self,
-        )
+        self._attempt = self.newAttempt(self)
 
     @_machine.output()
     def _startHandOver(self) -> None:
