@@ -25,7 +25,7 @@ from ._errors import GaveUpConnecting
 from ._failover import FailoverEndpoint
 from ._keepalive import TCPKeepAlive
 from ._machine import _ClientMachine
-from ._settings import settingsFor
+from ._settings import Settings, sharedSettings
 from ._stats import ConnectionStats
 
 _defaultPolicy = backoffPolicy()
@@ -170,7 +170,7 @@ class ClientService(Service):
         checkSeconds("resetAfter", resetAfter, zeroAllowed=True)
         if isinstance(endpoint, FailoverEndpoint):
             endpoint.whenPreferredIsBack(self.reconnect)
-        settings = settingsFor(
+        settings = Settings(
             _globalReactorUnlessGiven(clock),
             _loggerFor(type(self)),
             prepareConnection=prepareConnection,
@@ -190,7 +190,7 @@ class ClientService(Service):
             endpoint,
             factory,
             _defaultPolicy if retryPolicy is None else ownPolicy(retryPolicy),
-            settings,
+            sharedSettings(settings),
             self,
         )
 

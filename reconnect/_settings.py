@@ -49,16 +49,16 @@ class Settings:
         self,
         clock: IReactorTime,
         log: Logger,
-        prepareConnection: Optional[Callable[[IProtocol], object]],
-        attemptTimeout: Optional[float],
-        isFatal: Optional[Callable[[Failure], bool]],
-        resetAfter: Optional[float],
-        immediateFailover: bool,
-        onConnected: Optional[Callable[[IProtocol], object]],
-        onDisconnected: Optional[Callable[[IProtocol, Failure], object]],
-        onGaveUp: Optional[Callable[[GaveUpConnecting], object]],
-        retireConnection: Optional[Callable[[IProtocol], object]],
-        tcpKeepAlive: Optional[TCPKeepAlive],
+        prepareConnection: Optional[Callable[[IProtocol], object]] = None,
+        attemptTimeout: Optional[float] = None,
+        isFatal: Optional[Callable[[Failure], bool]] = None,
+        resetAfter: Optional[float] = None,
+        immediateFailover: bool = False,
+        onConnected: Optional[Callable[[IProtocol], object]] = None,
+        onDisconnected: Optional[Callable[[IProtocol, Failure], object]] = None,
+        onGaveUp: Optional[Callable[[GaveUpConnecting], object]] = None,
+        retireConnection: Optional[Callable[[IProtocol], object]] = None,
+        tcpKeepAlive: Optional[TCPKeepAlive] = None,
     ) -> None:
         self.clock = clock
         self.log = log
@@ -74,45 +74,18 @@ class Settings:
         self.tcpKeepAlive = tcpKeepAlive
 
 
+_FIELDS = Settings.__slots__[:-1]
+
 # Keyed by the identities of the values: a Settings holds its values, so no
 # identity in a live key can be reused by another object.
 _alike: WeakValueDictionary[tuple[int, ...], Settings] = WeakValueDictionary()
 
 
-def settingsFor(
-    clock: IReactorTime,
-    log: Logger,
-    prepareConnection: Optional[Callable[[IProtocol], object]] = None,
-    attemptTimeout: Optional[float] = None,
-    isFatal: Optional[Callable[[Failure], bool]] = None,
-    resetAfter: Optional[float] = None,
-    immediateFailover: bool = False,
-    onConnected: Optional[Callable[[IProtocol], object]] = None,
-    onDisconnected: Optional[Callable[[IProtocol, Failure], object]] = None,
-    onGaveUp: Optional[Callable[[GaveUpConnecting], object]] = None,
-    retireConnection: Optional[Callable[[IProtocol], object]] = None,
-    tcpKeepAlive: Optional[TCPKeepAlive] = None,
-) -> Settings:
+def sharedSettings(settings: Settings) -> Settings:
     """
-    The L{Settings} of these values: the one already made for the very same
-    objects, if one is still in use, otherwise a new one.
+    The L{Settings} already in use for the very same objects as
+    C{settings}, if there is one; otherwise C{settings}, from now on the
+    one to share.
     """
-    values = (
-        clock,
-        log,
-        prepareConnection,
-        attemptTimeout,
-        isFatal,
-        resetAfter,
-        immediateFailover,
-        onConnected,
-        onDisconnected,
-        onGaveUp,
-        retireConnection,
-        tcpKeepAlive,
-    )
-    key = tuple(map(id, values))
-    settings = _alike.get(key)
-    if settings is None:
-        settings = _alike[key] = Settings(*values)
-    return settings
+    key = tuple(id(getattr(settings, name)) for name in _FIELDS)
+    return _alike.setdefault(key, settings)

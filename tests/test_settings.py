@@ -11,7 +11,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 
 from reconnect import ClientService
-from reconnect._settings import _alike, settingsFor
+from reconnect._settings import Settings, _alike, sharedSettings
 from reconnect.testing import FakeEndpoint
 
 
@@ -52,13 +52,15 @@ def test_otherObjectsOtherSettings() -> None:
     equality, so no service runs another's callable.
     """
     clock = Clock()
-    base = settingsFor(clock, None, onConnected=onConnected)  # type: ignore[arg-type]
-    assert settingsFor(clock, None, onConnected=onConnected) is base  # type: ignore[arg-type]
-    assert settingsFor(Clock(), None, onConnected=onConnected) is not base  # type: ignore[arg-type]
-    assert settingsFor(clock, None, onConnected=lambda p: None) is not base  # type: ignore[arg-type]
+    base = sharedSettings(Settings(clock, None, onConnected=onConnected))  # type: ignore[arg-type]
+    assert sharedSettings(Settings(clock, None, onConnected=onConnected)) is base  # type: ignore[arg-type]
+    assert sharedSettings(Settings(Clock(), None, onConnected=onConnected)) is not base  # type: ignore[arg-type]
+    assert sharedSettings(Settings(clock, None, onConnected=lambda p: None)) is not base  # type: ignore[arg-type]
     timeout = float("1.5")
-    other = settingsFor(clock, None, attemptTimeout=timeout)  # type: ignore[arg-type]
-    assert settingsFor(clock, None, attemptTimeout=float("1.5")) is not other  # type: ignore[arg-type]
+    other = sharedSettings(Settings(clock, None, attemptTimeout=timeout))  # type: ignore[arg-type]
+    assert (
+        sharedSettings(Settings(clock, None, attemptTimeout=float("1.5"))) is not other
+    )  # type: ignore[arg-type]
 
 
 def test_settingsGoWithTheirServices() -> None:
