@@ -18,7 +18,7 @@ from twisted.internet.interfaces import (
     IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from .._backoff import RetryPolicy
@@ -497,6 +497,30 @@ class SayStuffToServerService(Service):
             self._heartbeatAnswered, self._heartbeatFailed, errbackArgs=(protocol,)
         )
 
+    def _event(
+        self,
+        level: LogLevel,
+        format: str,
+        event: str,
+        fromState: str,
+        toState: str,
+        **fields: object,
+    ) -> None:
+        """
+        Emit one of SayStuff's events, with the fields every reconnect event
+        carries (see docs/events.md).
+        """
+        self._log.emit(
+            level,
+            format,
+            endpoint=self.endpoint,
+            target=describeEndpoint(self.endpoint),
+            reconnectEvent=event,
+            fromState=fromState,
+            toState=toState,
+            **fields,
+        )
+
     def _heartbeatAnswered(self, reply: bytes) -> None:
         if self._protocol is not None and self._heartbeatCall is None:
             self._scheduleHeartbeat()
@@ -506,15 +530,14 @@ class SayStuffToServerService(Service):
     ) -> None:
         if not reason.check(RequestTimedOut) or protocol is not self._protocol:
             return
-        self._log.warn(
+        self._event(
+            LogLevel.warn,
             "No reply from {target} to a heartbeat in {seconds} seconds: "
             "dropping the connection",
-            endpoint=self.endpoint,
-            target=describeEndpoint(self.endpoint),
+            "heartbeatTimeout",
+            "connected",
+            "connected",
             seconds=self._heartbeatTimeout,
-            reconnectEvent="heartbeatTimeout",
-            fromState="connected",
-            toState="connected",
         )
         self._deadConnection = protocol
         transport = protocol.transport
@@ -535,15 +558,14 @@ class SayStuffToServerService(Service):
         if lane is None:
             transport.loseConnection()
             return
-        self._log.info(
+        self._event(
+            LogLevel.info,
             "Moved to a new connection to {target}; the old one closes once "
             "its {outstanding} reply(ies) are in",
-            endpoint=self.endpoint,
-            target=describeEndpoint(self.endpoint),
+            "draining",
+            "handingOver",
+            "connected",
             outstanding=len(lane.inFlight),
-            reconnectEvent="draining",
-            fromState="handingOver",
-            toState="connected",
         )
         if self._idleTimeout is not None:
             abort = transport.abortConnection  # type: ignore[attr-defined]
@@ -564,16 +586,15 @@ class SayStuffToServerService(Service):
         self._idleCheck = None
         book = self.book
         if outstandingBefore and book.replies == repliesBefore and book.inFlight:
-            self._log.warn(
+            self._event(
+                LogLevel.warn,
                 "No reply from {target} in the last {seconds} seconds with "
                 "{outstanding} request(s) outstanding: dropping the connection",
-                endpoint=self.endpoint,
-                target=describeEndpoint(self.endpoint),
+                "idleTimeout",
+                "connected",
+                "connected",
                 seconds=self._idleTimeout,
                 outstanding=book.inFlight,
-                reconnectEvent="idleTimeout",
-                fromState="connected",
-                toState="connected",
             )
             assert self._protocol is not None
             transport = self._protocol.transport
