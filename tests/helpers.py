@@ -310,3 +310,16 @@ async def echoBehindProxy(
     finally:
         await proxy.stop()
         await server.kill()
+
+
+def saystuffThrough(proxy: ChaosProxy, **options: Any) -> SayStuffToServerService:
+    """
+    A started SayStuff client of the server behind C{proxy}, retrying every
+    20 ms unless told otherwise.
+    """
+    options.setdefault("retryPolicy", lambda n: 0.02)
+    service = SayStuffToServerService(
+        endpoint=f"tcp:127.0.0.1:{proxy.port}", reactor=reactor, **options
+    )
+    service.startService()
+    return service

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from helpers import echoBehindProxy, sleep, talkingFactory, until
+from helpers import echoBehindProxy, saystuffThrough, sleep, talkingFactory, until
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -29,7 +29,7 @@ from reconnect import (
     ClientService,
     EndpointConnector,
 )
-from reconnect.saystuff import RestartableLineServer, SayStuffToServerService
+from reconnect.saystuff import RestartableLineServer
 from reconnect.testing import ChaosProxy
 
 
@@ -52,15 +52,6 @@ async def network() -> AsyncIterator[tuple[RestartableLineServer, ChaosProxy]]:
         yield pair
 
 
-def saystuff(proxy: ChaosProxy, **options: Any) -> SayStuffToServerService:
-    options.setdefault("retryPolicy", lambda n: 0.02)
-    service = SayStuffToServerService(
-        endpoint=f"tcp:127.0.0.1:{proxy.port}", reactor=reactor, **options
-    )
-    service.startService()
-    return service
-
-
 @pytest_twisted.ensureDeferred
 async def test_steadyLoadThroughCutsAndRefusals(network: Any, seed: int) -> None:
     """
@@ -71,7 +62,7 @@ async def test_steadyLoadThroughCutsAndRefusals(network: Any, seed: int) -> None
     """
     server, proxy = network
     schedule = random.Random(seed)
-    service = saystuff(proxy, queueSize=10000)
+    service = saystuffThrough(proxy, queueSize=10000)
     replies: list[Deferred[bytes]] = []
     lines: list[bytes] = []
     answeredTimes = [0] * 4000
@@ -125,7 +116,7 @@ async def test_halfOpenConnectionReplaced(network: Any) -> None:
             warnings.append(event)
 
     globalLogPublisher.addObserver(observe)
-    service = saystuff(proxy, idleTimeout=0.3)
+    service = saystuffThrough(proxy, idleTimeout=0.3)
     try:
         assert await service.sendToServer(b"before") == b"before"
         assert proxy.silence(up=False, down=True) == 1
@@ -146,7 +137,7 @@ async def test_silentUpstreamDirectionAlsoReplaced(network: Any) -> None:
     The idle check catches that too, and the requests are sent again.
     """
     server, proxy = network
-    service = saystuff(proxy, idleTimeout=0.3)
+    service = saystuffThrough(proxy, idleTimeout=0.3)
     try:
         assert await service.sendToServer(b"first") == b"first"
         proxy.silence(up=True, down=False)
@@ -236,7 +227,7 @@ async def test_trickledBytesFrameCorrectly(network: Any, seed: int) -> None:
         )
         for _ in range(30)
     ]
-    service = saystuff(proxy)
+    service = saystuffThrough(proxy)
     try:
         answers = await gatherResults([service.sendToServer(line) for line in lines])
     finally:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from helpers import CountingEchoFactory, echoBehindProxy, sleep, until
+from helpers import CountingEchoFactory, echoBehindProxy, saystuffThrough, sleep, until
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.task import LoopingCall
@@ -38,15 +38,6 @@ async def network() -> AsyncIterator[tuple[CountingEchoFactory, ChaosProxy]]:
     counting = CountingEchoFactory()
     async with echoBehindProxy(counting) as (_, proxy):
         yield counting, proxy
-
-
-def saystuff(proxy: ChaosProxy, **options: Any) -> SayStuffToServerService:
-    options.setdefault("retryPolicy", lambda n: 0.02)
-    service = SayStuffToServerService(
-        endpoint=f"tcp:127.0.0.1:{proxy.port}", reactor=reactor, **options
-    )
-    service.startService()
-    return service
 
 
 async def sendThroughCuts(
@@ -93,7 +84,7 @@ async def test_atLeastOnceByDefault(network: Any) -> None:
     every request is answered with its own line, none lost, through cuts.
     """
     counting, proxy = network
-    service = saystuff(proxy, queueSize=REQUESTS)
+    service = saystuffThrough(proxy, queueSize=REQUESTS)
     try:
         lines, outcomes, cuts = await sendThroughCuts(service, proxy, 1)
     finally:
@@ -113,7 +104,7 @@ async def test_atMostOnceWhenAsked(network: Any) -> None:
     answered.
     """
     counting, proxy = network
-    service = saystuff(proxy, idempotent=False, queueSize=REQUESTS)
+    service = saystuffThrough(proxy, idempotent=False, queueSize=REQUESTS)
     try:
         lines, outcomes, cuts = await sendThroughCuts(service, proxy, 2)
     finally:
@@ -142,7 +133,9 @@ async def test_heartbeatReplacesASilencedConnection(network: Any) -> None:
     heartbeat and replaced within C{heartbeat + heartbeatTimeout + 1} s.
     """
     counting, proxy = network
-    service = saystuff(proxy, heartbeat=0.5, heartbeatTimeout=0.5, retryPolicy=None)
+    service = saystuffThrough(
+        proxy, heartbeat=0.5, heartbeatTimeout=0.5, retryPolicy=None
+    )
     try:
         assert await service.sendToServer(b"before") == b"before"
         connections = service.connections
@@ -175,7 +168,7 @@ async def test_heartbeatsUnderLatencyRaiseNoFalseAlarm(
     wandering = LoopingCall(wander)
     wandering.clock = reactor
     wandering.start(0.25)
-    service = saystuff(proxy, heartbeat=1.0)
+    service = saystuffThrough(proxy, heartbeat=1.0)
     try:
         await service.sendToServer(b"hello")
         await sleep(seconds)
