@@ -16,10 +16,9 @@ C{--save} writes C{benchmarks/results/heartbeat.json}.
 from __future__ import annotations
 
 import argparse
-import random
 from typing import Any
 
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.task import deferLater
 
 from reconnect.saystuff import RestartableLineServer, SayStuffToServerService
 from reconnect.testing import ChaosProxy
@@ -32,14 +31,7 @@ async def run(reactor: Any, seconds: float) -> dict[str, Any]:
     port = await server.start()
     proxy = ChaosProxy(reactor, port)
     await proxy.start()
-    schedule = random.Random(15)
-
-    def wander() -> None:
-        proxy.delay = schedule.uniform(0.0, 0.2)
-
-    wandering = LoopingCall(wander)
-    wandering.clock = reactor
-    wandering.start(0.25)
+    wandering = proxy.wanderDelay(0.2, every=0.25, seed=15)
     service = SayStuffToServerService(
         endpoint=f"tcp:127.0.0.1:{proxy.port}", reactor=reactor, heartbeat=1.0
     )

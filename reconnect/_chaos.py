@@ -5,6 +5,7 @@ for testing code that must survive a bad network.
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from typing import Any, Optional
 
@@ -12,6 +13,7 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import IListeningPort, ITransport
 from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 
@@ -149,7 +151,8 @@ class ChaosProxy:
     Faults on command: L{cutAll} (abort every live connection, both sides),
     L{refuse} / L{accept} (stop and start listening, so connects are
     refused), L{silence} (stop forwarding on the connections now open, in
-    one or both directions, without closing them: a half-open connection).
+    one or both directions, without closing them: a half-open connection),
+    L{wanderDelay} (a C{delay} that keeps changing).
 
     @ivar port: the port clients connect to, fixed once L{start} has run.
     @ivar accepted: how many connections have been accepted so far.
@@ -216,6 +219,24 @@ class ChaosProxy:
             link.up.silent = link.up.silent or up
             link.down.silent = link.down.silent or down
         return len(self.links)
+
+    def wanderDelay(self, highest: float, every: float, seed: int) -> LoopingCall:
+        """
+        Every C{every} seconds, set C{delay} to a new one drawn evenly from
+        0 to C{highest} (from a generator seeded with C{seed}): a link whose
+        latency wanders.
+
+        @return: the running call; stop it to stop wandering.
+        """
+        draw = random.Random(seed)
+
+        def wander() -> None:
+            self.delay = draw.uniform(0.0, highest)
+
+        wandering = LoopingCall(wander)
+        wandering.clock = self._reactor
+        wandering.start(every)
+        return wandering
 
     async def stop(self) -> None:
         """

@@ -21,6 +21,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory
+from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.protocols.basic import LineReceiver
 
@@ -304,7 +305,6 @@ def test_trickleWithoutGapDoesNotRecurse() -> None:
     Trickling with the default gap of 0 writes each byte as a write of its
     own, however many bytes come, without recursing once per byte.
     """
-    from twisted.internet.task import Clock
     from twisted.internet.testing import StringTransport
 
     from reconnect._chaos import _Pipe
@@ -318,3 +318,31 @@ def test_trickleWithoutGapDoesNotRecurse() -> None:
     pipe.target = target
     pipe.send(b"x" * 5000)
     assert written == [b"x"] * 5000
+
+
+def test_wanderDelay() -> None:
+    """
+    C{wanderDelay} draws a new delay between 0 and the highest every period,
+    the same ones for the same seed, until its call is stopped.
+    """
+
+    def delays(seed: int) -> list[float]:
+        clock = Clock()
+        proxy = ChaosProxy(clock, 1)
+        wandering = proxy.wanderDelay(0.2, every=0.25, seed=seed)
+        seen = []
+        for _ in range(20):
+            seen.append(proxy.delay)
+            clock.advance(0.25)
+        wandering.stop()
+        stoppedAt = proxy.delay
+        clock.advance(1)
+        assert proxy.delay == stoppedAt
+        assert clock.getDelayedCalls() == []
+        return seen
+
+    first = delays(7)
+    assert all(0.0 <= delay <= 0.2 for delay in first)
+    assert len(set(first)) == 20
+    assert delays(7) == first
+    assert delays(8) != first

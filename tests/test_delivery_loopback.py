@@ -17,7 +17,6 @@ import pytest_twisted
 from helpers import CountingEchoFactory, echoBehindProxy, saystuffThrough, sleep, until
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from benchmarks import backpressure
@@ -160,14 +159,7 @@ async def test_heartbeatsUnderLatencyRaiseNoFalseAlarm(
     heartbeat.py runs this for two minutes.)
     """
     counting, proxy = network
-    schedule = random.Random(3)
-
-    def wander() -> None:
-        proxy.delay = schedule.uniform(0.0, 0.2)
-
-    wandering = LoopingCall(wander)
-    wandering.clock = reactor
-    wandering.start(0.25)
+    wandering = proxy.wanderDelay(0.2, every=0.25, seed=3)
     service = saystuffThrough(proxy, heartbeat=1.0)
     try:
         await service.sendToServer(b"hello")
