@@ -424,6 +424,8 @@ class _ClientMachine:
         @return: a C{Deferred} for each, firing once it has ended.
         """
         ended: list[Deferred[None]] = []
+        # The holder is looked at first on the paths every stop and every
+        # disconnect take: the descriptor costs a Python call.
         retired = self._retired if self._occasional is not None else None
         if not retired:
             return ended
@@ -774,6 +776,7 @@ class _ClientMachine:
         upFor = self._settings.clock.seconds() - self.connectedSince
         self._secondsConnectedBefore += upFor
         self.connectedSince = None
+        # The holder first, as in closeRetired.
         if self._occasional is not None and self._resetCall is not None:
             if self._resetCall.active():
                 self._resetCall.cancel()
