@@ -208,7 +208,7 @@ class ClientService(Service):
         """
         The endpoint the service connects to.
         """
-        return self._machine._endpoint
+        return self._machine.endpoint
 
     @property
     def failedAttempts(self) -> int:
@@ -221,17 +221,7 @@ class ClientService(Service):
         """
         The service's counters and gauges, as they are now.
         """
-        machine = self._machine
-        return ConnectionStats(
-            state=cast(str, machine.state()),
-            attempts=machine.attempts,
-            failures=machine.failures,
-            failedAttempts=machine.failedAttempts,
-            connects=machine.connects,
-            disconnects=machine.disconnects,
-            connected=machine.connectedSince is not None,
-            secondsConnected=machine.secondsConnected(),
-        )
+        return self._machine.stats()
 
     @property
     def lastFailure(self) -> Optional[Failure]:
@@ -279,9 +269,7 @@ class ClientService(Service):
         once the new one is ready (make-before-break); the state is
         C{"handingOver"} meanwhile.
         """
-        machine = self._machine
-        handsOver = machine._settings.retireConnection is not None
-        machine.dispatch(machine.handOver if handsOver else machine.reconnect)
+        self._machine.requestReconnect()
 
     def startService(self) -> None:
         """
@@ -302,7 +290,7 @@ class ClientService(Service):
             and no attempt is under way.
         """
         Service.stopService(self)
-        endpoint = self._machine._endpoint
+        endpoint = self._machine.endpoint
         if isinstance(endpoint, FailoverEndpoint):
             endpoint.stopProbing()
         stopped: Deferred[None] = Deferred()
