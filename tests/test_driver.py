@@ -306,7 +306,7 @@ def machineWith(inputBody: Any) -> Any:
     class Odd:
         _machine = MethodicalMachine()
 
-        @_machine.state(initial=True)
+        @_machine.state(initial=True, serialized="only")
         def only(self) -> None:
             "The only state."
 
@@ -319,6 +319,10 @@ def machineWith(inputBody: Any) -> Any:
         transition(only, go, only, _use)
 
     return Odd
+
+
+def plain(self: object, first: int, second: int) -> None:
+    "An input with plain arguments."
 
 
 def withDefault(self: object, first: int, second: int = 2) -> None:
@@ -353,6 +357,8 @@ def test_unusualArgumentsAreLeftToAutomat(
     """
     monkeypatch.delenv(FORCE_AUTOMAT, raising=False)
     Odd = machineWith(inputBody)
+    Plain = machineWith(plain)
+    assert compileInputs(Plain._machine, discard) is not None
     assert compileInputs(Odd._machine, discard) is None
     warnings: list[dict[str, Any]] = []
     observer = warnings.append
