@@ -177,6 +177,7 @@ class World:
         self.endpoint = MoodyEndpoint(self.mood)
         self.events: list[tuple[object, ...]] = []
         self.handedOut: list[Deferred[Any]] = []
+        self.kinds: list[str] = []
         with machineClass(engine):
             self.service = ClientService(
                 self.endpoint,
@@ -223,9 +224,14 @@ class World:
         finally:
             globalLogPublisher.removeObserver(observe)
 
-    def record(self, handed: Deferred[Any]) -> None:
+    def record(self, handed: Deferred[Any], kind: str = "stop") -> None:
+        """
+        Keep C{handed}, a Deferred of C{stopService} or (C{kind}
+        C{"whenConnected"}) of C{whenConnected}.
+        """
         handed.addErrback(lambda f: None)
         self.handedOut.append(handed)
+        self.kinds.append(kind)
 
     # -- what the steps act on ----------------------------------------------------
 
@@ -255,7 +261,7 @@ class World:
         elif name == "stop":
             self.record(service.stopService())
         elif name == "whenConnected":
-            self.record(service.whenConnected(*args))
+            self.record(service.whenConnected(*args), "whenConnected")
         elif name == "cancelWaiter":
             for handed in self.handedOut:
                 if not handed.called:
@@ -293,13 +299,15 @@ class World:
 
     # -- what is seen -------------------------------------------------------------
 
-    def outcomes(self) -> list[object]:
+    def outcomes(self, kind: str = "") -> list[object]:
         """
-        How each Deferred handed out stands: pending, fired, or failed (with
-        what).
+        How each Deferred handed out (of C{kind}, if given) stands: pending,
+        fired, or failed (with what).
         """
         seen: list[object] = []
-        for handed in self.handedOut:
+        for handed, handedKind in zip(self.handedOut, self.kinds):
+            if kind and handedKind != kind:
+                continue
             if not handed.called:
                 seen.append("pending")
             elif isinstance(handed.result, Failure):
