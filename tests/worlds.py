@@ -305,7 +305,7 @@ class World:
         fired, or failed (with what).
         """
         seen: list[object] = []
-        for handed, handedKind in zip(self.handedOut, self.kinds):
+        for handed, handedKind in zip(self.handedOut, self.kinds, strict=True):
             if kind and handedKind != kind:
                 continue
             if not handed.called:
