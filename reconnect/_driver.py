@@ -166,9 +166,10 @@ class CompiledInputs:
 
     def _readingState(self) -> Callable[[object], str]:
         initial: str = self._initial.serialized
+        stateAttribute = COMPILED_STATE
 
         def state(instance: object) -> str:
-            current: str = getattr(instance, COMPILED_STATE, initial)
+            current: str = getattr(instance, stateAttribute, initial)
             return current
 
         state.__doc__ = "The name of the current state."
@@ -180,16 +181,17 @@ class CompiledInputs:
         initial = self._initial.serialized
         declared = symbol.method
         arity = len(symbol.argSpec.args) - 1
+        stateAttribute = COMPILED_STATE
 
         def carryOut(instance: object, *args: object, **kwargs: object) -> None:
             if kwargs or len(args) != arity:
                 args = _argsAsAutomatWould(declared, instance, args, kwargs)
-            current = getattr(instance, COMPILED_STATE, initial)
+            current = getattr(instance, stateAttribute, initial)
             found = table.get((current, symbol))
             if found is None:
                 raise NoTransition(states[current], symbol)
             new, outputs = found
-            setattr(instance, COMPILED_STATE, new)
+            setattr(instance, stateAttribute, new)
             for method, taken in outputs:
                 method(instance, *args[:taken])
 

@@ -511,27 +511,6 @@ class _ClientMachine:
             return reason
         return delay
 
-    def _deliverVerdict(self, reason: Failure, verdict: Union[float, Failure]) -> None:
-        """
-        Fire the policy's verdict: try again after a delay, or give up.
-        """
-        if isinstance(verdict, Failure):
-            self._giveUp(verdict)
-        else:
-            self._retryLater(reason, verdict)
-
-    def _failsOverAtOnce(self, connected: _Connected) -> bool:
-        """
-        Whether the connection that just ended is followed at once by a new
-        attempt, with no failure counted: with C{immediateFailover}, for a
-        connection that was up long enough not to look like a server that
-        accepts and hangs up (which would make a tight loop).
-        """
-        if not self._settings.immediateFailover:
-            return False
-        upFor = self._settings.clock.seconds() - connected.since
-        return upFor >= _STEADY_CONNECTION
-
     def _becomeConnected(self, proxy: _ReconnectingProtocolProxy) -> None:
         """
         Make C{proxy}'s connection the service's: count it, say so, and
@@ -732,7 +711,11 @@ class _ClientMachine:
         "Count the attempt's failure and fire the retry policy's verdict."
         self.lastFailure = reason
         self.failures += 1
-        self._deliverVerdict(reason, self._judge(reason, mayBeFatal=True))
+        verdict = self._judge(reason, mayBeFatal=True)
+        if isinstance(verdict, Failure):
+            self._giveUp(verdict)
+        else:
+            self._retryLater(reason, verdict)
 
     @_machine.output()
     def _deliverConnectionFailure(self, reason: Failure) -> None:
@@ -801,15 +784,28 @@ class _ClientMachine:
 
     @_machine.output()
     def _judgeLoss(self, reason: Failure) -> None:
-        "Fire the retry policy's verdict on the connection's end."
+        """
+        Fire the retry policy's verdict on the connection's end; with
+        C{immediateFailover}, a connection that was up long enough not to
+        look like a server that accepts and hangs up (which would make a
+        tight loop) is followed at once by a new attempt, with no failure
+        counted.
+        """
         current = self._data.connected
         assert current is not None
         if isinstance(self._endpoint, FailoverEndpoint):
             self._endpoint.currentLost()
-        if self._failsOverAtOnce(current):
-            self._retryLater(reason, 0.0)
+        settings = self._settings
+        if settings.immediateFailover:
+            upFor = settings.clock.seconds() - current.since
+            if upFor >= _STEADY_CONNECTION:
+                self._retryLater(reason, 0.0)
+                return
+        verdict = self._judge(reason, mayBeFatal=False)
+        if isinstance(verdict, Failure):
+            self._giveUp(verdict)
         else:
-            self._deliverVerdict(reason, self._judge(reason, mayBeFatal=False))
+            self._retryLater(reason, verdict)
 
     @_machine.output()
     def _noteDisconnected(self, reason: Failure, delay: float) -> None:
