@@ -295,19 +295,28 @@ def test_anyRelayOptionValueIsUsageOrAccepted(option: str, value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "argv",
+    "argv, option",
     [
-        ["saystuff-server", "--port", "{busy}"],
-        ["saystuff", "--listen", "tcp:{busy}:interface=127.0.0.1"],
-        ["saystuff", "--metrics", "tcp:{busy}:interface=127.0.0.1"],
+        (["saystuff-server", "--port", "{busy}"], "--port {busy}"),
+        (
+            ["saystuff", "--listen", "tcp:{busy}:interface=127.0.0.1"],
+            "--listen tcp:{busy}:interface=127.0.0.1",
+        ),
+        (
+            ["saystuff", "--listen", "tcp:0:interface=127.0.0.1"]
+            + ["--metrics", "tcp:{busy}:interface=127.0.0.1"],
+            "--metrics tcp:{busy}:interface=127.0.0.1",
+        ),
     ],
 )
 @pytest_twisted.ensureDeferred
-async def test_busyPortEndsTheProcess(tmp_path: Path, argv: list[str]) -> None:
+async def test_busyPortEndsTheProcess(
+    tmp_path: Path, argv: list[str], option: str
+) -> None:
     """
     A port that cannot be listened on ends twistd at start-up with exit
-    status 1 and one line saying why, not a traceback and a process that
-    listens nowhere.
+    status 1 and one line saying why, which names the option that asked
+    for it, not a traceback and a process that listens nowhere.
     """
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -318,7 +327,9 @@ async def test_busyPortEndsTheProcess(tmp_path: Path, argv: list[str]) -> None:
     assert code == 1
     assert b"Traceback" not in process.output, process.output.decode()
     [line] = [x for x in process.output.splitlines() if b"error: " in x]
-    assert b"Couldn't listen on 127.0.0.1:" + busy.encode() in line
+    named = option.replace("{busy}", busy)
+    assert f"error: {named}: Couldn't listen on ".encode() in line, line
+    assert f":{busy}".encode() in line
 
 
 @pytest.mark.parametrize("options", [tap.Options, servertap.Options])

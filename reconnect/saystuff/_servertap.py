@@ -60,4 +60,4 @@ def makeService(options: Any) -> IService:
         endpoint = TCP6ServerEndpoint(reactor, options["port"], interface=interface)
     else:
         endpoint = TCP4ServerEndpoint(reactor, options["port"], interface=interface)
-    return listening(endpoint, EchoLineFactory())
+    return listening(endpoint, EchoLineFactory(), f"--port {options['port']}")

@@ -249,7 +249,9 @@ def makeService(options: Any) -> IService:
     relayed.setServiceParent(top)
     for description in options["listen"]:
         listening(
-            serverFromString(reactor, description), RelayFactory(relayed)
+            serverFromString(reactor, description),
+            RelayFactory(relayed),
+            f"--listen {description}",
         ).setServiceParent(top)
     if options["stdin"]:
         StdinRelayService(relayed, reactor).setServiceParent(top)
@@ -261,5 +263,6 @@ def makeService(options: Any) -> IService:
         listening(
             serverFromString(reactor, options["metrics"]),
             Site(metricsResource({"saystuff": relayed})),
+            f"--metrics {options['metrics']}",
         ).setServiceParent(top)
     return top
