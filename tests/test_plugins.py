@@ -454,3 +454,65 @@ def test_failbackOption() -> None:
         tap.Options().parseOptions(
             ["-c", "tcp:127.0.0.1:1", "-c", "tcp:127.0.0.1:2", "--failback", "0"]
         )
+
+
+# -- the synopses ----------------------------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+GUIDE = README.parent / "docs" / "guide.md"
+PLUGINS = [("saystuff", tap.Options), ("saystuff-server", servertap.Options)]
+
+
+def optionNames(options: type[Any]) -> set[str]:
+    """
+    The long names of every option C{options} takes, but C{--help} and
+    C{--version}, which every twistd plugin takes.
+    """
+    return {name.rstrip("=") for name in options().longOpt} - {"help", "version"}
+
+
+def readmeSynopsis(command: str) -> str:
+    """
+    README's synopsis of C{twistd -n COMMAND}: its line in the block under
+    I{The twistd plugins} and the indented lines that continue it, as one
+    line.
+    """
+    text = README.read_text().split("### The twistd plugins", 1)[1]
+    block = text.split("```", 2)[1]
+    found: list[str] = []
+    for line in block.splitlines():
+        if line.startswith("twistd "):
+            if found:
+                break
+            if line.split()[2] == command:
+                found.append(line)
+        elif found and line.startswith(" "):
+            found.append(line)
+    return " ".join(" ".join(found).split())
+
+
+@pytest.mark.parametrize("command, options", PLUGINS)
+def test_synopsisNamesEveryOption(command: str, options: type[Any]) -> None:
+    """
+    The usage line of C{twistd COMMAND --help} names every option the
+    plugin takes, and no other.
+    """
+    assert set(re.findall(r"--([\w-]+)", options.synopsis)) == optionNames(options)
+
+
+@pytest.mark.parametrize("command, options", PLUGINS)
+def test_readmeSynopsisIsTheUsageLine(command: str, options: type[Any]) -> None:
+    """
+    README's synopsis of each plugin is the one C{--help} prints.
+    """
+    assert readmeSynopsis(command) == f"twistd -n {command} {options.synopsis}"
+
+
+def test_guideListsEveryOption() -> None:
+    """
+    The guide's table of the relay's options has a row for each of them.
+    """
+    section = GUIDE.read_text().split("## 8. The plugin's options", 1)[1]
+    table = section.split("\n## ", 1)[0]
+    listed = set(re.findall(r"`--([\w-]+)", table))
+    assert listed == optionNames(tap.Options)

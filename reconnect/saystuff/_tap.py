@@ -35,7 +35,16 @@ DEFAULT_HOST = "127.0.0.1"
 
 
 class Options(ExitingOptions):
-    synopsis = "[--host HOST] [--port PORT] [--listen ENDPOINT ...] [--stdin]"
+    # README's synopsis is this one, wrapped (tests/test_plugins.py).
+    synopsis = (
+        f"[--host {DEFAULT_HOST}] [--port {DEFAULT_PORT}] "
+        "[--connect ENDPOINT ...] [--shuffle] [--failback SECONDS] "
+        "[--listen ENDPOINT ...] [--stdin] "
+        "[--initial-delay 1.0] [--max-delay 60] [--factor 1.5] "
+        "[--queue-size 1000] [--timeout SECONDS] "
+        "[--heartbeat SECONDS] [--heartbeat-line PING] "
+        "[--metrics ENDPOINT] [--debug-events]"
+    )
     longdesc = (
         "Keep one connection to a line server up and relay lines to it: from "
         "local clients (--listen, repeatable) or from standard input (--stdin; "
