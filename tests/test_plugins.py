@@ -5,6 +5,7 @@ The twistd plugins: their options, and the real C{twistd} command end to end
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from pathlib import Path
@@ -12,22 +13,38 @@ from typing import Any, Optional
 
 import pytest
 import pytest_twisted
-from helpers import LineCollector, StdoutOnly, freePort, stop, twistd, until
+from helpers import (
+    TWISTD,
+    LineCollector,
+    Process,
+    StdoutOnly,
+    freePort,
+    sameReactor,
+    stop,
+    twistd,
+    until,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
+    TCP4ServerEndpoint,
     TCP6ServerEndpoint,
     connectProtocol,
 )
+from twisted.internet.protocol import Factory, Protocol
 from twisted.python.usage import UsageError
 
 from reconnect.saystuff import SayStuffToServerService
 from reconnect.saystuff import _servertap as servertap
 from reconnect.saystuff import _tap as tap
 from reconnect.saystuff._relay import StdinRelayService
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+GUIDE = README.parent / "docs" / "guide.md"
+
 
 # -- options --------------------------------------------------------------------
 
@@ -45,7 +62,7 @@ from reconnect.saystuff._relay import StdinRelayService
         ["--factor", "0.5"],
         ["--queue-size", "0"],
         ["--queue-size", "many"],
-        ["--timeout", "0"],
+        ["--timeout", "-1"],
         ["--timeout", "inf"],
         ["--heartbeat", "0"],
         ["--heartbeat", "often"],
@@ -131,7 +148,65 @@ def test_serverService() -> None:
     assert service.endpoint._interface == "127.0.0.1"  # type: ignore[attr-defined]
 
 
+def test_stdinTimeoutByDefault() -> None:
+    """
+    C{--stdin} waits for each reply for L{tap.STDIN_TIMEOUT} unless
+    C{--timeout} says otherwise, and C{--timeout 0} is no limit; the relay
+    over C{--listen} has no limit unless given one.
+    """
+
+    def timeout(*argv: str) -> Any:
+        options = tap.Options()
+        options.parent = {"nodaemon": True, "logger": "x"}
+        options.parseOptions(list(argv))
+        relayed = list(tap.makeService(options))[0]  # type: ignore[call-overload]
+        assert relayed.book._timeout == options["timeout"]
+        return options["timeout"]
+
+    assert timeout("--stdin") == tap.STDIN_TIMEOUT == 30.0
+    assert timeout("--stdin", "--timeout", "2.5") == 2.5
+    assert timeout("--stdin", "--timeout", "0") is None
+    assert timeout() is None
+    assert timeout("--timeout", "4") == 4.0
+    assert timeout("--timeout", "0") is None
+    seconds = f"{tap.STDIN_TIMEOUT:g}"
+    assert f"has waited {seconds} s for its reply" in README.read_text()
+    assert f"(default: {seconds} with `--stdin`" in GUIDE.read_text()
+
+
+@pytest.mark.parametrize(
+    "given, kept", [("twistd.pid", ""), ("mine.pid", "mine.pid"), ("", "")]
+)
+def test_stdinTakesNoDefaultPidfile(given: str, kept: str) -> None:
+    """
+    C{--stdin} turns off twistd's default pidfile, which would keep a
+    second pipe from running in the same folder; a pidfile asked for by
+    name is kept.
+    """
+    options = tap.Options()
+    options.parent = {"nodaemon": True, "logger": "x", "pidfile": given}
+    options.parseOptions(["--stdin"])
+    assert options.parent["pidfile"] == kept
+    options = tap.Options()
+    options.parent = {"nodaemon": True, "logger": "x", "pidfile": given}
+    options.parseOptions([])
+    assert options.parent["pidfile"] == given
+
+
 # -- the real twistd ----------------------------------------------------------
+
+
+async def endedWithin(process: Process, seconds: float) -> Optional[int]:
+    """
+    The exit status of C{process}, which must end within C{seconds}: if it
+    does not, it is killed and the test fails.
+    """
+    try:
+        code: Optional[int] = await process.ended.addTimeout(seconds, reactor)
+    except defer.TimeoutError:
+        process.transport.signalProcess("KILL")  # type: ignore[union-attr]
+        raise AssertionError(f"twistd still running after {seconds} s") from None
+    return code
 
 
 @pytest_twisted.ensureDeferred
@@ -188,7 +263,7 @@ async def relayStdin(
         assert isinstance(relay, StdoutOnly)
         relay.transport.write(input)  # type: ignore[union-attr]
         relay.transport.closeStdin()  # type: ignore[union-attr]
-        code = await relay.ended
+        code = await endedWithin(relay, 60)
     finally:
         await stop(server)
     return code, relay
@@ -458,8 +533,6 @@ def test_failbackOption() -> None:
 
 # -- the synopses ----------------------------------------------------------------
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-GUIDE = README.parent / "docs" / "guide.md"
 PLUGINS = [("saystuff", tap.Options), ("saystuff-server", servertap.Options)]
 
 
@@ -514,5 +587,74 @@ def test_guideListsEveryOption() -> None:
     """
     section = GUIDE.read_text().split("## 8. The plugin's options", 1)[1]
     table = section.split("\n## ", 1)[0]
-    listed = set(re.findall(r"`--([\w-]+)", table))
+    firstCells = [line.split("|")[1] for line in table.splitlines() if "|" in line]
+    listed = set(re.findall(r"`--([\w-]+)", " ".join(firstCells)))
     assert listed == optionNames(tap.Options)
+
+
+class Silent(Protocol):
+    """
+    A server that accepts and never answers.
+    """
+
+
+@pytest_twisted.ensureDeferred
+async def test_stdinEndsAgainstASilentServer(tmp_path: Path) -> None:
+    """
+    C{--stdin} against a server that accepts and never answers ends, once
+    its per-line deadline passes, with an C{ERROR} line for each line and
+    exit status 1.
+    """
+    silent = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+        Factory.forProtocol(Silent)
+    )
+    try:
+        port = silent.getHost().port  # type: ignore[attr-defined]
+        relay = twistd(
+            tmp_path,
+            "saystuff",
+            "--port",
+            str(port),
+            "--timeout",
+            "0.5",
+            "--stdin",
+            protocol=StdoutOnly(),
+        )
+        assert isinstance(relay, StdoutOnly)
+        relay.transport.write(b"one\ntwo\n")  # type: ignore[union-attr]
+        relay.transport.closeStdin()  # type: ignore[union-attr]
+        code = await endedWithin(relay, 30)
+    finally:
+        await silent.stopListening()
+    assert code == 1, relay.stderr.decode()
+    assert [line.split(b":")[0] for line in relay.stdout.splitlines()] == [
+        b"ERROR RequestTimedOut"
+    ] * 2
+    assert b"Traceback" not in relay.stderr
+
+
+@pytest_twisted.ensureDeferred
+async def test_stdinBesideAnotherTwistd(tmp_path: Path) -> None:
+    """
+    C{twistd -n saystuff --stdin}, with no C{--pidfile=}, runs in a folder
+    where another twistd holds C{twistd.pid}, and leaves that file alone.
+    """
+    pidfile = tmp_path / "twistd.pid"
+    pidfile.write_text(str(os.getpid()))
+    port = freePort()
+    server = twistd(tmp_path, "saystuff-server", "--port", str(port))
+    try:
+        await until(lambda: b"starting on" in server.output)
+        relay = StdoutOnly()
+        argv = [TWISTD, "-n", *sameReactor(), "saystuff", "--port", str(port)]
+        reactor.spawnProcess(
+            relay, TWISTD, [*argv, "--stdin"], env=dict(os.environ), path=str(tmp_path)
+        )
+        relay.transport.write(b"one\n")  # type: ignore[union-attr]
+        relay.transport.closeStdin()  # type: ignore[union-attr]
+        code = await endedWithin(relay, 60)
+    finally:
+        await stop(server)
+    assert code == 0, relay.stderr.decode()
+    assert relay.stdout == b"one\n"
+    assert pidfile.read_text() == str(os.getpid())

@@ -32,6 +32,12 @@ from ._service import SayStuffToServerService
 
 DEFAULT_LISTEN = "tcp:8765:interface=127.0.0.1"
 DEFAULT_HOST = "127.0.0.1"
+TWISTD_PIDFILE = "twistd.pid"
+STDIN_TIMEOUT = 30.0
+"""
+Seconds C{--stdin} waits for each reply unless C{--timeout} says otherwise:
+a pipe must end, even against a server that accepts and never answers.
+"""
 
 
 class Options(ExitingOptions):
@@ -103,8 +109,9 @@ class Options(ExitingOptions):
             "timeout",
             None,
             None,
-            "Seconds to wait for each reply (default: no limit).",
-            named("timeout", positiveFloat),
+            "Seconds to wait for each reply; 0: no limit (default: "
+            f"{STDIN_TIMEOUT:g} with --stdin, else no limit).",
+            named("timeout", nonNegativeFloat),
         ],
         [
             "heartbeat",
@@ -205,6 +212,10 @@ class Options(ExitingOptions):
             )
         if not self["listen"] and not self["stdin"]:
             self["listen"] = [DEFAULT_LISTEN]
+        if self["timeout"] is None and self["stdin"]:
+            self["timeout"] = STDIN_TIMEOUT
+        elif self["timeout"] == 0:
+            self["timeout"] = None
         parent = getattr(self, "parent", None)
         if self["stdin"] and parent is not None and not parent.get("nodaemon"):
             raise UsageError(
@@ -213,6 +224,10 @@ class Options(ExitingOptions):
         if self["stdin"] and parent is not None:
             if not any(parent.get(k) for k in ("logger", "logfile", "syslog")):
                 parent["logger"] = f"{__package__}._relay.stderrLogObserver"
+            # A pipe tool runs beside others in one folder: twistd's default
+            # pidfile would refuse the second.  One asked for is kept.
+            if parent.get("pidfile") == TWISTD_PIDFILE:
+                parent["pidfile"] = ""
 
 
 def _endpoint(
