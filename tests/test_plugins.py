@@ -658,3 +658,47 @@ async def test_stdinBesideAnotherTwistd(tmp_path: Path) -> None:
     assert code == 0, relay.stderr.decode()
     assert relay.stdout == b"one\n"
     assert pidfile.read_text() == str(os.getpid())
+
+
+EARLIER_HANDLER = """
+import atexit
+import sys
+
+from twisted.logger import textFileLogObserver
+
+
+def observer():
+    atexit.register(open, "{marker}", "w")
+    return textFileLogObserver(sys.stderr)
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_stdinStatusLetsEarlierExitHandlersRun(tmp_path: Path) -> None:
+    """
+    The exit status of C{--stdin} (1: a line got an C{ERROR} line) is set
+    without cutting short the exit handlers registered before it: here
+    one that a log observer registers at start-up, as logging's shutdown
+    and coverage's are.
+    """
+    marker = tmp_path / "earlier handler ran"
+    (tmp_path / "earlierhandler.py").write_text(
+        EARLIER_HANDLER.replace("{marker}", str(marker))
+    )
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    relay = StdoutOnly()
+    argv = [TWISTD, "--pidfile=", "--logger=earlierhandler.observer", "-n"]
+    argv += [*sameReactor(), "saystuff", "--port", str(freePort())]
+    reactor.spawnProcess(
+        relay,
+        TWISTD,
+        [*argv, "--timeout", "0.2", "--stdin"],
+        env=dict(os.environ, PYTHONPATH=path),
+        path=str(tmp_path),
+    )
+    relay.transport.write(b"one\n")  # type: ignore[union-attr]
+    relay.transport.closeStdin()  # type: ignore[union-attr]
+    code = await endedWithin(relay, 60)
+    assert code == 1, relay.stderr.decode()
+    assert relay.stdout.startswith(b"ERROR RequestTimedOut")
+    assert marker.exists(), relay.stderr.decode()
