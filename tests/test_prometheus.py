@@ -157,3 +157,38 @@ def test_failoverEndpointMetrics() -> None:
     )
     second.last.lose()
     service.stopService()
+
+
+def test_stateSeriesDuringAHandOver() -> None:
+    """
+    C{reconnect_state} has a series for every state of the machine, the
+    hand-over's included: while a make-before-break reconnect is under way,
+    C{handingOver} reads 1 and every other state 0.
+    """
+    clock = Clock()
+    endpoint = FakeEndpoint()
+    service = ClientService(
+        endpoint,
+        Factory.forProtocol(Protocol),
+        lambda n: 1.0,
+        clock=clock,
+        retireConnection=lambda protocol: None,
+    )
+    service.startService()
+    endpoint.last.succeed()
+    service.reconnect()
+    assert service.state == "handingOver"
+    values = scrape({"up": service})
+    states = {
+        key.split("state=")[1].rstrip("}"): value
+        for key, value in values.items()
+        if key.startswith("reconnect_state{")
+    }
+    documented = {
+        "init", "connecting", "waiting", "connected", "handingOver",
+        "reconnecting", "disconnecting", "restarting", "stopped", "gaveUp",
+    }  # fmt: skip
+    assert documented <= set(states)
+    assert {state for state, value in states.items() if value} == {"handingOver"}
+    assert states["handingOver"] == 1
+    service.stopService()
