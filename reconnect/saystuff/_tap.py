@@ -280,13 +280,11 @@ def makeService(options: Any) -> IService:
     if options["stdin"]:
         StdinRelayService(relayed, reactor).setServiceParent(top)
     if options["metrics"] is not None:
-        from twisted.web.server import Site
-
-        from ..prometheus import metricsResource
+        from ..prometheus import metricsSite
 
         listening(
             serverFromString(reactor, options["metrics"]),
-            Site(metricsResource({"saystuff": relayed})),
+            metricsSite({"saystuff": relayed}),
             f"--metrics {options['metrics']}",
         ).setServiceParent(top)
     return top
