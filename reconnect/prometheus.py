@@ -7,6 +7,10 @@ C{pip install 'reconnect[metrics]'})::
 
     REGISTRY.register(ServiceCollector({"upstream": service}))
 
+or serve them over HTTP on their own, as C{twistd saystuff --metrics} does:
+C{metricsSite({"upstream": service})} is a C{twisted.web} site for a
+server endpoint.
+
 Every metric has a C{service} label with the name it was registered under.
 The values are read when Prometheus scrapes: nothing is counted twice and
 nothing runs between scrapes.
