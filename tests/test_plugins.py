@@ -568,9 +568,15 @@ def readmeSynopsis(command: str) -> str:
 def test_synopsisNamesEveryOption(command: str, options: type[Any]) -> None:
     """
     The usage line of C{twistd COMMAND --help} names every option the
-    plugin takes, and no other.
+    plugin takes, and no other, each with its default if it has one.
     """
     assert set(re.findall(r"--([\w-]+)", options.synopsis)) == optionNames(options)
+    defaults = options()
+    defaults.parseOptions([])
+    for name, shown in re.findall(r"\[--([\w-]+) ([^\] ]+)", options.synopsis):
+        if shown.isupper() and shown != defaults[name]:
+            continue  # a placeholder, such as SECONDS
+        assert shown == str(defaults[name]) or float(shown) == defaults[name], name
 
 
 @pytest.mark.parametrize("command, options", PLUGINS)
