@@ -6,7 +6,8 @@ one state (C{gaveUp}) and two inputs (C{_retryLater}, C{_giveUp}: the retry
 policy's verdict) are added for retry policies that can say "no more", and
 two states (C{reconnecting}, C{handingOver}) for L{reconnect
 <reconnect.ClientService.reconnect>}.  Every decision is a row of the table
-at the bottom of L{_ClientMachine}, grouped by state, which automat draws.
+at the bottom of L{_ClientMachine}, grouped by state; C{docs/clientservice.svg}
+is drawn from it (L{reconnect._diagram}).
 
 Each state keeps what only it needs in one object, the machine's C{_data}:
 L{_Connecting} (the attempt), L{_Waiting} (the retry timer), L{_Connected}
@@ -14,8 +15,9 @@ L{_Connecting} (the attempt), L{_Waiting} (the retry timer), L{_Connected}
 connection and the new attempt) and L{_Stopping} (the stop's waiters and the
 connection still to end; for C{disconnecting} and C{restarting}).  The
 states without data (C{init}, C{stopped}, C{gaveUp}) keep L{_IDLE}.  In each
-row, the outputs read the data of the state left; the output that sets up
-the state entered replaces it.
+row, the outputs read the data of the state left, and the output that sets
+up the state entered replaces it: between two inputs, C{_data} is always the
+current state's.
 
 Inputs never run inside one another, with one exception: an output that asks
 the retry policy fires the policy's verdict as an input, as its last act.
