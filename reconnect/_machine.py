@@ -182,8 +182,9 @@ class _HandingOver(_StateData):
 class _Stopping(_StateData):
     """
     C{disconnecting} and C{restarting}: who waits for the stop, and the
-    connection still to end, if any (if none, an attempt is being called
-    off, or there is nothing left to wait for).
+    connection still to end.  Stopping while connecting calls the attempt
+    off at once, so a C{_Stopping} without a connection lasts only until
+    that news, already queued, is handled.
     """
 
     __slots__ = ("waiters", "connected")
