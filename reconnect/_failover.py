@@ -379,6 +379,13 @@ class _Pass:
     """
     One C{connect()} of a L{FailoverEndpoint}: staggered attempts, the
     first to connect wins.
+
+    Each attempt has a L{_Contender} of its own, and only the live one of
+    each endpoint is heard: an attempt that was called off, and whatever it
+    does later, is no news.  An endpoint that builds its protocol claims the
+    pass and the others are called off; if its connection then fails before
+    it is handed over, those go back into the pass, so that the pass still
+    fails only once every endpoint has.
     """
 
     def __init__(
@@ -390,9 +397,10 @@ class _Pass:
         self._owner = owner
         self._factory = factory
         self._waiting = order
-        self._trying: dict[_Record, Deferred[Any]] = {}
+        self._trying: dict[_Record, tuple[_Contender, Optional[Deferred[Any]]]] = {}
+        self._calledOff: list[_Record] = []
         self._failures: list[tuple[str, Failure]] = []
-        self._winner: Optional[_Record] = None
+        self._winner: Optional[_Contender] = None
         self._timer: Optional[IDelayedCall] = None
         self._over = False
         self.deferred: Deferred[IProtocol] = Deferred(self._cancel)
@@ -409,53 +417,77 @@ class _Pass:
             self._failIfDone()
             return
         record = self._waiting.pop(0)
+        contender = _Contender(self, record, self._factory)
+        # Live already while connect() runs: an endpoint may connect, and so
+        # claim the pass, before it returns.
+        self._trying[record] = (contender, None)
         try:
-            trying = record.endpoint.connect(_Contender(self, record, self._factory))
+            trying = record.endpoint.connect(contender)
             if not isinstance(trying, Deferred):
                 raise TypeError(f"{record.description}: connect returned {trying!r}")
         except Exception:
-            self._attemptFailed(record, Failure())
+            self._attemptFailed(contender, Failure())
             return
-        self._trying[record] = trying
+        if not self._isLive(contender):
+            cancelQuietly(trying)
+            return
+        self._trying[record] = (contender, trying)
         trying.addCallbacks(
-            lambda protocol: self._attemptConnected(record, protocol),
-            lambda reason: self._attemptFailed(record, reason),
+            lambda protocol: self._attemptConnected(contender, protocol),
+            lambda reason: self._attemptFailed(contender, reason),
         )
-        if record in self._trying and self._waiting and not self._over:
+        if self._isLive(contender) and self._waiting and self._winner is None:
             self._timer = self._owner.clock.callLater(
                 self._owner._stagger, self._startNext
             )
 
-    def claim(self, record: _Record) -> bool:
+    def _isLive(self, contender: _Contender) -> bool:
         """
-        C{record}'s connection is up: it wins, unless another did first.
-        The others are called off.
+        Whether C{contender}'s attempt is one the pass still waits on.
         """
-        if self._over or self._winner is not None:
+        live = self._trying.get(contender.record)
+        return not self._over and live is not None and live[0] is contender
+
+    def claim(self, contender: _Contender) -> bool:
+        """
+        C{contender}'s connection is up: it wins, unless another did first
+        or it was called off.  The others are called off.
+        """
+        if self._winner is not None or not self._isLive(contender):
             return False
-        self._winner = record
+        self._winner = contender
         self._stopTimer()
-        for other, trying in list(self._trying.items()):
-            if other is not record:
-                cancelQuietly(trying)
+        for record, (other, trying) in list(self._trying.items()):
+            if other is not contender:
+                del self._trying[record]
+                self._calledOff.append(record)
+                if trying is not None:
+                    cancelQuietly(trying)
         return True
 
-    def _attemptConnected(self, record: _Record, protocol: IProtocol) -> None:
-        self._trying.pop(record, None)
-        if self._over or record is not self._winner:
+    def _attemptConnected(self, contender: _Contender, protocol: IProtocol) -> None:
+        if self._winner is None and not self.claim(contender):
             return
+        if contender is not self._winner or not self._isLive(contender):
+            return
+        del self._trying[contender.record]
         self._over = True
-        self._owner._succeeded(record)
+        self._owner._succeeded(contender.record)
         self.deferred.callback(protocol)
 
-    def _attemptFailed(self, record: _Record, reason: Failure) -> None:
-        self._trying.pop(record, None)
-        if self._over:
-            return
-        if self._winner is not None and record is not self._winner:
-            return  # called off: another won
-        if record is self._winner:
-            self._winner = None  # connected, then failed before it was handed over
+    def _attemptFailed(self, contender: _Contender, reason: Failure) -> None:
+        if not self._isLive(contender):
+            return  # called off: another won, or the pass is over
+        del self._trying[contender.record]
+        if contender is self._winner:
+            # It connected, then failed before it was handed over: those it
+            # called off are back in the pass, first.
+            self._winner = None
+            self._waiting[:0] = self._calledOff
+            self._calledOff = []
+        self._failed(contender.record, reason)
+
+    def _failed(self, record: _Record, reason: Failure) -> None:
         self._failures.append((record.description, reason))
         if _debugevents.enabled:
             _log.debug(
@@ -485,9 +517,11 @@ class _Pass:
         """
         self._over = True
         self._stopTimer()
-        for trying in list(self._trying.values()):
-            cancelQuietly(trying)
+        trying = [attempt for _, attempt in self._trying.values()]
         self._trying.clear()
+        for attempt in trying:
+            if attempt is not None:
+                cancelQuietly(attempt)
         if not deferred.called:
             deferred.errback(Failure(CancelledError("failover pass cancelled")))
 
@@ -517,11 +551,11 @@ class _Contender:
 
     def __init__(self, race: _Pass, record: _Record, factory: IProtocolFactory) -> None:
         self._race = race
-        self._record = record
+        self.record = record
         self._factory = factory
 
     def buildProtocol(self, addr: IAddress) -> Optional[IProtocol]:
-        if not self._race.claim(self._record):
+        if not self._race.claim(self):
             return None
         return self._factory.buildProtocol(addr)
 

@@ -558,3 +558,76 @@ def test_herdOnVirtualTime() -> None:
     assert all(0.4 <= share / victims <= 0.6 for share in moved[1:]), moved
     for service in services:
         service.stopService()
+
+
+def test_calledOffEndpointsGoBackIntoThePass() -> None:
+    """
+    When a later endpoint builds its protocol (claiming the pass, so that
+    the earlier one is called off) and then fails before its connection is
+    handed over, the endpoint it called off goes back into the pass: the
+    pass fails only once every endpoint has, and here the first connects.
+    """
+    endpoint, fakes, clock = failover(2)
+    built: list[Protocol] = []
+
+    class Counting(Factory):
+        def buildProtocol(self, addr: Any) -> Protocol:
+            built.append(Protocol())
+            return built[-1]
+
+    passing = endpoint.connect(Counting())
+    clock.advance(STAGGER)
+    assert started(fakes) == [1, 1]
+    late = fakes[1].last
+    late.factory.buildProtocol(None)  # type: ignore[arg-type]
+    assert fakes[0].last.cancelled
+    late.fail(ConnectionRefusedError("handshake failed"))
+    assert not passing.called
+    assert started(fakes) == [2, 1]
+    protocol = fakes[0].last.succeed()
+    assert outcome(passing) is protocol
+    assert endpoint.current == repr(fakes[0])
+    assert [h.failures for h in endpoint.health()] == [0, 1]
+    assert clock.getDelayedCalls() == []
+
+
+def test_calledOffEndpointFailsTooThenThePassFails() -> None:
+    """
+    The called-off endpoint, back in the pass, failing too: now every
+    endpoint has failed, and the pass fails naming both.
+    """
+    endpoint, fakes, clock = failover(2)
+    passing = endpoint.connect(Factory.forProtocol(Protocol))
+    clock.advance(STAGGER)
+    fakes[1].last.factory.buildProtocol(None)  # type: ignore[arg-type]
+    fakes[1].last.fail(ConnectionRefusedError("second"))
+    fakes[0].last.fail(ConnectionRefusedError("first"))
+    error = outcome(passing).value
+    assert isinstance(error, AllEndpointsFailed)
+    assert [where for where, _ in error.failures] == [repr(fakes[1]), repr(fakes[0])]
+
+
+def test_lateConnectionOfACalledOffAttemptIsRefused() -> None:
+    """
+    An endpoint whose attempt ignores being called off, and connects later
+    while the pass is still on (after the winner failed), is not handed the
+    user's factory: only its new attempt counts.
+    """
+
+    class Deaf(FakeEndpoint):
+        def connect(self, factory: Any) -> Deferred[Any]:
+            super().connect(factory)
+            self.last.deferred = Deferred()
+            return self.last.deferred
+
+    clock = Clock()
+    deaf, other = Deaf(), FakeEndpoint()
+    endpoint = FailoverEndpoint([deaf, other], clock=clock, stagger=STAGGER)
+    passing = endpoint.connect(Factory.forProtocol(Protocol))
+    clock.advance(STAGGER)
+    other.last.factory.buildProtocol(None)  # type: ignore[arg-type]
+    other.last.fail()
+    assert len(deaf.attempts) == 2
+    assert deaf.attempts[0].factory.buildProtocol(None) is None  # type: ignore[arg-type]
+    protocol = deaf.last.succeed()
+    assert outcome(passing) is protocol
