@@ -11,7 +11,13 @@ from collections.abc import Callable
 from typing import Any, Optional, cast
 
 from twisted.internet import error
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+)
 from twisted.internet.interfaces import (
     IAddress,
     IConnector,
@@ -272,6 +278,32 @@ class EndpointAddress:
         return hash(id(self.endpoint))
 
 
+def _destinationOf(endpoint: IStreamClientEndpoint) -> IAddress:
+    """
+    Where C{endpoint} connects to, with C{host} and C{port} where it is one
+    of Twisted's TCP or hostname endpoints (or one wrapped, as in TLS); an
+    L{EndpointAddress} otherwise, or if Twisted's private attributes are not
+    where they were.
+    """
+    while type(endpoint).__name__ == "_WrapperEndpoint":
+        wrapped = getattr(endpoint, "_wrappedEndpoint", None)
+        if wrapped is None:
+            break
+        endpoint = wrapped
+    if isinstance(endpoint, HostnameEndpoint):
+        host = getattr(endpoint, "_hostText", None)
+    elif isinstance(endpoint, (TCP4ClientEndpoint, TCP6ClientEndpoint)):
+        host = getattr(endpoint, "_host", None)
+    else:
+        host = None
+    port = getattr(endpoint, "_port", None)
+    if not isinstance(host, str) or not isinstance(port, int):
+        return EndpointAddress(endpoint)
+    if isinstance(endpoint, TCP6ClientEndpoint):
+        return IPv6Address("TCP", host, port)
+    return IPv4Address("TCP", host, port)
+
+
 class _ConnectorFactory(_DisconnectFactory):
     """
     The factory an L{EndpointConnector} hands its endpoint: it passes the
@@ -459,12 +491,16 @@ class EndpointConnector:
 
     def getDestination(self) -> IAddress:
         """
-        The peer's address while connected; otherwise an
-        L{EndpointAddress} naming the endpoint.
+        The peer's address while connected.  Otherwise, as the reactor's
+        connectors give, the address the endpoint connects to, with C{host}
+        and C{port} (an C{IPv4Address}, or an C{IPv6Address} for a
+        C{TCP6ClientEndpoint}, with the host as given, name or number), for
+        Twisted's TCP and hostname endpoints, TLS-wrapped or not; for any
+        other endpoint, an L{EndpointAddress} naming it.
         """
         if self._connection is not None and self._connection._transport is not None:
             return self._connection._transport.getPeer()
-        return EndpointAddress(self.endpoint)
+        return _destinationOf(self.endpoint)
 
     def __repr__(self) -> str:
         return (

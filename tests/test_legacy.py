@@ -453,6 +453,67 @@ def test_getDestination() -> None:
     assert "connected" in repr(connector)
 
 
+def destinationCases() -> list[tuple[str, Any, Any]]:
+    from twisted.internet.address import IPv4Address, IPv6Address
+    from twisted.internet.endpoints import (
+        HostnameEndpoint,
+        TCP4ClientEndpoint,
+        TCP6ClientEndpoint,
+        UNIXClientEndpoint,
+        clientFromString,
+    )
+    from twisted.internet.testing import MemoryReactor
+
+    reactor = MemoryReactor()
+    return [
+        (
+            "tcp4",
+            TCP4ClientEndpoint(reactor, "10.0.0.1", 7001),
+            IPv4Address("TCP", "10.0.0.1", 7001),
+        ),
+        (
+            "tcp6",
+            TCP6ClientEndpoint(reactor, "::1", 7002),
+            IPv6Address("TCP", "::1", 7002),
+        ),
+        (
+            "hostname",
+            HostnameEndpoint(reactor, "db.example", 7003),
+            IPv4Address("TCP", "db.example", 7003),
+        ),
+        (
+            "tls",
+            clientFromString(reactor, "tls:example.com:443"),
+            IPv4Address("TCP", "example.com", 443),
+        ),
+        ("unix", UNIXClientEndpoint(reactor, "/tmp/sock"), None),
+        ("other", FakeEndpoint(), None),
+    ]
+
+
+@pytest.mark.parametrize(
+    "endpoint, expected",
+    [case[1:] for case in destinationCases()],
+    ids=[case[0] for case in destinationCases()],
+)
+def test_getDestinationHasHostAndPort(endpoint: Any, expected: Any) -> None:
+    """
+    Not connected, the destination of a connector over Twisted's TCP and
+    hostname endpoints, TLS-wrapped or not, has the C{host} and C{port}
+    legacy code reads (as C{reactor.connectTCP}'s connector's has); over
+    any other endpoint, it is an L{EndpointAddress}.
+    """
+    destination = EndpointConnector(endpoint, ClientFactory()).getDestination()
+    if expected is None:
+        assert destination == EndpointAddress(endpoint)
+    else:
+        assert destination == expected
+        assert (destination.host, destination.port) == (  # type: ignore[attr-defined]
+            expected.host,
+            expected.port,
+        )
+
+
 def test_reconnectingFactoryOverEndpoint() -> None:
     """
     A L{ReconnectingClientFactory} retries over an endpoint: failures and
