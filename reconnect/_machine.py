@@ -56,6 +56,14 @@ _STEADY_CONNECTION = 1.0
 # ClientService still find it.
 _SCHEDULING = "Scheduling retry {attempt} to connect {target} in {delay} seconds."
 
+# What a connection lost with immediateFailover is followed by: no retry is
+# scheduled, so Twisted's sentence ("retry 0 ... in 0.0 seconds") would not
+# be true.
+_FAILING_OVER = (
+    "Connection to {target} lost after {seconds} seconds: {reason}. "
+    "Connecting again at once (immediate failover: no delay, no failure counted)"
+)
+
 
 _INPUTS = (
     "start",
@@ -718,6 +726,19 @@ class _ClientMachine:
         connection is still the current one, to name its peer.
         """
         peer = self._peerOf(self._connection)
+        if self._failsOverAtOnce():
+            clock = self._settings.clock
+            assert self.connectedSince is not None
+            self._event(
+                LogLevel.info,
+                _FAILING_OVER,
+                "failingOver",
+                seconds=clock.seconds() - self.connectedSince,
+                reason=reason.getErrorMessage(),
+                peer=peer,
+            )
+            self._retryCall = clock.callLater(0, self.dispatch, self._reconnect)
+            return
         self._retry("disconnected", "Connection lost", reason, delay, peer=peer)
 
     @_machine.output()

@@ -631,3 +631,45 @@ def test_lateConnectionOfACalledOffAttemptIsRefused() -> None:
     assert deaf.attempts[0].factory.buildProtocol(None) is None  # type: ignore[arg-type]
     protocol = deaf.last.succeed()
     assert outcome(passing) is protocol
+
+
+@pytest.mark.parametrize("upFor, immediate", [(2.5, True), (0.5, False)])
+def test_immediateFailoverSaysWhatHappens(upFor: float, immediate: bool) -> None:
+    """
+    A lost connection followed at once by a new pass says so (event
+    C{failingOver}: how long it was up, and that it connects again at once,
+    with no failure counted), not that a "retry 0" is scheduled "in 0.0
+    seconds"; one that meets the policy keeps Twisted's sentence.
+    """
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    endpoint, fakes, clock = failover(2)
+    service = ClientService(
+        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
+    )
+    caught: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(caught.append)
+    try:
+        service.startService()
+        fakes[0].last.succeed()
+        clock.advance(upFor)
+        fakes[0].last.lose()
+    finally:
+        globalLogPublisher.removeObserver(caught.append)
+    [event] = [
+        e for e in caught if e.get("reconnectEvent") in ("disconnected", "failingOver")
+    ]
+    text = formatEvent(event)
+    if immediate:
+        assert event["reconnectEvent"] == "failingOver"
+        assert event["seconds"] == upFor
+        assert "Scheduling retry" not in text
+        assert f"lost after {upFor} seconds" in text and "at once" in text
+    else:
+        assert event["reconnectEvent"] == "disconnected"
+        assert text.startswith("Scheduling retry 1 to connect ")
+        assert " in 5.0 seconds. Connection lost: " in text
+    [retry] = clock.getDelayedCalls()
+    assert retry.getTime() - clock.seconds() == (0.0 if immediate else 5.0)
+    service.stopService()
+    assert clock.getDelayedCalls() == []
