@@ -38,9 +38,9 @@ from ._describe import describeEndpoint
 from ._driver import discard as _discard
 from ._driver import installInputs, stateSlots
 from ._errors import GaveUpConnecting
-from ._failover import FailoverEndpoint
 from ._keepalive import applyKeepAlive
 from ._proxy import _ReconnectingProtocolProxy
+from ._sessions import IEndpointSession, ISessionEndpoint
 from ._settings import Settings
 
 _T = TypeVar("_T")
@@ -192,6 +192,7 @@ class _ClientMachine:
         "_connectWaiters",
         "_occasional",
         "_queue",
+        "_session",
         *stateSlots(_machine),
     )
 
@@ -228,6 +229,7 @@ class _ClientMachine:
         self._occasional: Optional[_Occasional] = None
         self._queue: Optional[list[tuple[Callable[..., object], tuple[Any, ...]]]]
         self._queue = None
+        self._session: Optional[IEndpointSession] = None
 
     _stopWaiters: _KeptOccasionally[list[Deferred[None]]] = _KeptOccasionally()
     _handOver: _KeptOccasionally[_HandOver] = _KeptOccasionally()
@@ -273,14 +275,44 @@ class _ClientMachine:
         """
         return state
 
+    @property
+    def endpoint(self) -> IStreamClientEndpoint:
+        "The endpoint the service connects to."
+        return self._endpoint
+
+    @property
+    def settings(self) -> Settings:
+        "The service's settings."
+        return self._settings
+
+    def openSession(self, move: Callable[[], object]) -> None:
+        """
+        The service starts: if its endpoint wants a session with each
+        client (L{ISessionEndpoint}), open this service's, to connect
+        through until L{closeSession}.  C{move} is what the endpoint calls
+        to ask the service to connect again now.
+        """
+        if self._session is None and ISessionEndpoint.providedBy(self._endpoint):
+            self._session = self._endpoint.openSession(move)
+
+    def closeSession(self) -> None:
+        """
+        The service stops: close its session, if it has one.
+        """
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
     def newAttempt(self, listener: AttemptListener) -> _Attempt:
         """
         Start an attempt at a connection for this service, as its settings
-        say, reporting to C{listener}.
+        say, reporting to C{listener}: through the service's session, if it
+        has one.
         """
         settings = self._settings
+        session = self._session
         return _Attempt(
-            self._endpoint,
+            self._endpoint if session is None else session,
             self._factory,
             settings.clock,
             settings.prepareConnection,
@@ -386,8 +418,9 @@ class _ClientMachine:
             return
         judged: Union[float, Failure] = 0.0
         if self.state() in ("connected", "handingOver"):
-            if isinstance(self._endpoint, FailoverEndpoint):
-                self._endpoint.currentLost()
+            if self._session is not None and self.connectedSince is not None:
+                upFor = self._settings.clock.seconds() - self.connectedSince
+                self._session.connectionEnded(upFor)
             if not self._failsOverAtOnce():
                 judged = self._judge(reason, mayBeFatal=False)
         if isinstance(judged, Failure):

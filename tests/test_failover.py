@@ -673,3 +673,50 @@ def test_immediateFailoverSaysWhatHappens(upFor: float, immediate: bool) -> None
     assert retry.getTime() - clock.seconds() == (0.0 if immediate else 5.0)
     service.stopService()
     assert clock.getDelayedCalls() == []
+
+
+def reachableFrom(*roots: object) -> list[object]:
+    """
+    Every object reachable from C{roots} through instances and containers
+    (not through classes, modules or functions, which reach everything).
+    """
+    import gc
+    import types
+
+    opaque = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+    seen: dict[int, object] = {}
+    todo = list(roots)
+    while todo:
+        thing = todo.pop()
+        if id(thing) in seen or isinstance(thing, opaque):
+            continue
+        seen[id(thing)] = thing
+        todo.extend(gc.get_referents(thing))
+    return list(seen.values())
+
+
+def test_stoppedServicesAreNotKept() -> None:
+    """
+    Services over one failover endpoint, started, stopped and dropped, are
+    not kept by it: nothing reachable from the endpoint or the clock is a
+    service (no failback listener, no probe), whether they were on the
+    preferred endpoint or on another.
+    """
+    endpoint, fakes, clock = failover(2, failback=10.0)
+    for n in range(20):
+        service = ClientService(
+            endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
+        )
+        service.startService()
+        if n % 2:
+            fakes[0].last.fail()
+        fakes[n % 2].last.succeed()
+        assert service.state == "connected"
+        service.stopService()
+        fakes[n % 2].last.lose()
+        assert service.state == "stopped"
+    for fake in fakes:
+        fake.attempts.clear()  # they hold the services' factories
+    assert clock.getDelayedCalls() == []
+    kept = [o for o in reachableFrom(endpoint, clock) if isinstance(o, ClientService)]
+    assert kept == []
