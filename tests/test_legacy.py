@@ -542,3 +542,107 @@ def test_reconnectingFactoryOverEndpoint() -> None:
     clock.advance(10_000)
     assert len(endpoint.attempts) == 3
     assert clock.getDelayedCalls() == []
+
+
+def test_connectorFailsBack() -> None:
+    """
+    Over a L{FailoverEndpoint} with C{failback}, an L{EndpointConnector} on
+    a backup moves back once the preferred endpoint answers a probe: it
+    closes its connection (the factory hears C{clientConnectionLost}, and
+    is not stopped) and connects again at once, to the preferred one.
+    Nothing stays scheduled, and once the factory is stopped the endpoint
+    keeps nothing of the connector.
+    """
+    from reconnect import FailoverEndpoint
+
+    clock = Clock()
+    preferred, backup = FakeEndpoint(), FakeEndpoint()
+    endpoint = FailoverEndpoint([preferred, backup], failback=10.0, clock=clock)
+    factory = RecordingClientFactory()
+    connector = EndpointConnector(endpoint, factory, reactor=clock)
+    connector.connect()
+    preferred.last.fail()
+    backup.last.succeed()
+    assert connector.state == "connected"
+    clock.advance(10)
+    assert len(preferred.attempts) == 2
+    preferred.last.succeed()  # the probe: closed at once
+    assert backup.last.transport.disconnecting
+    backup.last.lose()
+    assert connector.state == "connecting"
+    assert len(preferred.attempts) == 3
+    preferred.last.succeed()
+    assert connector.state == "connected"
+    assert endpoint.current == repr(preferred)
+    assert factory.events == [
+        "startFactory",
+        "startedConnecting",
+        ("lost", error.ConnectionDone),
+        "startedConnecting",
+    ]
+    assert clock.getDelayedCalls() == []
+    connector.disconnect()
+    preferred.last.lose()
+    assert factory.events[-1] == "stopFactory"
+    assert clock.getDelayedCalls() == []
+
+
+def test_reconnectingFactoryFailsBackOnce() -> None:
+    """
+    A L{ReconnectingClientFactory} over a connector that moves back makes
+    no extra attempt: the retry it schedules on the loss finds the
+    connector already connecting, and does nothing.
+    """
+    from reconnect import FailoverEndpoint
+
+    clock = Clock()
+    preferred, backup = FakeEndpoint(), FakeEndpoint()
+    endpoint = FailoverEndpoint([preferred, backup], failback=10.0, clock=clock)
+    factory = ReconnectingClientFactory.forProtocol(Protocol)
+    factory.noisy = False
+    factory.jitter = 0
+    connector = EndpointConnector(endpoint, factory, reactor=clock)
+    connector.connect()
+    preferred.last.fail()
+    backup.last.succeed()
+    clock.advance(10)
+    preferred.last.succeed()
+    backup.last.lose()
+    preferred.last.succeed()
+    assert connector.state == "connected"
+    clock.advance(100)
+    assert (len(preferred.attempts), len(backup.attempts)) == (3, 1)
+    factory.stopTrying()
+    connector.disconnect()
+    preferred.last.lose()
+    assert clock.getDelayedCalls() == []
+
+
+def test_connectorStoppingTryingDoesNotMove() -> None:
+    """
+    A factory that stops trying when it hears of the loss is not connected
+    again by a failback move.
+    """
+    from reconnect import FailoverEndpoint
+
+    clock = Clock()
+    preferred, backup = FakeEndpoint(), FakeEndpoint()
+    endpoint = FailoverEndpoint([preferred, backup], failback=10.0, clock=clock)
+
+    class Quitter(ReconnectingClientFactory):
+        noisy = False
+
+        def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
+            self.stopTrying()
+
+    factory = Quitter.forProtocol(Protocol)
+    connector = EndpointConnector(endpoint, factory, reactor=clock)
+    connector.connect()
+    preferred.last.fail()
+    backup.last.succeed()
+    clock.advance(10)
+    preferred.last.succeed()
+    backup.last.lose()
+    assert connector.state == "disconnected"
+    assert len(preferred.attempts) == 2
+    assert clock.getDelayedCalls() == []
