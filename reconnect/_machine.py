@@ -290,10 +290,23 @@ class _ClientMachine:
         The service starts: if its endpoint wants a session with each
         client (L{ISessionEndpoint}), open this service's, to connect
         through until L{closeSession}.  C{move} is what the endpoint calls
-        to ask the service to connect again now.
+        to ask the service to connect again now.  The endpoint is user
+        code: if C{openSession} raises, that is logged and the service
+        connects to the endpoint itself.
         """
-        if self._session is None and ISessionEndpoint.providedBy(self._endpoint):
-            self._session = self._endpoint.openSession(move)
+        endpoint = self._endpoint
+        if self._session is not None or not ISessionEndpoint.providedBy(endpoint):
+            return
+        try:
+            self._session = endpoint.openSession(move)
+        except Exception:
+            self._event(
+                LogLevel.error,
+                "Error in connection callback {callback!r}",
+                "callbackFailed",
+                callback=endpoint.openSession,
+                log_failure=Failure(),
+            )
 
     def closeSession(self) -> None:
         """
@@ -301,7 +314,7 @@ class _ClientMachine:
         """
         session, self._session = self._session, None
         if session is not None:
-            session.close()
+            self._notify(session.close)
 
     def newAttempt(self, listener: AttemptListener) -> _Attempt:
         """
@@ -420,7 +433,7 @@ class _ClientMachine:
         if self.state() in ("connected", "handingOver"):
             if self._session is not None and self.connectedSince is not None:
                 upFor = self._settings.clock.seconds() - self.connectedSince
-                self._session.connectionEnded(upFor)
+                self._notify(self._session.connectionEnded, upFor)
             if not self._failsOverAtOnce():
                 judged = self._judge(reason, mayBeFatal=False)
         if isinstance(judged, Failure):
