@@ -13,10 +13,12 @@ from ._backoff import (
 )
 from ._debugevents import getDebugEvents, setDebugEvents
 from ._errors import AttemptTimedOut, GaveUpConnecting
-from ._failover import AllEndpointsFailed, EndpointHealth, FailoverEndpoint
+from ._failover import FailoverEndpoint
 from ._keepalive import TCPKeepAlive
 from ._legacy import EndpointConnector, ReconnectingClientFactory
+from ._pass import AllEndpointsFailed, EndpointHealth
 from ._service import ClientService
+from ._sessions import IEndpointSession, ISessionEndpoint
 from ._stats import ConnectionStats
 
 __all__ = [
@@ -28,6 +30,8 @@ __all__ = [
     "EndpointHealth",
     "FailoverEndpoint",
     "GaveUpConnecting",
+    "IEndpointSession",
+    "ISessionEndpoint",
     "ReconnectingClientFactory",
     "RetryPolicy",
     "TCPKeepAlive",

@@ -2,8 +2,9 @@
 The state machine behind L{reconnect.ClientService}.
 
 Its states, inputs and outputs follow Twisted's C{ClientService} machine;
-one state (C{gaveUp}) and two inputs (C{_retryLater}, C{_giveUp}: the retry
-policy's verdict) are added for retry policies that can say "no more", and
+one state (C{gaveUp}) and three inputs (C{_retryLater}, C{_giveUp}: the retry
+policy's verdict; C{_failOver}, with C{immediateFailover}) are added for
+retry policies that can say "no more" and for failover endpoints, and
 two states (C{reconnecting}, C{handingOver}) for L{reconnect
 <reconnect.ClientService.reconnect>}.  Every decision is a row of the table
 at the bottom of L{_ClientMachine}, grouped by state; C{docs/clientservice.svg}
@@ -51,9 +52,9 @@ from ._describe import describeEndpoint
 from ._driver import declaredInputs, ignore, installInputs, stateSlots, transition
 from ._driver import discard as _discard
 from ._errors import GaveUpConnecting
-from ._failover import FailoverEndpoint
 from ._keepalive import applyKeepAlive
 from ._proxy import _ReconnectingProtocolProxy
+from ._sessions import IEndpointSession, ISessionEndpoint
 from ._settings import Settings
 from ._stats import ConnectionStats
 
@@ -67,6 +68,14 @@ _STEADY_CONNECTION = 1.0
 # Twisted's message, kept word for word: log searches written for Twisted's
 # ClientService still find it.
 _SCHEDULING = "Scheduling retry {attempt} to connect {target} in {delay} seconds."
+
+# What a connection lost with immediateFailover is followed by: no retry is
+# scheduled, so Twisted's sentence ("retry 0 ... in 0.0 seconds") would not
+# be true.
+_FAILING_OVER = (
+    "Connection to {target} lost after {seconds} seconds: {reason}. "
+    "Connecting again at once (immediate failover: no delay, no failure counted)"
+)
 
 
 # -- what each state keeps ---------------------------------------------------
@@ -235,6 +244,7 @@ class _ClientMachine:
         "_queue",
         "_connectWaiters",
         "_retired",
+        "_session",
         "_data",
         *stateSlots(_machine),
     )
@@ -272,6 +282,7 @@ class _ClientMachine:
         self._retired: Optional[
             dict[_ReconnectingProtocolProxy, list[Deferred[None]]]
         ] = None
+        self._session: Optional[IEndpointSession] = None
         self._data: _StateData = _IDLE
 
     # -- what the service reads -----------------------------------------------
@@ -282,6 +293,13 @@ class _ClientMachine:
         Where the machine connects.
         """
         return self._endpoint
+
+    @property
+    def settings(self) -> Settings:
+        """
+        The service's settings.
+        """
+        return self._settings
 
     @_machine.serializer()
     def state(self, state: str) -> str:
@@ -355,14 +373,47 @@ class _ClientMachine:
         else:
             self.dispatch(self.closeAndReconnect)
 
+    def openSession(self, move: Callable[[], object]) -> None:
+        """
+        The service starts: if its endpoint wants a session with each
+        client (L{ISessionEndpoint}), open this service's, to connect
+        through until L{closeSession}.  C{move} is what the endpoint calls
+        to ask the service to connect again now.  The endpoint is user
+        code: if C{openSession} raises, that is logged and the service
+        connects to the endpoint itself.
+        """
+        endpoint = self._endpoint
+        if self._session is not None or not ISessionEndpoint.providedBy(endpoint):
+            return
+        try:
+            self._session = endpoint.openSession(move)
+        except Exception:
+            self._event(
+                LogLevel.error,
+                "Error in connection callback {callback!r}",
+                "callbackFailed",
+                callback=endpoint.openSession,
+                log_failure=Failure(),
+            )
+
+    def closeSession(self) -> None:
+        """
+        The service stops: close its session, if it has one.
+        """
+        session, self._session = self._session, None
+        if session is not None:
+            self._notify(session.close)
+
     def newAttempt(self, listener: AttemptListener) -> _Attempt:
         """
         Start an attempt at a connection for this service, as its settings
-        say, reporting to C{listener}.
+        say, reporting to C{listener}: through the service's session, if it
+        has one.
         """
         settings = self._settings
+        session = self._session
         return _Attempt(
-            self._endpoint,
+            self._endpoint if session is None else session,
             self._factory,
             settings.clock,
             settings.prepareConnection,
@@ -683,6 +734,10 @@ class _ClientMachine:
     def _giveUp(self, reason: Failure) -> None:
         "Make no further attempt."
 
+    @_machine.input()
+    def _failOver(self, reason: Failure) -> None:
+        "Connect again at once, counting no failure (immediate failover)."
+
     # -- outputs: connecting ------------------------------------------------------
 
     @_machine.output()
@@ -759,6 +814,12 @@ class _ClientMachine:
         self._data = _Waiting(call)
 
     @_machine.output()
+    def _retryAtOnce(self, reason: Failure) -> None:
+        "Start the next attempt as soon as the reactor can."
+        call = self._settings.clock.callLater(0, self.dispatch, self._reconnect)
+        self._data = _Waiting(call)
+
+    @_machine.output()
     def _cancelRetry(self) -> None:
         "Call off the timer of the next attempt."
         data = self._data
@@ -788,21 +849,22 @@ class _ClientMachine:
     @_machine.output()
     def _judgeLoss(self, reason: Failure) -> None:
         """
-        Fire the retry policy's verdict on the connection's end; with
-        C{immediateFailover}, a connection that was up long enough not to
-        look like a server that accepts and hangs up (which would make a
-        tight loop) is followed at once by a new attempt, with no failure
-        counted.
+        Tell the endpoint's session, then fire the retry policy's verdict on
+        the connection's end; with C{immediateFailover}, a connection that
+        was up long enough not to look like a server that accepts and hangs
+        up (which would make a tight loop) is failed over from at once,
+        with no failure counted.
         """
         current = self._data.connected
         assert current is not None
-        if isinstance(self._endpoint, FailoverEndpoint):
-            self._endpoint.currentLost()
         settings = self._settings
+        if self._session is not None:
+            upFor = settings.clock.seconds() - current.since
+            self._notify(self._session.connectionEnded, upFor)
         if settings.immediateFailover:
             upFor = settings.clock.seconds() - current.since
             if upFor >= _STEADY_CONNECTION:
-                self._retryLater(reason, 0.0)
+                self._failOver(reason)
                 return
         verdict = self._judge(reason, mayBeFatal=False)
         if isinstance(verdict, Failure):
@@ -821,6 +883,20 @@ class _ClientMachine:
             delay=delay,
             reason=reason.getErrorMessage(),
             peer=self._peerOf(self._data.connected),
+        )
+
+    @_machine.output()
+    def _noteFailingOver(self, reason: Failure) -> None:
+        "Say that the connection ended, and that the next attempt is at once."
+        current = self._data.connected
+        assert current is not None
+        self._event(
+            LogLevel.info,
+            _FAILING_OVER,
+            "failingOver",
+            seconds=self._settings.clock.seconds() - current.since,
+            reason=reason.getErrorMessage(),
+            peer=self._peerOf(current),
         )
 
     @_machine.output()
@@ -1039,6 +1115,8 @@ class _ClientMachine:
     transition(_connected, _retryLater, _waiting,
                _noteDisconnected, _forgetConnection, _scheduleRetry)
     transition(_connected, _giveUp, _gaveUp, _forgetConnection, _announceGivingUp)
+    transition(_connected, _failOver, _waiting,
+               _noteFailingOver, _forgetConnection, _retryAtOnce)
     transition(_connected, closeAndReconnect, _reconnecting,
                _noteReconnecting, _disconnect)
     transition(_connected, handOver, _handingOver, _startHandOver)
@@ -1055,6 +1133,8 @@ class _ClientMachine:
                _abandonHandOver, _noteDisconnected, _forgetConnection, _scheduleRetry)
     transition(_handingOver, _giveUp, _gaveUp,
                _abandonHandOver, _forgetConnection, _announceGivingUp)
+    transition(_handingOver, _failOver, _waiting,
+               _abandonHandOver, _noteFailingOver, _forgetConnection, _retryAtOnce)
     transition(_handingOver, stop, _disconnecting,
                _abandonHandOver, _beginStopping, _noteStopping, _disconnect)
     transition(_handingOver, whenConnected, _handingOver, _giveCurrentProtocol)

@@ -73,12 +73,14 @@ def test_enginesDiffer() -> None:
     handsOver=st.booleans(),
     attemptTimeout=st.sampled_from([None, 5.0]),
     resetAfter=st.sampled_from([None, 1.0]),
+    immediateFailover=st.booleans(),
 )
 def test_sameWalkSameMachine(
     steps: list[Step],
     handsOver: bool,
     attemptTimeout: Any,
     resetAfter: Any,
+    immediateFailover: bool,
 ) -> None:
     """
     After every step, and once both are shut down, the two worlds have seen
@@ -86,7 +88,8 @@ def test_sameWalkSameMachine(
     clock's calls and the endpoint's attempts.
     """
     worlds = [
-        World(engine, handsOver, attemptTimeout, resetAfter) for engine in ENGINES
+        World(engine, handsOver, attemptTimeout, resetAfter, immediateFailover)
+        for engine in ENGINES
     ]
     automat, compiled = worlds
     with automat.listening(), compiled.listening():

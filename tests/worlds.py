@@ -171,6 +171,7 @@ class World:
         handsOver: bool = False,
         attemptTimeout: Optional[float] = 5.0,
         resetAfter: Optional[float] = None,
+        immediateFailover: bool = False,
     ) -> None:
         self.mood = Mood(self)
         self.clock = Clock()
@@ -188,6 +189,7 @@ class World:
                 attemptTimeout=attemptTimeout,
                 isFatal=self.mood.isFatal,  # type: ignore[arg-type]
                 resetAfter=resetAfter,
+                immediateFailover=immediateFailover,
                 onConnected=self.mood.callback,
                 onDisconnected=self.mood.callback,
                 onGaveUp=self.mood.callback,
