@@ -397,8 +397,9 @@ TestSayStuffPromises = stateMachineTest(SayStuffPromises, 200)
 def test_relayBoundsAnInputLine() -> None:
     """
     A local client that sends more than a line's worth of bytes with no
-    newline gets an C{ERROR} line after the answers to its earlier lines,
-    and is disconnected; the relay buffers no more than one line's worth.
+    newline gets an C{ERROR} line in its place, after the answers to its
+    earlier lines; the relay buffers no more than one line's worth, drops
+    the rest of the long line and reads the lines after it as usual.
     """
     stuff, clock, endpoint = service(maxLineLength=10)
     stuff.startService()
@@ -410,13 +411,14 @@ def test_relayBoundsAnInputLine() -> None:
     for _ in range(1000):
         local.dataReceived(b"x" * 1000)
         assert len(local._buffer) <= 11
+    local.dataReceived(b"xx\r\nnext\n")
     server = endpoint.last.protocol
     assert server is not None
-    server.dataReceived(b"ok\r\n")
+    server.dataReceived(b"ok\r\nnext\r\n")
     assert transport.value() == (
-        b"ok\r\nERROR ValueError: line over the limit of 10 bytes\r\n"
+        b"ok\r\nERROR ValueError: line over the limit of 10 bytes\r\nnext\r\n"
     )
-    assert transport.disconnecting
+    assert not transport.disconnecting
     stuff.stopService()
 
 
