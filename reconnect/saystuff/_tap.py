@@ -128,12 +128,12 @@ class Options(ExitingOptions):
             named("max-clients", positiveInt),
         ],
         [
-            "client-idle-timeout",
+            "client-timeout",
             None,
             DEFAULT_CLIENT_IDLE_TIMEOUT,
             "Close a local client that has sent nothing for SECONDS and is "
             "owed no answer (0: never).",
-            named("client-idle-timeout", nonNegativeFloat),
+            named("client-timeout", nonNegativeFloat),
         ],
     ]
     optFlags = [
@@ -304,7 +304,7 @@ def makeService(options: Any) -> IService:
             relayed,
             reactor,
             maxClients=descriptorsAllow(options["max-clients"]),
-            idleTimeout=options["client-idle-timeout"] or None,
+            idleTimeout=options["client-timeout"] or None,
         )
         clients.setServiceParent(top)
     for description in options["listen"]:
