@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 import pytest
 import pytest_twisted
-from helpers import TWISTD, Process, freePort, sameReactor, sleep, until
+from helpers import TWISTD, Process, freePort, sameReactor, sleep, twistd, until
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
@@ -286,3 +286,236 @@ async def test_floodOfEmptyLinesLeavesTheServerFair(tmp_path: Path) -> None:
     print(f"server grew {growth / MiB:.1f} MiB")
     assert growth < GROWTH_BOUND, growth / MiB
     assertFair(before, meanwhile)
+
+
+# -- item 4: answers in the order of the lines ---------------------------------
+
+
+class Collector(LineReceiver):
+    """
+    Collects the answers; notes when the connection ends.
+    """
+
+    delimiter = b"\r\n"
+    MAX_LENGTH = 1 << 20
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.closed: Deferred[None] = Deferred()
+
+    def lineReceived(self, line: bytes) -> None:
+        self.lines.append(line)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.closed.callback(None)
+
+
+async def collector(port: int) -> Collector:
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+    return await connectProtocol(endpoint, Collector())
+
+
+@pytest_twisted.ensureDeferred
+async def test_answersKeepTheOrderOfTheirLines(tmp_path: Path) -> None:
+    """
+    Server down, defaults: a client sends 1,010 lines (more than the queue
+    holds, so the relay pauses it), then an unfinished 20,000-byte line.
+    Once the server is up, the 1,010 replies come first, in order, then
+    the over-limit C{ERROR} line.
+    """
+    serverPort, relayPort = freePort(), freePort()
+    async with relay(tmp_path, serverPort, relayPort, ready=b"starting on"):
+        client = await collector(relayPort)
+        lines = [b"line %d" % n for n in range(1010)]
+        client.transport.write(b"\r\n".join(lines) + b"\r\n" + b"x" * 20000)  # type: ignore[union-attr]
+        await sleep(0.5)
+        async with server(tmp_path, serverPort):
+            await until(lambda: len(client.lines) == 1011, timeout=15)
+        client.transport.loseConnection()  # type: ignore[union-attr]
+    assert client.lines[:1010] == lines
+    assert client.lines[1010] == b"ERROR ValueError: line over the limit of 16384 bytes"
+
+
+# -- item 5: connections without limit ----------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_descriptorExhaustionIsSurvived(tmp_path: Path) -> None:
+    """
+    The relay may open only 128 descriptors; a hostile client opens 300
+    connections and sends nothing.  The relay lowers C{--max-clients} to
+    keep descriptors for itself (and says so), closes the clients over the
+    limit as they connect (logging that once, not per client), keeps its
+    one connection to the server, answers a client connected before, and
+    closes the idle clients after C{--client-timeout}, after which a new
+    client is served.
+    """
+    serverPort, relayPort = freePort(), freePort()
+    limit = ("prlimit", "--nofile=128:128")
+    async with server(tmp_path, serverPort):
+        async with relay(
+            tmp_path, serverPort, relayPort, "--client-timeout", "2", prefix=limit
+        ) as relayed:
+            prober = await probe(relayPort)
+            before = await prober.roundTrips(20)
+            async with abuser("idle", relayPort, "300") as idle:
+                while b"opened" not in idle.output:
+                    # Not idle itself meanwhile.
+                    assert await prober.ask(b"still here") == b"still here"
+                    await sleep(0.1)
+                meanwhile = await prober.roundTrips(20)
+                late = await collector(relayPort)
+                await late.closed
+                assert late.lines == []
+                await sleep(2.5)
+                fresh = await probe(relayPort)
+                assert await fresh.ask(b"hello") == b"hello"
+                fresh.transport.loseConnection()  # type: ignore[union-attr]
+            prober.transport.loseConnection()  # type: ignore[union-attr]
+            log = relayed.output
+    assert b"--max-clients lowered from 1000 to 96" in log, log.decode()
+    assert log.count(b"Refused") == 1, log.decode()
+    assert log.count(b"Connected to") == 1, log.decode()
+    assert b"Too many open files" not in log, log.decode()
+    assertFair(before, meanwhile)
+
+
+# -- item 6: a client that half-closes ------------------------------------------
+
+
+@pytest.mark.parametrize("through", ["relay", "server"])
+@pytest_twisted.ensureDeferred
+async def test_halfClosingClientGetsItsAnswers(tmp_path: Path, through: str) -> None:
+    """
+    A client that sends its lines and shuts its side down (C{nc -N},
+    C{shutdown(SHUT_WR)}) gets every answer, then the connection closes.
+    """
+    serverPort, relayPort = freePort(), freePort()
+    lines = [b"line %d" % n for n in range(2000)]
+    async with server(tmp_path, serverPort):
+        async with relay(tmp_path, serverPort, relayPort):
+            client = await collector(relayPort if through == "relay" else serverPort)
+            client.transport.write(b"".join(line + b"\r\n" for line in lines))  # type: ignore[union-attr]
+            client.transport.loseWriteConnection()  # type: ignore[union-attr]
+            await client.closed.addTimeout(10, reactor)
+    assert client.lines == lines
+
+
+# -- item 7: SIGTERM under load ----------------------------------------------------
+
+
+async def terminated(process: Process) -> float:
+    """
+    SIGTERM C{process}; how long it took to end.
+    """
+    start = reactor.seconds()  # type: ignore[attr-defined]
+    process.transport.signalProcess("TERM")  # type: ignore[union-attr]
+    await process.ended
+    return float(reactor.seconds() - start)  # type: ignore[attr-defined]
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopAnswersEveryLineReadWithTheServerDown(tmp_path: Path) -> None:
+    """
+    Server down, 5,000 lines queued: SIGTERM answers each with its C{ERROR}
+    line before the client's connection closes, within C{stopTimeout}
+    (5 s) and the 2 s grace.
+    """
+    relayPort = freePort()
+    process = twistd(
+        tmp_path,
+        "saystuff",
+        "--port",
+        str(freePort()),
+        "--queue-size",
+        "10000",
+        "--listen",
+        f"tcp:{relayPort}:interface=127.0.0.1",
+    )
+    await until(lambda: b"starting on" in process.output, timeout=15)
+    client = await collector(relayPort)
+    client.transport.write(b"".join(b"line %d\r\n" % n for n in range(5000)))  # type: ignore[union-attr]
+    await until(lambda: process.output.count(b"Scheduling retry") >= 2)
+    await sleep(0.5)
+    took = await terminated(process)
+    await client.closed
+    assert b"Traceback" not in process.output, process.output.decode()
+    assert (
+        client.lines == [b"ERROR ServiceStoppedError: the service was stopped"] * 5000
+    )
+    assert took < 5 + 2 + 2, took
+
+
+class Flooder(Collector):
+    """
+    Sends numbered lines, a batch every few milliseconds, while connected.
+    """
+
+    def __init__(self, name: bytes) -> None:
+        super().__init__()
+        self.name = name
+        self.sent = 0
+
+    def connectionMade(self) -> None:
+        self._batch()
+
+    def _batch(self) -> None:
+        if self.closed.called or self.transport.disconnecting:  # type: ignore[union-attr]
+            return
+        lines = [b"%s %d" % (self.name, self.sent + n) for n in range(200)]
+        self.sent += len(lines)
+        self.transport.write(b"\r\n".join(lines) + b"\r\n")  # type: ignore[union-attr]
+        reactor.callLater(0.01, self._batch)  # type: ignore[attr-defined]
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopUnderLoadAnswersEveryLineThatRan(tmp_path: Path) -> None:
+    """
+    Two clients send about 20,000 lines a second each through the relay to
+    a server that counts what it runs; SIGTERM: every line the server ran
+    had its answer given to its client, answers come in the order of the
+    lines, and the relay ends within C{stopTimeout} and the grace.
+    """
+    from helpers import CountingEchoFactory
+
+    counting = CountingEchoFactory()
+    port = reactor.listenTCP(0, counting, interface="127.0.0.1")  # type: ignore[attr-defined]
+    relayPort = freePort()
+    try:
+        process = twistd(
+            tmp_path,
+            "saystuff",
+            "--port",
+            str(port.getHost().port),
+            "--listen",
+            f"tcp:{relayPort}:interface=127.0.0.1",
+        )
+        await until(lambda: b"Connected to" in process.output, timeout=15)
+        clients = []
+        for name in (b"a", b"b"):
+            endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", relayPort)
+            clients.append(await connectProtocol(endpoint, Flooder(name)))
+        await sleep(1.5)
+        # The clients are slow to read as the relay stops: its answers wait
+        # in its write buffers.
+        for client in clients:
+            client.transport.pauseProducing()  # type: ignore[attr-defined]
+        await sleep(0.3)
+        for client in clients:
+            reactor.callLater(2.5, client.transport.resumeProducing)  # type: ignore[attr-defined]
+        took = await terminated(process)
+        for client in clients:
+            await client.closed.addTimeout(5, reactor)
+    finally:
+        await port.stopListening()
+    assert b"Traceback" not in process.output, process.output.decode()
+    assert took < 5 + 2 + 2, took
+    for client in clients:
+        ran = {line for line in counting.seen if line.startswith(client.name + b" ")}
+        replies = [line for line in client.lines if not line.startswith(b"ERROR")]
+        assert ran <= set(replies), len(ran - set(replies))
+        expected = [b"%s %d" % (client.name, n) for n in range(len(client.lines))]
+        assert replies == expected[: len(replies)]
+        assert all(line.startswith(b"ERROR") for line in client.lines[len(replies) :])
+        answered = len(client.lines)
+        print(f"{client.name!r}: sent {client.sent}, ran {len(ran)}, {answered=}")

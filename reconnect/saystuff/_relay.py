@@ -108,6 +108,8 @@ class RelayProtocol(Protocol):
         self._draining = False
         self._allRead = False
         self._closed = False
+        self._peerEnded = False
+        self._lingering = False
         self._writes = _Pacer(self, "writes")
         self.lastHeard = 0.0
         self.errors = 0
@@ -161,7 +163,7 @@ class RelayProtocol(Protocol):
 
     def _updateReading(self) -> None:
         want = not self._holds and not self._inputEnded
-        if self._closed or want != self._readingPaused:
+        if self._closed or self._lingering or want != self._readingPaused:
             return
         self._readingPaused = not want
         if want:
@@ -296,6 +298,10 @@ class RelayProtocol(Protocol):
         The client sent all it will (a half-close): answer its lines, then
         close.
         """
+        self._peerEnded = True
+        if self._lingering:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
         self.inputEnded()
 
     def writeConnectionLost(self) -> None:
@@ -327,7 +333,17 @@ class RelayProtocol(Protocol):
         transport = self.transport
         assert transport is not None
         transport.unregisterProducer()  # type: ignore[attr-defined]
-        transport.loseConnection()
+        if self._peerEnded or not hasattr(transport, "loseWriteConnection"):
+            transport.loseConnection()
+            return
+        # Stopping while the client still sends: closing now, with its
+        # lines unread, would reset the connection, and a reset destroys
+        # the answers it has not read yet.  Send them and end this side,
+        # then read (and drop) what it sends until it closes too.
+        self._lingering = True
+        transport.loseWriteConnection()
+        self._readingPaused = False
+        transport.resumeProducing()  # type: ignore[attr-defined]
 
 
 class RelayClients(Service):
@@ -499,6 +515,10 @@ class _StdinRelayProtocol(RelayProtocol):
     def __init__(self, service: SayStuffToServerService, done: Callable[[], None]):
         super().__init__(service)
         self._done = done
+
+    def allAnswered(self) -> None:
+        self.transport.unregisterProducer()  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
