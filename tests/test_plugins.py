@@ -63,6 +63,10 @@ from reconnect.saystuff._relay import StdinRelayService
         ["--host", ""],
         ["--connect", "tcp:127.0.0.1:7", "--host", "example.com"],
         ["--connect", "tcp:127.0.0.1:7", "--port", "7"],
+        ["--max-clients", "0"],
+        ["--max-clients", "lots"],
+        ["--client-timeout", "-1"],
+        ["--client-timeout", "inf"],
     ],
 )
 def test_badRelayOptions(argv: list[str]) -> None:

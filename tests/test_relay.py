@@ -244,3 +244,48 @@ def test_idleClientsAreClosed() -> None:
     assert quietTransport.disconnecting
     reactor.advance(20)
     assert not waitingTransport.disconnecting
+
+
+def test_guideStatesTheDefaults() -> None:
+    """
+    The bounds docs/guide.md gives are the ones the relay uses.
+    """
+    from helpers import ROOT
+
+    from reconnect.saystuff import _relay as relay
+    from reconnect.saystuff import _tap as tap
+
+    options = tap.Options()
+    options.parseOptions([])
+    assert options["max-clients"] == relay.DEFAULT_MAX_CLIENTS == 1000
+    assert options["client-timeout"] == relay.DEFAULT_CLIENT_IDLE_TIMEOUT == 300
+    assert relay.DEFAULT_MAX_OWED == 256
+    assert relay.DESCRIPTOR_RESERVE == 32
+    assert relay.STOP_GRACE == 2
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    for phrase in (
+        "default 1000, lowered to leave 32 file descriptors free",
+        "default 300; 0: never",
+        "| its lines awaiting answers | 256:",
+        "one that does\nnot read them is cut 2 s later",
+    ):
+        assert phrase in guide
+
+
+def test_optionsMakeTheClientLimits() -> None:
+    """
+    C{--max-clients} and C{--client-timeout} reach the relay's clients;
+    C{--client-timeout 0} turns the timeout off; a limit the descriptors
+    cannot hold is lowered.
+    """
+    import resource
+
+    from reconnect.saystuff import _tap as tap
+
+    options = tap.Options()
+    options.parseOptions(["--max-clients", "7", "--client-timeout", "0"])
+    [limits] = [c for c in tap.makeService(options) if isinstance(c, RelayClients)]  # type: ignore[attr-defined]
+    assert limits.maxClients == 7
+    assert limits.idleTimeout is None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert tap.descriptorsAllow(soft * 2) == soft - 32
