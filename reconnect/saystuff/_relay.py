@@ -109,6 +109,7 @@ class RelayProtocol(Protocol):
         self._allRead = False
         self._closed = False
         self._peerEnded = False
+        self._ended = False
         self._lingering = False
         self._writes = _Pacer(self, "writes")
         self.lastHeard = 0.0
@@ -290,7 +291,8 @@ class RelayProtocol(Protocol):
             self.transport.write(ending.join(ready) + ending)  # type: ignore[union-attr]
         if len(answers) <= self._maxOwed // 2 and "owed" in self._holds:
             self.release("owed")
-        if self._allRead and not answers and not self._closed:
+        if self._allRead and not answers and not self._closed and not self._ended:
+            self._ended = True
             self.allAnswered()
 
     def readConnectionLost(self) -> None:
