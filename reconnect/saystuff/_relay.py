@@ -242,12 +242,6 @@ class RelayProtocol(Protocol):
             rest = b""
         return rest
 
-    def relay(self, line: bytes) -> None:
-        """
-        Send one line (without its line ending) as if the client had.
-        """
-        self._send(line)
-
     def _answerTooLong(self) -> None:
         limit = self._service.maxLineLength
         self._answerWith(fail(ValueError(f"line over the limit of {limit} bytes")))
