@@ -519,3 +519,61 @@ async def test_stopUnderLoadAnswersEveryLineThatRan(tmp_path: Path) -> None:
         assert all(line.startswith(b"ERROR") for line in client.lines[len(replies) :])
         answered = len(client.lines)
         print(f"{client.name!r}: sent {client.sent}, ran {len(ran)}, {answered=}")
+
+
+# -- item 3: one poison line --------------------------------------------------------
+
+
+class Poisoned(LineReceiver):
+    """
+    Echoes each line, but resets the connection on reading C{POISON}.
+    """
+
+    delimiter = b"\r\n"
+
+    def lineReceived(self, line: bytes) -> None:
+        if line == b"POISON":
+            self.factory.poisoned += 1  # type: ignore[attr-defined]
+            self.transport.abortConnection()  # type: ignore[union-attr]
+            return
+        self.sendLine(line)
+
+
+@pytest_twisted.ensureDeferred
+async def test_poisonLineStarvesNoOtherClient(tmp_path: Path) -> None:
+    """
+    A server resets its connection whenever it reads one line; client A
+    sends it once.  The relay writes it at most 1 + C{resendLimit} (3)
+    times, then A gets an C{ERROR} line; client B, sending meanwhile, gets
+    an answer to every line (its reply, or an C{ERROR} line for a line that
+    died with A's), and once A's line is given up, B's round trips are back
+    within the bound of its round trips before.
+    """
+    factory = Factory.forProtocol(Poisoned)
+    factory.poisoned = 0  # type: ignore[attr-defined]
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
+    relayPort = freePort()
+    try:
+        async with relay(tmp_path, port.getHost().port, relayPort):
+            b = await probe(relayPort)
+            await b.roundTrips(5)
+            before = await b.roundTrips(20)
+            a = await collector(relayPort)
+            a.transport.write(b"POISON\r\n")  # type: ignore[union-attr]
+            answers = []
+            for n in range(10):
+                answers.append(await b.ask(b"b %d" % n))
+            await until(lambda: len(a.lines) == 1, timeout=10)
+            meanwhile = await b.roundTrips(20)
+            b.transport.loseConnection()  # type: ignore[union-attr]
+            a.transport.loseConnection()  # type: ignore[union-attr]
+    finally:
+        await port.stopListening()
+    print(f"poisoned {factory.poisoned} times; {answers=}")
+    assert a.lines[0].startswith(b"ERROR MaybeDelivered"), a.lines
+    assert factory.poisoned <= 4
+    assert all(
+        answer == b"b %d" % n or answer.startswith(b"ERROR")
+        for n, answer in enumerate(answers)
+    ), answers
+    assertFair(before, meanwhile)
