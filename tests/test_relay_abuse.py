@@ -577,3 +577,60 @@ async def test_poisonLineStarvesNoOtherClient(tmp_path: Path) -> None:
         for n, answer in enumerate(answers)
     ), answers
     assertFair(before, meanwhile)
+
+
+# -- item 9: a server that breaks the protocol ----------------------------------------
+
+
+class BareLF(LineReceiver):
+    """
+    Answers each line with a reply that has a bare LF inside.
+    """
+
+    delimiter = b"\r\n"
+
+    def lineReceived(self, line: bytes) -> None:
+        self.sendLine(line + b"\n" + line)
+
+
+class Unsolicited(Protocol):
+    """
+    Sends a line nobody asked for, soon after the connection is made.
+    """
+
+    def connectionMade(self) -> None:
+        self._call = reactor.callLater(  # type: ignore[attr-defined]
+            0.2, self.transport.write, b"UNASKED\r\n"
+        )
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if self._call.active():
+            self._call.cancel()
+
+
+@pytest.mark.parametrize("protocol", [BareLF, Unsolicited])
+@pytest_twisted.ensureDeferred
+async def test_protocolErrorIsLoggedNotRelayed(tmp_path: Path, protocol: Any) -> None:
+    """
+    A server that sends a line before any request, or a bare LF inside a
+    reply: the relay drops the connection and logs why, and no client gets
+    that line (or a piece of that reply) as an answer.
+    """
+    port = reactor.listenTCP(  # type: ignore[attr-defined]
+        0, Factory.forProtocol(protocol), interface="127.0.0.1"
+    )
+    relayPort = freePort()
+    try:
+        async with relay(tmp_path, port.getHost().port, relayPort) as relayed:
+            client = await collector(relayPort)
+            if protocol is Unsolicited:
+                await until(lambda: b"broke the protocol" in relayed.output)
+            else:
+                client.transport.write(b"hello\r\n")  # type: ignore[union-attr]
+                await until(lambda: len(client.lines) == 1, timeout=10)
+            client.transport.loseConnection()  # type: ignore[union-attr]
+            log = relayed.output
+    finally:
+        await port.stopListening()
+    assert b"broke the protocol" in log, log.decode()
+    assert all(line.startswith(b"ERROR") for line in client.lines), client.lines
