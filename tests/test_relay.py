@@ -41,10 +41,10 @@ def answerAll(attempt: FakeAttempt, start: int = 0) -> int:
 
 
 def connected(**kwargs: Any) -> tuple[Any, FakeAttempt, RelayProtocol, StringTransport]:
-    maxOwed = kwargs.pop("maxOwed", 256)
+    limits = {k: kwargs.pop(k) for k in ("maxOwed", "maxOwedBytes") if k in kwargs}
     stuff, clock, endpoint = sayStuffOnClock(start=True, **kwargs)
     endpoint.last.succeed()
-    local = RelayProtocol(stuff, maxOwed=maxOwed)
+    local = RelayProtocol(stuff, **limits)
     transport = StringTransport()
     local.makeConnection(transport)
     return stuff, endpoint.last, local, transport
@@ -121,6 +121,22 @@ def test_linesOwedToOneClientAreBounded() -> None:
     assert local.owed == 10
     answerAll(server, 5)
     assert transport.value() == b"\r\n" * 100
+    assert transport.producerState == "producing"
+    stuff.stopService()
+
+
+def test_bytesOwedToOneClientAreBounded() -> None:
+    """
+    Long lines meet the bound in bytes before the bound in lines: a client
+    whose lines awaiting answers reach C{maxOwedBytes} is read from no more
+    until they are down to half.
+    """
+    stuff, server, local, transport = connected(maxOwedBytes=100)
+    local.dataReceived(b"".join(b"%039d\n" % n for n in range(6)))
+    assert len(written(server)) == 3
+    assert transport.producerState == "paused"
+    answerAll(server)
+    assert transport.value().count(b"\r\n") == 6
     assert transport.producerState == "producing"
     stuff.stopService()
 
@@ -260,13 +276,14 @@ def test_guideStatesTheDefaults() -> None:
     assert options["max-clients"] == relay.DEFAULT_MAX_CLIENTS == 1000
     assert options["client-timeout"] == relay.DEFAULT_CLIENT_IDLE_TIMEOUT == 300
     assert relay.DEFAULT_MAX_OWED == 256
+    assert relay.DEFAULT_MAX_OWED_BYTES == 256 * 1024
     assert relay.DESCRIPTOR_RESERVE == 32
     assert relay.STOP_GRACE == 2
     guide = (ROOT / "docs" / "guide.md").read_text()
     for phrase in (
         "default 1000, lowered to leave 32 file descriptors free",
         "default 300; 0: never",
-        "| its lines awaiting answers | 256:",
+        "| its lines awaiting answers | 256, or 256 KiB of them:",
         "one that does\nnot read them is cut 2 s later",
     ):
         assert phrase in guide

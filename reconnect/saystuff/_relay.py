@@ -33,6 +33,7 @@ def describeFailure(failure: Failure) -> bytes:
 
 
 DEFAULT_MAX_OWED = 256
+DEFAULT_MAX_OWED_BYTES = 256 * 1024
 DEFAULT_MAX_CLIENTS = 1000
 DEFAULT_CLIENT_IDLE_TIMEOUT = 300.0
 DESCRIPTOR_RESERVE = 32
@@ -72,12 +73,13 @@ class RelayProtocol(Protocol):
     What one client can make the relay hold is bounded, whatever it does:
     bytes read and not yet parsed (one read, plus one unfinished line of
     at most C{maxLineLength} bytes), and answers owed to it (C{maxOwed}
-    lines, each at most one reply).  It stops reading from its client
-    while any of these is true, and reads on once none is:
+    lines or C{maxOwedBytes} bytes of them, each at most one reply).  It
+    stops reading from its client while any of these is true, and reads on
+    once none is:
         - the service is over its high watermark (the protocol is one of
           the service's producers);
-        - C{maxOwed} lines of this client await their answers (it reads on
-          once half of them are answered);
+        - C{maxOwed} lines of this client, or C{maxOwedBytes} bytes of
+          them, await their answers (it reads on once down to half);
         - its transport's write buffer is full: the client does not read
           its answers (the protocol registers a producer with it).
 
@@ -94,9 +96,12 @@ class RelayProtocol(Protocol):
         service: SayStuffToServerService,
         maxOwed: int = DEFAULT_MAX_OWED,
         clients: Optional[RelayClients] = None,
+        maxOwedBytes: int = DEFAULT_MAX_OWED_BYTES,
     ) -> None:
         self._service = service
         self._maxOwed = maxOwed
+        self._maxOwedBytes = maxOwedBytes
+        self._owedBytes = 0
         self._clients = clients
         self._buffer = b""
         self._discarding = False
@@ -244,23 +249,24 @@ class RelayProtocol(Protocol):
 
     def _answerTooLong(self) -> None:
         limit = self._service.maxLineLength
-        self._answerWith(fail(ValueError(f"line over the limit of {limit} bytes")))
+        self._answerWith(fail(ValueError(f"line over the limit of {limit} bytes")), 0)
 
     def _send(self, line: bytes) -> None:
         try:
             reply: Deferred[bytes] = self._service.sendToServer(line)
         except Exception:
             reply = fail()
-        self._answerWith(reply)
+        self._answerWith(reply, len(line))
 
-    def _answerWith(self, reply: Deferred[bytes]) -> None:
+    def _answerWith(self, reply: Deferred[bytes], size: int) -> None:
         """
         Write what C{reply} fires with, after the answers to every earlier
-        line.
+        line (of C{size} bytes).
         """
-        slot: list[Any] = [False, b""]
+        slot: list[Any] = [False, b"", size]
         self._answers.append(slot)
-        if len(self._answers) >= self._maxOwed:
+        self._owedBytes += size
+        if len(self._answers) >= self._maxOwed or self._owedBytes >= self._maxOwedBytes:
             self.hold("owed")
 
         def answered(result: object) -> None:
@@ -279,11 +285,17 @@ class RelayProtocol(Protocol):
         answers = self._answers
         ready = []
         while answers and answers[0][0]:
-            ready.append(answers.popleft()[1])
+            done = answers.popleft()
+            ready.append(done[1])
+            self._owedBytes -= done[2]
         if ready and not self._closed:
             ending = self.lineEnding
             self.transport.write(ending.join(ready) + ending)  # type: ignore[union-attr]
-        if len(answers) <= self._maxOwed // 2 and "owed" in self._holds:
+        if (
+            "owed" in self._holds
+            and len(answers) <= self._maxOwed // 2
+            and self._owedBytes <= self._maxOwedBytes // 2
+        ):
             self.release("owed")
         if self._allRead and not answers and not self._closed and not self._ended:
             self._ended = True
