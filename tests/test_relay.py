@@ -245,19 +245,26 @@ def test_clientsOverTheLimitAreRefusedAndLoggedOnceAWhile() -> None:
 def test_idleClientsAreClosed() -> None:
     """
     A client that has sent nothing for C{idleTimeout} seconds and is owed
-    nothing is closed; one still owed an answer is not.
+    nothing is closed, an unfinished line notwithstanding; one still owed
+    an answer is not.
     """
-    limits, reactor = clients(idleTimeout=8.0)
+    limits, reactor = clients(maxClients=3, idleTimeout=8.0)
     factory = limits.factory()
     quiet, waiting = factory.buildProtocol(None), factory.buildProtocol(None)
     assert quiet is not None and waiting is not None
     quietTransport, waitingTransport = StringTransport(), StringTransport()
     quiet.makeConnection(quietTransport)
     waiting.makeConnection(waitingTransport)
+    unfinished = factory.buildProtocol(None)
+    assert unfinished is not None
+    unfinishedTransport = StringTransport()
+    unfinished.makeConnection(unfinishedTransport)
+    unfinished.dataReceived(b"x" * 1000)
     reactor.advance(6)
     waiting.dataReceived(b"unanswered\n")
     reactor.advance(2)
     assert quietTransport.disconnecting
+    assert unfinishedTransport.disconnecting
     reactor.advance(20)
     assert not waitingTransport.disconnecting
 

@@ -127,6 +127,15 @@ class RelayProtocol(Protocol):
         """
         return len(self._answers)
 
+    @property
+    def waiting(self) -> bool:
+        """
+        Whether this client waits on the relay: answers owed to it, or
+        complete lines read and held back.  (An unfinished line does not
+        count: a client that never ends one is idle.)
+        """
+        return bool(self._answers) or b"\n" in self._buffer
+
     def connectionMade(self) -> None:
         if self._clients is not None:
             self._clients.add(self)
@@ -363,7 +372,8 @@ class RelayClients(Service):
     @ivar maxClients: at most this many at once; a client over it is
         closed as soon as it connects (logged at most once a minute).
     @ivar idleTimeout: a client that has sent nothing for this many
-        seconds and is owed nothing is closed; C{None}: never.
+        seconds and waits on nothing (see L{RelayProtocol.waiting}) is
+        closed; C{None}: never.
     """
 
     _log = Logger()
@@ -447,7 +457,7 @@ class RelayClients(Service):
         self._idleCheck = None
         now = self.now()
         for protocol in list(self.live):
-            if protocol.owed == 0 and now - protocol.lastHeard >= self.idleTimeout:
+            if not protocol.waiting and now - protocol.lastHeard >= self.idleTimeout:
                 transport = protocol.transport
                 assert transport is not None
                 transport.abortConnection()  # type: ignore[attr-defined]
