@@ -183,7 +183,8 @@ class HalfClosingTransport(StringTransport):
 
 def test_drainAtAStopAnswersEveryLineRead() -> None:
     """
-    At a stop, every line read is answered, held back or not, and the
+    At a stop, every line read is answered, held back or not (a line cut
+    by the stop, still unfinished, is not a line: it is dropped), and the
     relay ends its side of the connection once the answers are written,
     reading on (and dropping) what the client still sends, so that closing
     does not reset the connection under answers not yet read.
@@ -192,7 +193,7 @@ def test_drainAtAStopAnswersEveryLineRead() -> None:
     local = RelayProtocol(stuff)
     transport = HalfClosingTransport()
     local.makeConnection(transport)
-    local.dataReceived(b"a\nb\nc\nd\n")
+    local.dataReceived(b"a\nb\nc\nd\nunfinish")
     assert transport.producerState == "paused"
     stuff.stopService()
     local.inputEnded(drain=True)

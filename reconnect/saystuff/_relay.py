@@ -235,7 +235,7 @@ class RelayProtocol(Protocol):
         What to keep of an unfinished line: nothing once it is known to be
         too long (it is answered with an C{ERROR} line now, and its bytes
         up to the next LF are dropped); at the end of input, it is sent as
-        the last line.
+        the last line; at a stop, it is dropped unanswered.
         """
         limit = self._service.maxLineLength
         if self._discarding:
@@ -247,7 +247,9 @@ class RelayProtocol(Protocol):
             rest = b""
         if self._inputEnded and not self._allRead:
             self._allRead = True
-            if rest:
+            # At the end of input the unfinished line is the last line; a
+            # stop, though, cuts a line the client is still sending.
+            if rest and (self._peerEnded or not self._draining):
                 line = rest[:-1] if rest[-1:] == b"\r" else rest
                 if len(line) > limit:
                     self._answerTooLong()
