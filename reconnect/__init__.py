@@ -17,6 +17,9 @@ from ._failover import AllEndpointsFailed, EndpointHealth, FailoverEndpoint
 from ._keepalive import TCPKeepAlive
 from ._legacy import EndpointConnector, ReconnectingClientFactory
 from ._service import ClientService
+from ._srv import SRVEndpoint
+from ._srvconnector import SRVConnector
+from ._srvlookup import NoServiceRecords, ServiceNotOffered
 from ._stats import ConnectionStats
 
 __all__ = [
@@ -28,8 +31,12 @@ __all__ = [
     "EndpointHealth",
     "FailoverEndpoint",
     "GaveUpConnecting",
+    "NoServiceRecords",
     "ReconnectingClientFactory",
     "RetryPolicy",
+    "SRVConnector",
+    "SRVEndpoint",
+    "ServiceNotOffered",
     "TCPKeepAlive",
     "backoffPolicy",
     "decorrelatedJitterPolicy",
