@@ -46,13 +46,15 @@ class Zone(ResolverBase):
         self.records: dict[bytes, list[dns.RRHeader]] = {}
         self.queries = 0
 
-    def serve(self, *targets: tuple[str, int, int, int], ttl: int = 0) -> None:
+    def serve(
+        self, *targets: tuple[str, int, int, int], ttl: int = 0, name: bytes = NAME
+    ) -> None:
         """
-        Publish SRV records for L{NAME}: C{(host, port, priority, weight)}.
+        Publish SRV records for C{name}: C{(host, port, priority, weight)}.
         """
-        self.records[NAME] = [
+        self.records[name] = [
             dns.RRHeader(
-                NAME,
+                name,
                 dns.SRV,
                 dns.IN,
                 ttl,
