@@ -28,7 +28,6 @@ from twisted.internet.interfaces import (
     IResolver,
     IStreamClientEndpoint,
 )
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from ._checks import checkSeconds
@@ -42,8 +41,6 @@ from ._srvlookup import (
     serviceName,
 )
 from ._srvorder import SRVTarget, rfc2782Order
-
-_log = Logger()
 
 
 @implementer(IStreamClientEndpoint)
@@ -238,14 +235,6 @@ class SRVEndpoint(FailoverEndpoint):
                     record = _Record(self._endpointFor(*place))
                     record.description = self._describeServer(*place)
                 known[place] = record
-        if known.keys() != self._known.keys():
-            _log.info(
-                "{name} lists {servers}",
-                reconnectEvent="srvServers",
-                target=repr(self),
-                name=self.name.decode("ascii", "replace"),
-                servers=", ".join(f"{host}:{port}" for host, port in known),
-            )
         self._known = known
         return list(known.values())
 

@@ -5,7 +5,10 @@ that the domain says it does not offer.
 
 Answers are kept for as long as their TTLs allow, so that a client that
 reconnects often does not ask the resolver each time, and one that
-reconnects after the records changed sees the change.
+reconnects after the records changed sees the change.  Past their TTL they
+are still kept, for a lookup that fails (a timeout, a server failure): the
+servers last listed are better than none while DNS is down (RFC 8767's
+"serve stale").
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ class SRVLookup:
         self._clock = clock
         self._kept: Optional[Answer] = None
         self._keptUntil = 0.0
+        self._last: Optional[Answer] = None
 
     def lookup(self) -> Deferred[Answer]:
         """
@@ -132,7 +136,8 @@ class SRVLookup:
 
         A name that does not exist (NXDOMAIN) is an empty answer, as a name
         with no SRV record is: some servers say the one for the other.
-        Other failures (timeouts, a server failure) fail the lookup.
+        Other failures (timeouts, a server failure) give the last answer
+        there was, however old, and fail the lookup if there was none.
 
         @return: a C{Deferred} of its own for each caller, so that one who
             cancels it cancels no one else's.
@@ -149,7 +154,7 @@ class SRVLookup:
 
     def _answered(self, result: tuple[Sequence[dns.RRHeader], Any, Any]) -> Answer:
         answers = result[0]
-        answer = answerFrom(answers)
+        answer = self._last = answerFrom(answers)
         ttls = [r.ttl for r in answers if r.type == dns.SRV]
         if ttls and min(ttls) > 0:
             self._kept = answer
@@ -159,6 +164,10 @@ class SRVLookup:
         return answer
 
     def _failed(self, reason: Failure) -> Answer:
-        reason.trap(DNSNameError)
         self._kept = None
-        return []
+        if reason.check(DNSNameError):
+            self._last = []
+            return []
+        if self._last is None:
+            return reason  # type: ignore[return-value]
+        return self._last

@@ -318,6 +318,27 @@ def test_lookupFailureFailsTheAttempt() -> None:
     assert not endpoint.fakes
 
 
+def test_failedLookupUsesTheLastAnswer() -> None:
+    """
+    Past its TTL, the last answer still stands in for a lookup that fails
+    (a timeout, a server failure), but not for one that says the name is
+    gone.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=10)]
+    cancelled(endpoint.connect(factory))
+    clock.advance(60)
+    resolver.answer = DNSServerError(NAME)
+    passing = endpoint.connect(factory)
+    assert len(resolver.lookups) == 2
+    assert trying(endpoint) == [("a.test", 7)]
+    cancelled(passing)
+    resolver.answer = DNSNameError(NAME)
+    assert outcome(endpoint.connect(factory)).check(NoServiceRecords)
+    resolver.answer = DNSServerError(NAME)
+    assert outcome(endpoint.connect(factory)).check(NoServiceRecords)
+
+
 def test_cancelDuringLookup() -> None:
     endpoint, resolver, clock = srvEndpoint()
     resolver.hold = True
