@@ -79,19 +79,25 @@ class DNSOnLoopback:
     and a resolver that asks it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        """
+        @param port: where to listen; 0 for a free port.
+        @raise CannotListenError: if C{port} is taken.
+        """
         self.zone = Zone()
         factory = DNSServerFactory(authorities=[self.zone])
         self.ports: list[IListeningPort] = []
         for _ in range(10):
             udp = reactor.listenUDP(
-                0, dns.DNSDatagramProtocol(factory), interface="127.0.0.1"
+                port, dns.DNSDatagramProtocol(factory), interface="127.0.0.1"
             )
             self.port = udp.getHost().port
             try:
                 tcp = reactor.listenTCP(self.port, factory, interface="127.0.0.1")
             except CannotListenError:
                 udp.stopListening()
+                if port:
+                    raise
                 continue
             self.ports = [udp, tcp]
             break
