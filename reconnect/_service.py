@@ -22,9 +22,9 @@ from twisted.python.failure import Failure
 from ._backoff import RetryPolicy, backoffPolicy, ownPolicy
 from ._checks import checkCallables, checkCount, checkSeconds
 from ._errors import GaveUpConnecting
-from ._failover import FailoverEndpoint
 from ._keepalive import TCPKeepAlive
 from ._machine import _ClientMachine
+from ._sessions import ISessionEndpoint
 from ._settings import Settings, sharedSettings
 from ._stats import ConnectionStats
 
@@ -33,9 +33,12 @@ _defaultPolicy = backoffPolicy()
 
 def _failsOver(endpoint: IStreamClientEndpoint) -> bool:
     """
-    Whether C{endpoint} is a failover endpoint with somewhere else to go.
+    Whether C{endpoint} says a lost connection can be replaced at once
+    through another of its servers (see L{ISessionEndpoint}).
     """
-    return isinstance(endpoint, FailoverEndpoint) and len(endpoint.health()) > 1
+    return ISessionEndpoint.providedBy(endpoint) and bool(
+        getattr(endpoint, "failsOver", False)
+    )
 
 
 _loggers: WeakKeyDictionary[type, Logger] = WeakKeyDictionary()
@@ -130,10 +133,12 @@ class ClientService(Service):
         @param immediateFailover: when a connection that was up for a
             second or more ends, connect again at once, counting no failure,
             rather than after the policy's first delay.  By default on when
-            C{endpoint} is a L{FailoverEndpoint <reconnect.FailoverEndpoint>}
-            over several endpoints (the next pass goes on to the others, so
-            a dead server costs no backoff while another is up), and off
-            otherwise, as in Twisted.
+            C{endpoint} says it fails over (an L{ISessionEndpoint
+            <reconnect.ISessionEndpoint>} whose C{failsOver} is true, as a
+            L{FailoverEndpoint <reconnect.FailoverEndpoint>} over several
+            endpoints is: the next pass goes on to the others, so a dead
+            server costs no backoff while another is up), and off otherwise,
+            as in Twisted.
         @param retireConnection: makes L{reconnect} make-before-break:
             the current connection stays up until a new one is ready, which
             then becomes the service's (C{onConnected}, waiters), and the old
@@ -168,8 +173,6 @@ class ClientService(Service):
             )
         checkSeconds("attemptTimeout", attemptTimeout, zeroAllowed=False)
         checkSeconds("resetAfter", resetAfter, zeroAllowed=True)
-        if isinstance(endpoint, FailoverEndpoint):
-            endpoint.whenPreferredIsBack(self.reconnect)
         settings = Settings(
             _globalReactorUnlessGiven(clock),
             _loggerFor(type(self)),
@@ -208,7 +211,7 @@ class ClientService(Service):
         """
         The endpoint the service connects to.
         """
-        return self._machine._endpoint
+        return self._machine.endpoint
 
     @property
     def failedAttempts(self) -> int:
@@ -280,7 +283,7 @@ class ClientService(Service):
         C{"handingOver"} meanwhile.
         """
         machine = self._machine
-        handsOver = machine._settings.retireConnection is not None
+        handsOver = machine.settings.retireConnection is not None
         machine.dispatch(machine.handOver if handsOver else machine.reconnect)
 
     def startService(self) -> None:
@@ -291,6 +294,7 @@ class ClientService(Service):
             self._log.warn("Duplicate ClientService.startService {log_source}")
             return
         Service.startService(self)
+        self._machine.openSession(self.reconnect)
         self._machine.dispatch(self._machine.start)
 
     def stopService(self) -> Deferred[None]:
@@ -302,9 +306,7 @@ class ClientService(Service):
             and no attempt is under way.
         """
         Service.stopService(self)
-        endpoint = self._machine._endpoint
-        if isinstance(endpoint, FailoverEndpoint):
-            endpoint.stopProbing()
+        self._machine.closeSession()
         stopped: Deferred[None] = Deferred()
         self._machine.dispatch(self._machine.stop, stopped)
         retired = self._machine.closeRetired()
