@@ -4,12 +4,18 @@ service in DNS SRV records (RFC 2782), as XMPP, SIP, LDAP, Matrix
 federation and MongoDB fleets publish theirs.
 
 Each C{connect()} looks the records up (an answer is kept for its TTL), puts
-the servers in RFC 2782 order and makes one staggered pass over them, as
-L{FailoverEndpoint} does: the first to connect wins, a pass fails only when
-every server failed, and each server's health (failures in a row, cooling)
-is kept from pass to pass for as long as the records list it.  So records
-that change are followed: a new server is tried on the next pass, one no
-longer listed is no longer tried.
+the servers in RFC 2782 order and makes one staggered pass over them with
+the machinery of L{FailoverEndpoint} (L{reconnect._pass}): the first to
+connect wins, a pass fails only when every server failed, and each server's
+health (failures in a row, cooling) is kept from pass to pass, shared by
+every client, for as long as the records list it.  So records that change
+are followed: a new server is tried on the next pass, one no longer listed
+is no longer tried, and its record is forgotten.
+
+Like L{FailoverEndpoint}, it gives each client (a L{ClientService}, an
+L{EndpointConnector}) a session of its own, which remembers the server that
+client is on, so that a connection lost by itself sends that client's next
+pass to the others first.
 """
 
 from __future__ import annotations
@@ -28,10 +34,13 @@ from twisted.internet.interfaces import (
     IResolver,
     IStreamClientEndpoint,
 )
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ._attempt import cancelQuietly
 from ._checks import checkSeconds
-from ._failover import FailoverEndpoint, _Record
+from ._pass import Candidate, EndpointHealth, HealthBook, HealthRecord, runPass
+from ._sessions import IEndpointSession, ISessionEndpoint
 from ._srvlookup import (
     NOT_OFFERED,
     Answer,
@@ -42,20 +51,14 @@ from ._srvlookup import (
 )
 from ._srvorder import SRVTarget, rfc2782Order
 
-
-@implementer(IStreamClientEndpoint)
-class _Nowhere:
-    """
-    The endpoint a L{FailoverEndpoint} is built with before an
-    L{SRVEndpoint}'s first lookup has found any server; never connected to.
-    """
-
-    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
-        return fail(NoServiceRecords("no lookup has been made yet"))
+Place = tuple[str, int]
+"""
+One server: its host name and port.
+"""
 
 
-@implementer(IStreamClientEndpoint)
-class SRVEndpoint(FailoverEndpoint):
+@implementer(IStreamClientEndpoint, ISessionEndpoint)
+class SRVEndpoint:
     """
     A client endpoint over the servers of C{_service._protocol.domain}'s
     SRV records, looked up at every pass.
@@ -65,12 +68,16 @@ class SRVEndpoint(FailoverEndpoint):
     that the domain does not offer the service: the attempt fails with
     L{ServiceNotOffered}.
 
-    It is a L{FailoverEndpoint} whose endpoints change from pass to pass, so
-    a L{ClientService} over it hears which server it is on, and
-    L{health} lists this pass's servers, in the order they were put in.
-
     @ivar name: the name looked up, e.g. C{b"_xmpp-client._tcp.example.com"}.
+    @ivar current: the server the last connection (of any client) went
+        through, as C{"tcp:host:port"}, or C{None}.
+    @ivar clock: what times the stagger, the cooling and the TTLs.
+    @ivar failsOver: C{True}: a steady connection that is lost is replaced
+        at once by a new pass (see L{ISessionEndpoint}), which looks the
+        records up again and tries the other servers first.
     """
+
+    failsOver = True
 
     def __init__(
         self,
@@ -113,7 +120,8 @@ class SRVEndpoint(FailoverEndpoint):
             they name the host the certificate must be valid for, which is
             best C{domain} itself, since the records are not signed.
         @param failuresBeforeCooling: failures in a row after which a
-            server is tried after the others (see L{FailoverEndpoint}).
+            server is tried after the others, by every client (see
+            L{FailoverEndpoint <reconnect.FailoverEndpoint>}).
         @param coolingPeriod: for how long, at first.
         @param maxCoolingPeriod: at most.
         @param randint: draws the RFC 2782 weighted order:
@@ -151,46 +159,71 @@ class SRVEndpoint(FailoverEndpoint):
                 f"resolver must be a twisted.names resolver, not {resolver!r}"
             )
         checkSeconds("stagger", stagger, zeroAllowed=True)
-        super().__init__(
-            [_Nowhere()],
-            stagger=stagger,
-            clock=clock if clock is not None else reactor,
-            reactor=reactor,
-            failuresBeforeCooling=failuresBeforeCooling,
-            coolingPeriod=coolingPeriod,
-            maxCoolingPeriod=maxCoolingPeriod,
-        )
-        self._records = []
+        self.clock: IReactorTime = clock if clock is not None else reactor
+        self.name = serviceName(service, protocol, domain)
         self._reactor = reactor
         self._domain = domain if isinstance(domain, str) else domain.decode("idna")
         self._defaultPort = defaultPort
         self._tlsOptions = tlsOptions
         self._randint = randint
-        self.name = serviceName(service, protocol, domain)
+        self._stagger = stagger
         self._lookup = SRVLookup(self.name, resolver, self.clock)
-        self._known: dict[tuple[str, int], _Record] = {}
+        self._health = HealthBook(
+            self.clock,
+            repr(self),
+            failuresBeforeCooling=failuresBeforeCooling,
+            coolingPeriod=coolingPeriod,
+            maxCoolingPeriod=maxCoolingPeriod,
+        )
+        self._endpoints: dict[Place, IStreamClientEndpoint] = {}
+        self._lastPass: list[HealthRecord] = []
+        self.current: Optional[str] = None
+        self._plain = _SRVSession(self)
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         """
-        Look the records up and make one pass over their servers.
+        Look the records up and make one pass over their servers, for a
+        caller with no session (one that calls C{connect} itself).
 
         @return: a C{Deferred} that fires with the protocol of the first
             connection made; or fails with L{ServiceNotOffered},
             L{NoServiceRecords}, the lookup's failure (a timeout, a server
-            failure), or L{AllEndpointsFailed} with every server's failure.
-            Cancelling it calls off the lookup or the pass.
+            failure, with no earlier answer to fall back on), or
+            L{AllEndpointsFailed <reconnect.AllEndpointsFailed>} with every
+            server's failure.  Cancelling it calls off the lookup or the
+            pass.
         """
-        try:
-            looking = self._lookup.lookup()
-        except Exception:
-            return fail()
-        return looking.addCallback(self._passOver, protocolFactory)
+        return self._plain.connect(protocolFactory)
 
-    def _passOver(
-        self, answer: Answer, protocolFactory: IProtocolFactory
+    def openSession(self, move: Callable[[], object]) -> IEndpointSession:
+        """
+        A client starts (see L{ISessionEndpoint}): its own session, which
+        remembers the server it is on.  C{move} is never called: the
+        records rank servers for each pass, and a pass is made only when a
+        connection is needed.
+
+        @raise TypeError: if C{move} is not callable.
+        """
+        if not callable(move):
+            raise TypeError(f"move must be callable, not {move!r}")
+        return _SRVSession(self)
+
+    def health(self) -> list[EndpointHealth]:
+        """
+        The record (shared by every client) of each server of the last
+        pass, in that pass's order.
+        """
+        return self._health.report(self._lastPass, self.current)
+
+    def _pass(
+        self,
+        answer: Answer,
+        protocolFactory: IProtocolFactory,
+        session: _SRVSession,
     ) -> Deferred[IProtocol]:
         """
-        Make this pass's records from C{answer}, and the pass over them.
+        The pass over the servers C{answer} lists, in RFC 2782 order, for
+        C{session}.
         """
         if answer is NOT_OFFERED:
             raise ServiceNotOffered(
@@ -198,8 +231,28 @@ class SRVEndpoint(FailoverEndpoint):
                 "record has the target '.': the service is not offered there"
             )
         assert isinstance(answer, list)
-        self._records = self._recordsFor(self._passTargets(answer))
-        return FailoverEndpoint.connect(self, protocolFactory)
+        places = list(dict.fromkeys(self._passTargets(answer)))
+        self._health.retain(places)
+        self._endpoints = {
+            place: self._endpoints.get(place) or self._endpointFor(*place)
+            for place in places
+        }
+        candidates: list[Candidate] = [
+            (
+                self._endpoints[place],
+                self._health.record(place, self._describeServer(*place)),
+            )
+            for place in places
+        ]
+        self._lastPass = [record for _, record in candidates]
+        lost, session.lost = session.lost, None
+        return runPass(
+            self._health.passOrder(candidates, lost),
+            protocolFactory,
+            self._health,
+            self._stagger,
+            session.connected,
+        )
 
     def _passTargets(self, targets: list[SRVTarget]) -> list[tuple[str, int]]:
         """
@@ -221,23 +274,6 @@ class SRVEndpoint(FailoverEndpoint):
             ordered = rfc2782Order(targets, self._randint)
         return [(target.host, target.port) for target in ordered]
 
-    def _recordsFor(self, places: list[tuple[str, int]]) -> list[_Record]:
-        """
-        The record of each server, the one it had if it was listed last time
-        (so that its health carries over), a new one otherwise.  Servers no
-        longer listed are forgotten.
-        """
-        known: dict[tuple[str, int], _Record] = {}
-        for place in places:
-            if place not in known:
-                record = self._known.get(place)
-                if record is None:
-                    record = _Record(self._endpointFor(*place))
-                    record.description = self._describeServer(*place)
-                known[place] = record
-        self._known = known
-        return list(known.values())
-
     def _endpointFor(self, host: str, port: int) -> IStreamClientEndpoint:
         """
         The endpoint of one server.
@@ -258,3 +294,71 @@ class SRVEndpoint(FailoverEndpoint):
 
     def __repr__(self) -> str:
         return f"srv({self.name.decode('ascii', 'replace')})"
+
+
+@implementer(IEndpointSession)
+class _SRVSession:
+    """
+    One client of an L{SRVEndpoint}: the server it is on, and the one whose
+    connection it just lost, which its next pass tries after the others (a
+    server that is going down may still accept for a moment).
+
+    @ivar current: the record of the server this client's last connection
+        went through, or C{None}.
+    @ivar lost: the record of the server whose connection this client just
+        lost, or C{None}.
+    """
+
+    __slots__ = ("_owner", "current", "lost")
+
+    def __init__(self, owner: SRVEndpoint) -> None:
+        self._owner = owner
+        self.current: Optional[HealthRecord] = None
+        self.lost: Optional[HealthRecord] = None
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        """
+        Look the records up, then make this client's pass over them.
+
+        @return: a C{Deferred} of its own, not one chained to the lookup's:
+            a caller that cancels only what has not fired yet (as one may)
+            still reaches the pass under way.
+        """
+        owner = self._owner
+        steps: list[Deferred[Any]] = []
+        result: Deferred[IProtocol] = Deferred(lambda _: cancelQuietly(steps[-1]))
+
+        def settle(outcome: Union[IProtocol, Failure]) -> None:
+            if not result.called:
+                if isinstance(outcome, Failure):
+                    result.errback(outcome)
+                else:
+                    result.callback(outcome)
+
+        def passOver(answer: Answer) -> None:
+            if result.called:
+                return
+            passing = owner._pass(answer, protocolFactory, self)
+            steps.append(passing)
+            passing.addBoth(settle)
+
+        try:
+            looking = owner._lookup.lookup()
+        except Exception:
+            return fail()
+        steps.append(looking)
+        looking.addCallback(passOver).addErrback(settle)
+        return result
+
+    def connected(self, record: HealthRecord) -> None:
+        self.current = record
+        self._owner.current = record.description
+
+    def connectionEnded(self, secondsUp: float) -> None:
+        self.lost = self.current
+
+    def close(self) -> None:
+        self.current = self.lost = None
+
+    def __repr__(self) -> str:
+        return f"<session of {self._owner!r}>"

@@ -268,7 +268,8 @@ def test_newRecordsUsedAndRemovedOnesDropped() -> None:
     endpoint.fakes["b.test", 7].last.fail()
     assert trying(endpoint) == [("c.test", 8)]
     cancelled(passing)
-    assert sorted(place for place in endpoint._known) == [("b.test", 7), ("c.test", 8)]
+    assert sorted(endpoint._endpoints) == [("b.test", 7), ("c.test", 8)]
+    assert sorted(endpoint._health._records) == [("b.test", 7), ("c.test", 8)]
 
 
 def test_nxdomainFallsBackToDefaultPort() -> None:
@@ -420,6 +421,86 @@ def test_serviceOverSRV() -> None:
     endpoint.fakes["b.test", 7].last.succeed()
     assert endpoint.current == "tcp:b.test:7"
     service.stopService()
+    assert not clock.getDelayedCalls()
+
+
+def test_eachClientHasItsOwnLostServer() -> None:
+    """
+    Two services over one endpoint: the one whose connection to C{a} ended
+    tries C{b} first; the other, whose connection is still up, is not
+    affected, and its next pass starts at C{a} as the records say.  What
+    is known about the servers is shared.
+    """
+    endpoint, resolver, clock = srvEndpoint(failuresBeforeCooling=1)
+    resolver.answer = [srv("a.test", 7), srv("b.test", 7, priority=1)]
+    one = ClientService(endpoint, factory, clock=clock, retryPolicy=lambda n: 1.0)
+    other = ClientService(endpoint, factory, clock=clock, retryPolicy=lambda n: 1.0)
+    one.startService()
+    other.startService()
+    for attempt in endpoint.fakes["a.test", 7].attempts:
+        attempt.succeed()
+    oneAttempt, otherAttempt = endpoint.fakes["a.test", 7].attempts
+    oneAttempt.lose()
+    clock.advance(1.0)
+    assert trying(endpoint) == [("b.test", 7)]
+    endpoint.fakes["b.test", 7].last.fail()
+    assert [h.failuresInARow for h in endpoint.health()] == [0, 1]
+    otherAttempt.lose()
+    clock.advance(1.0)
+    assert trying(endpoint)[-1] == ("a.test", 7)
+    one.stopService()
+    other.stopService()
+    assert not clock.getDelayedCalls()
+
+
+def test_steadyConnectionLostIsReplacedAtOnce() -> None:
+    """
+    A connection that was up for a while and ended is replaced by a new
+    pass at once, with no wait on the retry policy: the records list
+    other servers (the endpoint says it fails over).
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7), srv("b.test", 7, priority=1)]
+    service = ClientService(endpoint, factory, clock=clock, retryPolicy=lambda n: 60)
+    service.startService()
+    endpoint.fakes["a.test", 7].last.succeed()
+    clock.advance(5)
+    endpoint.fakes["a.test", 7].last.lose()
+    clock.advance(0)
+    assert trying(endpoint) == [("b.test", 7)]
+    service.stopService()
+    assert not clock.getDelayedCalls()
+
+
+def test_stopDuringThePassCallsItOff() -> None:
+    """
+    A service stopped while its pass runs (the lookup answered, the stagger
+    timer set) calls the pass off: every attempt is cancelled and nothing
+    stays scheduled.  (The service cancels only a C{Deferred} that has not
+    fired, so the endpoint must not hand it one chained to the lookup's.)
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7), srv("b.test", 7, priority=1)]
+    service = ClientService(endpoint, factory, clock=clock)
+    service.startService()
+    assert trying(endpoint) == [("a.test", 7)]
+    service.stopService()
+    assert trying(endpoint) == []
+    assert not clock.getDelayedCalls()
+
+
+def test_sessions() -> None:
+    endpoint, resolver, clock = srvEndpoint()
+    with pytest.raises(TypeError, match="move must be callable"):
+        endpoint.openSession(None)  # type: ignore[arg-type]
+    session = endpoint.openSession(lambda: None)
+    resolver.answer = [srv("a.test", 7)]
+    passing = session.connect(factory)
+    endpoint.fakes["a.test", 7].last.succeed()
+    assert outcome(passing) is not None
+    assert endpoint.current == "tcp:a.test:7"
+    session.close()
+    session.close()
     assert not clock.getDelayedCalls()
 
 
