@@ -24,6 +24,7 @@ from twisted.internet.interfaces import (
     IConnector,
     IHostnameResolver,
     IHostResolution,
+    IReactorPluggableNameResolver,
     IResolutionReceiver,
 )
 from twisted.internet.protocol import ClientFactory, Protocol
@@ -97,9 +98,19 @@ def memory(
     """
     resolver = ScriptedResolver()
     monkeypatch.setattr(client, "theResolver", resolver)
-    memoryReactor = MemoryReactorClock()
-    memoryReactor.nameResolver = _ByName()
-    return memoryReactor, resolver
+    return _ConnectingByName(), resolver
+
+
+@implementer(IReactorPluggableNameResolver)
+class _ConnectingByName(MemoryReactorClock):
+    """
+    A memory reactor whose name resolver keeps names as they are (Twisted
+    24.7's C{MemoryReactor} has no resolver at all).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nameResolver = _ByName()
 
 
 def test_isAConnector() -> None:

@@ -1,6 +1,8 @@
 """
 Twisted's own test suites for C{ClientService}, C{backoffPolicy} and
-C{ReconnectingClientFactory}, run unchanged against ours.
+C{ReconnectingClientFactory}, run unchanged against ours; and Twisted's
+C{SRVConnector} suite against ours, where four tests that differ on purpose
+are overridden, each saying why (L{TwistedSRVConnectorTests}).
 
 Each suite is loaded from the installed Twisted's source into a module of
 its own, and the names it tests are pointed at reconnect's classes: that is
@@ -19,6 +21,7 @@ from twisted.internet.error import ServiceNameUnknownError
 from twisted.internet.interfaces import (
     IHostnameResolver,
     IHostResolution,
+    IReactorPluggableNameResolver,
     IResolutionReceiver,
 )
 from twisted.internet.testing import MemoryReactorClock
@@ -95,6 +98,7 @@ class _Resolution:
         pass
 
 
+@implementer(IReactorPluggableNameResolver)
 class _ConnectingByName(MemoryReactorClock):
     """
     The reactor Twisted's SRVConnector tests hand ours.  Theirs calls
