@@ -280,12 +280,14 @@ async def test_recordsLookedUpAgainAfterTheConnectionDrops(
     """
     A long-lived connection drops; by then the records name another
     server: the factory's reconnect goes there, and C{doStart} and
-    C{doStop} stay paired.
+    C{doStop} stay paired.  (Twisted's connector, with a server of its
+    first lookup still untried, reconnects to the one it was on, dead or
+    not, for as long as the factory retries.)
     """
     monkeypatch.setattr(client, "theResolver", dns.resolver)
     first, second = RestartableLineServer(reactor), RestartableLineServer(reactor)
     ports = [await first.start(), await second.start()]
-    dns.zone.serve(("127.0.0.1", ports[0], 0, 0))
+    dns.zone.serve(("127.0.0.1", ports[0], 0, 0), ("127.0.0.1", freePort(), 1, 0))
     factory = Counting()
     connector = SRVConnector(reactor, "saystuff", "fleet.test", factory)
     connector.connect()
