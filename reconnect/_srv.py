@@ -225,14 +225,19 @@ class SRVEndpoint:
         The pass over the servers C{answer} lists, in RFC 2782 order, for
         C{session}.
         """
-        if answer is NOT_OFFERED:
-            raise ServiceNotOffered(
-                f"{self.name.decode('ascii', 'replace')}: the domain's only SRV "
-                "record has the target '.': the service is not offered there"
-            )
-        assert isinstance(answer, list)
-        places = list(dict.fromkeys(self._passTargets(answer)))
-        self._health.retain(places)
+        # With no server to try (an error below), none is remembered either.
+        places: list[Place] = []
+        try:
+            if answer is NOT_OFFERED:
+                raise ServiceNotOffered(
+                    f"{self.name.decode('ascii', 'replace')}: the domain's only "
+                    "SRV record has the target '.': the service is not offered there"
+                )
+            assert isinstance(answer, list)
+            places = list(dict.fromkeys(self._passTargets(answer)))
+        finally:
+            self._health.retain(places)
+            self._lastPass = [r for r in self._lastPass if r.key in places]
         self._endpoints = {
             place: self._endpoints.get(place) or self._endpointFor(*place)
             for place in places

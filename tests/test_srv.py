@@ -298,6 +298,21 @@ def test_noRecordsAndNoDefaultPortIsAClearError() -> None:
     assert not endpoint.fakes
 
 
+def test_serversForgottenWhenNoneIsListed() -> None:
+    """
+    Records that list servers, then say the service is not offered: the
+    servers' health is forgotten with them.
+    """
+    endpoint, resolver, clock = srvEndpoint(defaultPort=5222)
+    resolver.answer = [srv("a.test", 7, ttl=0)]
+    cancelled(endpoint.connect(factory))
+    assert [h.description for h in endpoint.health()] == ["tcp:a.test:7"]
+    resolver.answer = [srv(".", 0, ttl=0)]
+    assert outcome(endpoint.connect(factory)).check(ServiceNotOffered)
+    assert endpoint.health() == []
+    assert endpoint._health._records == {}
+
+
 def test_dotRecordMeansNotOffered() -> None:
     """
     A lone record whose target is C{"."} fails the attempt, saying that
