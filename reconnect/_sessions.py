@@ -54,10 +54,10 @@ class ISessionEndpoint(Interface):
         """
 
 
-class IEndpointSession(IStreamClientEndpoint):
+class IEndpointSession(IStreamClientEndpoint, Interface):
     """
     One client's use of an L{ISessionEndpoint}: the client connects through
-    its C{connect} (from L{IStreamClientEndpoint}), tells it when the
+    its C{connect} (a session is a C{IStreamClientEndpoint}), tells it when the
     connection it made ended by itself, and closes it when it stops.
     """
 

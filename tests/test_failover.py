@@ -1013,3 +1013,78 @@ def test_sessionEndpointThatRaises() -> None:
         if e.get("reconnectEvent") == "callbackFailed"
     ]
     assert failed == ["openSession", "connectionEnded", "close"]
+
+
+def test_lostGoesLastForItsOwnClientOnly() -> None:
+    """
+    The endpoint one client just lost goes last in that client's next
+    pass, and in no other client's.
+    """
+    endpoint, fakes, clock = failover(3)
+    services = [
+        ClientService(
+            endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
+        )
+        for _ in range(2)
+    ]
+    for service in services:
+        service.startService()
+    for attempt in fakes[0].attempts:
+        attempt.succeed()
+    clock.advance(2)
+    fakes[0].attempts[0].lose()
+    # Before the first client's next pass, the second starts again.
+    services[1].stopService()
+    fakes[0].attempts[1].lose()
+    services[1].startService()
+    assert started(fakes) == [3, 0, 0]
+    fakes[0].last.succeed()
+    clock.advance(0)
+    assert started(fakes) == [3, 1, 0]
+    fakes[1].last.succeed()
+    assert [s.state for s in services] == ["connected", "connected"]
+    for service in services:
+        service.stopService()
+    fakes[1].last.lose()
+    fakes[0].last.lose()
+
+
+def test_passOverServersThatChange() -> None:
+    """
+    What an endpoint whose servers change from pass to pass (DNS SRV) is
+    given: L{runPass} over candidates made for each pass, with records from
+    one shared L{HealthBook} keyed by server, so that a server's health
+    carries over while it is listed, and L{HealthBook.retain} forgets the
+    servers no longer listed.
+    """
+    from reconnect._pass import HealthBook, runPass
+
+    clock = Clock()
+    health = HealthBook(clock, "srv(test)", failuresBeforeCooling=1)
+    servers = {key: FakeEndpoint() for key in ("a", "b", "c")}
+
+    def candidates(keys: str) -> list[Any]:
+        health.retain(keys)
+        return [(servers[k], health.record(k, f"tcp:{k}:1")) for k in keys]
+
+    won: list[str] = []
+    factory = Factory.forProtocol(Protocol)
+    passing = runPass(
+        health.passOrder(candidates("ab")),
+        factory,
+        health,
+        STAGGER,
+        lambda record: won.append(record.description),
+    )
+    servers["a"].last.fail()
+    servers["b"].last.succeed()
+    assert passing.called and won == ["tcp:b:1"]
+    cooling = health.record("a", "tcp:a:1")
+    assert cooling.coolingUntil is not None
+    order = health.passOrder(candidates("cab"))
+    assert [record.key for _, record in order] == ["c", "b", "a"]
+    health.retain("bc")
+    assert health.record("a", "tcp:a:1").failures == 0
+    failed = runPass([], factory, health, STAGGER)
+    assert isinstance(outcome(failed).value, AllEndpointsFailed)
+    assert clock.getDelayedCalls() == []
