@@ -126,7 +126,7 @@ class SRVEndpoint:
         @param maxCoolingPeriod: at most.
         @param randint: draws the RFC 2782 weighted order:
             C{randint(low, high)}, both ends included; by default
-            L{random.randint}.
+            C{random.randint}.
         @raise TypeError: if an argument is of the wrong type.
         @raise ValueError: if one is out of range.
         """

@@ -53,7 +53,7 @@ def rfc2782Order(
     result depends only on the draws.
 
     @param randint: C{randint(low, high)} draws an integer in C{[low,
-        high]}, both ends included, as L{random.randint} does.
+        high]}, both ends included, as C{random.randint} does.
     @return: every target once (equal records kept as often as given).
     """
     ordered: list[SRVTarget] = []

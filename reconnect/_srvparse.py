@@ -1,7 +1,7 @@
 """
 The C{srv:} client endpoint string: an L{SRVEndpoint} wherever Twisted takes
 an endpoint description (C{clientFromString}, C{twistd saystuff
---connect}).
+--connect}), written so::
 
     srv:SERVICE:DOMAIN[:protocol=tcp][:defaultPort=PORT][:stagger=SECONDS]
         [:tls=yes[:tlsHostname=NAME][:trustRoots=PATH]]
