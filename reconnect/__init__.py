@@ -19,6 +19,9 @@ from ._legacy import EndpointConnector, ReconnectingClientFactory
 from ._pass import AllEndpointsFailed, EndpointHealth
 from ._service import ClientService
 from ._sessions import IEndpointSession, ISessionEndpoint
+from ._srv import SRVEndpoint
+from ._srvconnector import SRVConnector
+from ._srvlookup import NoServiceRecords, ServiceNotOffered
 from ._stats import ConnectionStats
 
 __all__ = [
@@ -32,8 +35,12 @@ __all__ = [
     "GaveUpConnecting",
     "IEndpointSession",
     "ISessionEndpoint",
+    "NoServiceRecords",
     "ReconnectingClientFactory",
     "RetryPolicy",
+    "SRVConnector",
+    "SRVEndpoint",
+    "ServiceNotOffered",
     "TCPKeepAlive",
     "backoffPolicy",
     "decorrelatedJitterPolicy",
