@@ -1352,3 +1352,31 @@ def test_stopFromConnectionMadeOverTwistedEndpoint(
     assert transport.disconnecting
     assert alarming(logs) == []
     assert reactor.getDelayedCalls() == []
+
+
+# -- the retry timer (issue 21, item 5) ---------------------------------------
+
+
+@pytest.mark.parametrize("then", ["connects", "fails again"])
+def test_firedRetryTimerLetGo(make: Any, then: str) -> None:
+    """
+    Once the retry timer has fired, nothing of the service keeps it: the
+    fired call, which refers back to the service, is freed as soon as the
+    clock lets go of it, with no cycle left for the garbage collector.
+    """
+    import weakref
+
+    h = make().start()
+    h.endpoint.last.fail()
+    (call,) = h.clock.getDelayedCalls()
+    fired = weakref.ref(call)
+    del call
+    h.clock.advance(1)
+    assert h.service.state == "connecting"
+    assert fired() is None
+    if then == "connects":
+        h.connect()
+    else:
+        h.endpoint.last.fail()
+        assert h.service.state == "waiting"
+    assert fired() is None
