@@ -50,3 +50,44 @@ def checkCount(name: str, value: int, least: int) -> None:
         raise TypeError(f"{name} must be an int, not {value!r}")
     if value < least:
         raise ValueError(f"{name} must be >= {least}, not {value!r}")
+
+
+def checkEndpoint(name: str, value: object) -> None:
+    """
+    Check that C{value} can be connected with: it has a C{connect} method
+    (an C{IStreamClientEndpoint}, declared or not).
+
+    @raise TypeError: naming the argument, if it has none.
+    """
+    if not callable(getattr(value, "connect", None)):
+        raise TypeError(
+            f"{name} must be a client endpoint or its description, not {value!r}"
+        )
+
+
+def checkFactory(name: str, value: object) -> None:
+    """
+    Check that C{value} can build protocols: it has a C{buildProtocol}
+    method (an C{IProtocolFactory}, declared or not).
+
+    @raise TypeError: naming the argument, if it has none.
+    """
+    if not callable(getattr(value, "buildProtocol", None)):
+        raise TypeError(f"{name} must be a protocol factory, not {value!r}")
+
+
+def checkClock(name: str, value: object) -> None:
+    """
+    Check that C{value} is C{None} or can schedule calls: it has the
+    C{callLater} and C{seconds} of an C{IReactorTime}.
+
+    @raise TypeError: naming the argument, if it lacks either.
+    """
+    if value is None:
+        return
+    for method in ("callLater", "seconds"):
+        if not callable(getattr(value, method, None)):
+            raise TypeError(
+                f"{name} must be an IReactorTime (a reactor or a "
+                f"task.Clock) or None, not {value!r}"
+            )

@@ -198,6 +198,64 @@ def test_badConstructorArguments(
         ClientService(FakeEndpoint(), Factory(), clock=Clock(), **kwargs)
 
 
+@pytest.mark.parametrize(
+    "endpoint, factory, clock, error, name",
+    [
+        (None, Factory(), Clock(), TypeError, "endpoint"),
+        (42, Factory(), Clock(), TypeError, "endpoint"),
+        (b"tcp:127.0.0.1:7000", Factory(), Clock(), TypeError, "endpoint"),
+        ("nonsense:x", Factory(), Clock(), ValueError, "endpoint"),
+        ("tcp:127.0.0.1", Factory(), Clock(), ValueError, "endpoint"),
+        ("tcp:host=a:port=x", Factory(), Clock(), ValueError, "endpoint"),
+        (FakeEndpoint(), None, Clock(), TypeError, "factory"),
+        (FakeEndpoint(), Protocol, Clock(), TypeError, "factory"),
+        (FakeEndpoint(), Factory(), "x", TypeError, "clock"),
+        (FakeEndpoint(), Factory(), time, TypeError, "clock"),
+    ],
+    ids=[
+        "endpoint-None",
+        "endpoint-int",
+        "endpoint-bytes",
+        "endpoint-unknown-type",
+        "endpoint-no-port",
+        "endpoint-bad-port",
+        "factory-None",
+        "factory-protocol-class",
+        "clock-str",
+        "clock-time-module",
+    ],
+)
+def test_badEndpointFactoryOrClock(
+    endpoint: Any, factory: Any, clock: Any, error: type[Exception], name: str
+) -> None:
+    """
+    An endpoint that is neither an endpoint nor a description, a bad
+    description, a factory that builds nothing, a clock that schedules
+    nothing: each is an error at the call, naming the argument, rather than
+    a service that retries for ever (or hangs in C{waiting}) logging why.
+    """
+    with pytest.raises(error, match=name):
+        ClientService(endpoint, factory, clock=clock)
+
+
+def test_endpointDescription() -> None:
+    """
+    An endpoint may be given as its string description, as
+    L{FailoverEndpoint} takes them: it connects through the C{clock} if
+    that is a reactor, else through the global reactor.
+    """
+    from twisted.internet import reactor
+    from twisted.internet.testing import MemoryReactorClock
+
+    memory = MemoryReactorClock()
+    service = ClientService("tcp:127.0.0.1:7000", Factory(), clock=memory)
+    service.startService()
+    assert [client[:2] for client in memory.tcpClients] == [("127.0.0.1", 7000)]
+    service.stopService()
+    onClock = ClientService("tcp:127.0.0.1:7000", Factory(), clock=Clock())
+    assert onClock.endpoint._reactor is reactor  # type: ignore[attr-defined]
+
+
 @implementer(IProtocolFactory)
 class RaisingEndpoint:
     """
