@@ -7,7 +7,19 @@ that fails later for a reason nobody can see.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Optional
+
+
+def isFinite(value: float) -> bool:
+    """
+    Whether the number C{value} is finite: an C{int} too large for a
+    C{float} counts as infinite, rather than raising C{OverflowError}.
+    """
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def checkCallables(**callables: object) -> None:
@@ -34,7 +46,7 @@ def checkSeconds(name: str, value: Optional[float], zeroAllowed: bool) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {value!r}")
     inRange = value >= 0 if zeroAllowed else value > 0
-    if not (inRange and math.isfinite(value)):
+    if not (inRange and isFinite(value)):
         least = ">= 0" if zeroAllowed else "> 0"
         raise ValueError(f"{name} must be a finite number {least}, not {value!r}")
 
@@ -91,3 +103,25 @@ def checkClock(name: str, value: object) -> None:
                 f"{name} must be an IReactorTime (a reactor or a "
                 f"task.Clock) or None, not {value!r}"
             )
+
+
+def checkNumber(name: str, value: object) -> None:
+    """
+    Check that C{value} is a real number (an C{int}, a C{float}, or any
+    other C{numbers.Real}; not a C{bool}), before it is compared or used in
+    arithmetic that would fail with a message naming no argument.
+
+    @raise TypeError: naming the argument, if it is not.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, not {value!r}")
+
+
+def checkCallable(name: str, value: object) -> None:
+    """
+    Check that C{value} is callable (C{None} is not).
+
+    @raise TypeError: naming the argument, if it is not.
+    """
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, not {value!r}")
