@@ -115,7 +115,9 @@ class ClientService(Service):
     callbacks; an optional time limit per attempt; retry policies that may
     give up, and failures judged not worth retrying; callbacks on each
     connect and disconnect; optional damping of flapping connections; and
-    the current state, readable as L{state}.
+    the current state, readable as L{state}.  What a caller of Twisted's
+    can see change is listed in README, under "Where reconnect differs from
+    Twisted's ClientService".
     """
 
     _log = Logger()

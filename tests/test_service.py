@@ -1380,3 +1380,71 @@ def test_firedRetryTimerLetGo(make: Any, then: str) -> None:
         h.endpoint.last.fail()
         assert h.service.state == "waiting"
     assert fired() is None
+
+
+# -- where we differ from Twisted's ClientService (README) -------------------
+
+
+def test_waiterFromBeforeStartFailsWhenStoppedFromInit(make: Any) -> None:
+    """
+    A C{whenConnected()} made before the service was started fails with
+    L{CancelledError} when the service is stopped without ever starting
+    (Twisted's stays pending for ever): every Deferred we hand out fires.
+    """
+    h = make()
+    waiter = h.service.whenConnected()
+    h.service.stopService()
+    failureOf(waiter, CancelledError)
+
+
+def test_retryMessageNamesTheEndpointByItsDescription(
+    make: Any, logs: list[dict[str, Any]]
+) -> None:
+    """
+    The retry message is Twisted's sentence, but it names one of Twisted's
+    endpoints by its description (Twisted's shows the object's C{repr}),
+    adds why, and comes from this package's namespace.
+    """
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+    from twisted.internet.testing import MemoryReactorClock
+    from twisted.logger import formatEvent
+
+    reactor = MemoryReactorClock()
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", 7000)
+    service = ClientService(endpoint, Factory(), fixedDelay, clock=reactor)
+    service.startService()
+    reactor.tcpClients[0][2].clientConnectionFailed(
+        reactor.connectors[0], Failure(ConnectionRefusedError())
+    )
+    (retry,) = [e for e in logs if e.get("reconnectEvent") == "attemptFailed"]
+    assert formatEvent(retry).startswith(
+        "Scheduling retry 1 to connect tcp:127.0.0.1:7000 in 1.0 seconds. "
+        "Attempt failed: Connection was refused"
+    )
+    assert retry["log_namespace"] == "reconnect._service.ClientService"
+    assert retry["endpoint"] is endpoint
+    service.stopService()
+
+
+def test_everyDifferenceFromTwistedIsTested() -> None:
+    """
+    Each difference README lists in "Where reconnect differs from Twisted's
+    ClientService" names the tests that prove it, and each of them exists.
+    """
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Where reconnect differs from Twisted's ClientService")[
+        1
+    ].split("\n## ")[0]
+    differences = [d for d in section.split("\n- ")[1:]]
+    assert len(differences) >= 9
+    defined = set()
+    for module in (root / "tests").glob("test_*.py"):
+        defined.update(re.findall(r"^def (test_\w+)", module.read_text(), re.M))
+    for difference in differences:
+        named = re.findall(r"`(test_\w+)`", difference)
+        assert named, difference
+        assert set(named) <= defined, set(named) - defined
