@@ -497,6 +497,10 @@ class Moody:
         self.retire = "close"
         self.gaveUp = False
         self.kept: list[IProtocol] = []
+        # The Deferreds of "chained" preparations, and the logins they wait
+        # on (the usual shape: a fired Deferred waiting on an inner one).
+        self.preparations: list[Deferred[object]] = []
+        self.logins: list[Deferred[object]] = []
 
     def retryPolicy(self, attempt: int) -> object:
         self.gaveUp = self.policy != "ok"
@@ -522,7 +526,17 @@ class Moody:
             return Deferred()
         if self.prepare == "later":
             return succeed(None)
+        if self.prepare == "chained":
+            preparing: Deferred[object] = succeed(None)
+            preparing.addCallback(lambda _: self._login())
+            self.preparations.append(preparing)
+            return preparing
         return "nonsense"
+
+    def _login(self) -> Deferred[object]:
+        login: Deferred[object] = Deferred()
+        self.logins.append(login)
+        return login
 
     def callback(self, *args: object) -> None:
         if self.callbacks == "raise":
@@ -558,7 +572,16 @@ class MoodyEndpoint(FakeEndpoint):
 MOODS = {
     "policy": ["ok", "ok", "raise", "none", "nan", "negative", "string"],
     "fatal": ["no", "no", "yes", "raise"],
-    "prepare": ["none", "later", "raise", "fail", "hang", "nonsense"],
+    "prepare": [
+        "none",
+        "later",
+        "raise",
+        "fail",
+        "hang",
+        "nonsense",
+        "chained",
+        "chained",
+    ],
     "callbacks": ["ok", "raise"],
     "connect": ["ok", "ok", "raise", "nonsense"],
     "retire": ["close", "keep", "raise"],
@@ -617,6 +640,30 @@ class ClientServiceUnderUserCode(EndpointAndClockRules):
     def cancelWaiter(self, data: st.DataObject) -> None:
         waiting = [w for w in self.waiters if not w.called]
         data.draw(st.sampled_from(waiting)).cancel()
+
+    @precondition(lambda self: any(not login.called for login in self.mood.logins))
+    @rule(data=st.data(), succeeds=st.booleans())
+    def loginEnds(self, data: st.DataObject, succeeds: bool) -> None:
+        """
+        A chained preparation's login ends, perhaps long after its attempt.
+        """
+        pending = [login for login in self.mood.logins if not login.called]
+        login = data.draw(st.sampled_from(pending))
+        if succeeds:
+            login.callback("logged in")
+        else:
+            login.errback(Failure(Boom("login failed")))
+
+    @invariant()
+    def preparationsConsumed(self) -> None:
+        """
+        Whatever a chained preparation ended with, and whenever, the
+        attempt consumed it: nothing is left to be logged as unhandled.
+        """
+        if not hasattr(self, "mood"):
+            return
+        for preparing in self.mood.preparations:
+            assert not isinstance(getattr(preparing, "result", None), Failure)
 
     @invariant()
     def definedState(self) -> None:
