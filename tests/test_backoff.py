@@ -247,7 +247,11 @@ EVERY_POLICY = [
 ]
 
 
-@pytest.mark.parametrize("policy", EVERY_POLICY, ids=repr)
+@pytest.mark.parametrize(
+    "policy",
+    EVERY_POLICY,
+    ids=["backoff", "backoff-noJitter", "fullJitter", "decorrelated", "limited"],
+)
 def test_policiesPickle(policy: object) -> None:
     """
     Every policy pickles (the default random source included) and comes
