@@ -937,9 +937,12 @@ class _ClientMachine:
             reason=reason.getErrorMessage(),
             **fields,
         )
-        self._retryCall = self._settings.clock.callLater(
-            delay, self.dispatch, self._reconnect
-        )
+        self._retryCall = self._settings.clock.callLater(delay, self._retryDue)
+
+    def _retryDue(self) -> None:
+        # A fired call is let go of at once: it refers back to the machine.
+        self._retryCall = None
+        self.dispatch(self._reconnect)
 
     def _connectionIsStable(self) -> None:
         self._resetCall = None

@@ -205,9 +205,9 @@ def test_badServiceOptions(kwargs: dict[str, Any]) -> None:
 
 
 def test_stringEndpoint() -> None:
-    from twisted.internet.testing import MemoryReactor
+    from twisted.internet.testing import MemoryReactorClock
 
-    reactor = MemoryReactor()
+    reactor = MemoryReactorClock()
     service = SayStuffToServerService(
         endpoint="tcp:host=127.0.0.1:port=7", reactor=reactor
     )

@@ -28,7 +28,7 @@ from hypothesis.stateful import (
 )
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from reconnect import GaveUpConnecting, backoffPolicy, limitRetries
@@ -172,7 +172,7 @@ def test_badArguments(
     Bad constructor arguments are errors at the call, naming the argument.
     """
     with pytest.raises(error, match=name):
-        SayStuffToServerService(reactor=MemoryReactor(), **kwargs)
+        SayStuffToServerService(reactor=MemoryReactorClock(), **kwargs)
 
 
 def test_tlsWithoutTlsSupportSaysWhatToInstall() -> None:
@@ -185,10 +185,12 @@ def test_tlsWithoutTlsSupportSaysWhatToInstall() -> None:
     except ImportError:
         with pytest.raises(ValueError, match=r"reconnect\[tls\]"):
             SayStuffToServerService(
-                endpoint="tls:example.com:443", reactor=MemoryReactor()
+                endpoint="tls:example.com:443", reactor=MemoryReactorClock()
             )
     else:
-        SayStuffToServerService(endpoint="tls:example.com:443", reactor=MemoryReactor())
+        SayStuffToServerService(
+            endpoint="tls:example.com:443", reactor=MemoryReactorClock()
+        )
 
 
 # -- the stateful property test -------------------------------------------------
