@@ -351,6 +351,8 @@ class SayStuffPromises(EndpointAndClockRules):
         assert self.stuff.book.pendingBytes - pendingBytes in range(
             0, 100 * (4 + REQUEST_OVERHEAD), 4 + REQUEST_OVERHEAD
         )
+        book = self.stuff.book
+        assert book.awaited == sum(lane.awaited for lane in book._lanes)
         self.deadConnectionsReplaced()
         assert self.producer.paused == self.stuff.book.paused
         state = self.stuff.state
