@@ -18,6 +18,7 @@ from ._keepalive import TCPKeepAlive
 from ._legacy import EndpointConnector, ReconnectingClientFactory
 from ._service import ClientService
 from ._stats import ConnectionStats
+from ._tls import isCertificateError
 
 __all__ = [
     "AllEndpointsFailed",
@@ -35,6 +36,7 @@ __all__ = [
     "decorrelatedJitterPolicy",
     "fullJitterPolicy",
     "getDebugEvents",
+    "isCertificateError",
     "limitRetries",
     "setDebugEvents",
 ]
