@@ -11,6 +11,7 @@ certificates made at test time.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -379,16 +380,20 @@ async def test_untrustedServer(
 
 
 @pytest_twisted.ensureDeferred
-async def test_wrongHostname(tlsServer: int, authority: Authority) -> None:
+async def test_wrongHostname(
+    tlsServer: int, authority: Authority, logged: LogRecorder
+) -> None:
     """
     A certificate issued to another name fails the same way, with
-    service_identity's error.
+    service_identity's error, which the log names.
     """
     service, failure = await giveUpOn(
         tlsEndpoint(tlsServer, authority.roots, hostname="wrong.example")
     )
     assert failure.check(VerificationError)
     assert isCertificateError(failure)
+    named = [line for line in logged.lines if "DNSMismatch" in line]
+    assert len(named) >= 2, logged.lines
 
 
 class Silent(Protocol):
@@ -534,3 +539,27 @@ async def test_legacyConnectorKeepsTwistedsCallbacks(
     [reason] = factory.lost
     assert isCertificateError(reason)
     assert [protocol.handshakes for protocol in factory.made] == [0]
+
+
+def test_guideSnippet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    The guide's TLS snippet runs as written, in a folder holding the trust
+    roots and client certificate it names.
+    """
+    guide = (Path(__file__).parent.parent / "docs" / "guide.md").read_text()
+    [snippet] = [
+        block
+        for block in re.findall(r"^```python\n(.*?)^```", guide, re.M | re.S)
+        if block.startswith("# tls_client.py")
+    ]
+    authority = Authority(tmp_path / "made")
+    shutil.copytree(authority.roots, tmp_path / "ca")
+    client = authority.issue("client")
+    shutil.copy(client.certificate, tmp_path / "client.crt")
+    shutil.copy(client.key, tmp_path / "client.key")
+    monkeypatch.chdir(tmp_path)
+    names: dict[str, Any] = {}
+    exec(compile(snippet, "tls_client.py", "exec"), names)
+    service = names["service"]
+    assert isinstance(service, ClientService)
+    assert service.state == "init"
