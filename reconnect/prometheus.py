@@ -7,6 +7,10 @@ C{pip install 'reconnect[metrics]'})::
 
     REGISTRY.register(ServiceCollector({"upstream": service}))
 
+or serve them over HTTP on their own, as C{twistd saystuff --metrics} does:
+C{metricsSite({"upstream": service})} is a C{twisted.web} site for a
+server endpoint.
+
 Every metric has a C{service} label with the name it was registered under.
 The values are read when Prometheus scrapes: nothing is counted twice and
 nothing runs between scrapes.
@@ -17,23 +21,31 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Union, cast
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from twisted.web.http import HTTPChannel
+from twisted.web.http_headers import Headers
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
 
+from ._driver import transitionsOf
 from ._failover import FailoverEndpoint
+from ._machine import _ClientMachine
 from ._service import ClientService
 
-_STATES = (
-    "init",
-    "connecting",
-    "waiting",
-    "connected",
-    "reconnecting",
-    "disconnecting",
-    "restarting",
-    "stopped",
-    "gaveUp",
-)
+
+def _stateNames() -> tuple[str, ...]:
+    """
+    The states of L{ClientService}'s machine, the initial one first, read
+    from the machine itself as the drawing in C{docs/} is: a state added to
+    the machine gets its C{reconnect_state} series with no change here.
+    """
+    initial, states, _ = transitionsOf(_ClientMachine._machine)
+    return (initial, *sorted(set(states) - {initial}))
+
+
+_STATES = _stateNames()
 
 Watched = Union[ClientService, Any]
 
@@ -167,14 +179,92 @@ def _failoverFamilies(services: Mapping[str, Watched]) -> Iterator[Any]:
     yield from (endpointConnects, endpointFailures)
 
 
-def metricsResource(services: Mapping[str, Watched]) -> Any:
+def metricsSite(services: Mapping[str, Watched]) -> Site:
+    """
+    A C{twisted.web} site that serves L{metricsResource} to C{GET} and
+    C{HEAD}, and reads no request body: a request that announces one
+    (C{Content-Length} over 0, or C{Transfer-Encoding}) is answered 413 and
+    its connection closed as soon as its headers are in, before any of the
+    body is read.  (Twisted's own site reads the body whole, into a
+    temporary file past 100 kB, before the resource sees the request.)  The
+    resource answers any other method 405.
+    """
+    site = Site(metricsResource(services))  # type: ignore[no-untyped-call]
+    site.protocol = _BodilessHTTPChannel  # type: ignore[assignment]
+    return site
+
+
+class _BodilessHTTPChannel(HTTPChannel):
+    """
+    An HTTP channel that refuses a request with a body once its headers are
+    in, and reads nothing more from the connection.
+    """
+
+    _refused = False
+
+    def allHeadersReceived(self) -> None:
+        request = self.requests[-1]
+        if not _announcesBody(request.requestHeaders):
+            super().allHeadersReceived()  # type: ignore[no-untyped-call]
+            return
+        self._refused = True
+        assert self.transport is not None
+        self.transport.write(
+            b"HTTP/1.1 413 Request Entity Too Large\r\n"
+            b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        self.transport.loseConnection()
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if not self._refused:
+            super().rawDataReceived(data)
+
+
+def _announcesBody(headers: Headers) -> bool:
+    """
+    Whether the request headers C{headers} announce a body.
+    """
+    if headers.hasHeader(b"Transfer-Encoding"):
+        return True
+    lengths = headers.getRawHeaders(b"Content-Length") or []
+    return any(length.strip() != b"0" for length in lengths)
+
+
+def metricsResource(services: Mapping[str, Watched]) -> Resource:
     """
     A C{twisted.web} resource that serves the metrics of C{services} (and
-    nothing else) in Prometheus' text format.
-    """
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.twisted import MetricsResource
+    nothing else) in Prometheus' text format, to C{GET} and C{HEAD}.
 
+    The metrics are collected in the reactor's thread, where the services
+    change: C{prometheus_client}'s own Twisted resource collects them in a
+    thread of the reactor's pool, while they change under it.
+    """
     registry = CollectorRegistry(auto_describe=True)
     registry.register(ServiceCollector(services))
-    return MetricsResource(registry)  # type: ignore[no-untyped-call]
+    return _MetricsResource(registry)
+
+
+class _MetricsResource(Resource):
+    """
+    Serves a registry's metrics at every path.
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._registry = registry
+
+    def render(self, request: Request) -> bytes:
+        """
+        The metrics to C{GET}, their headers to C{HEAD}, 405 to the rest.
+        """
+        if request.method not in (b"GET", b"HEAD"):
+            request.setResponseCode(405)
+            request.setHeader(b"Allow", b"GET, HEAD")  # type: ignore[no-untyped-call]
+            return b""
+        body = generate_latest(self._registry)
+        contentType = CONTENT_TYPE_LATEST.encode("ascii")
+        request.setHeader(b"Content-Type", contentType)  # type: ignore[no-untyped-call]
+        request.setHeader(b"Content-Length", b"%d" % len(body))  # type: ignore[no-untyped-call]
+        return b"" if request.method == b"HEAD" else body

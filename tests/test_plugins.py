@@ -5,6 +5,7 @@ The twistd plugins: their options, and the real C{twistd} command end to end
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from pathlib import Path
@@ -12,22 +13,38 @@ from typing import Any, Optional
 
 import pytest
 import pytest_twisted
-from helpers import LineCollector, StdoutOnly, freePort, stop, twistd, until
+from helpers import (
+    TWISTD,
+    LineCollector,
+    Process,
+    StdoutOnly,
+    freePort,
+    sameReactor,
+    stop,
+    twistd,
+    until,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
+    TCP4ServerEndpoint,
     TCP6ServerEndpoint,
     connectProtocol,
 )
+from twisted.internet.protocol import Factory, Protocol
 from twisted.python.usage import UsageError
 
 from reconnect.saystuff import SayStuffToServerService
 from reconnect.saystuff import _servertap as servertap
 from reconnect.saystuff import _tap as tap
 from reconnect.saystuff._relay import StdinRelayService
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+GUIDE = README.parent / "docs" / "guide.md"
+
 
 # -- options --------------------------------------------------------------------
 
@@ -45,7 +62,7 @@ from reconnect.saystuff._relay import StdinRelayService
         ["--factor", "0.5"],
         ["--queue-size", "0"],
         ["--queue-size", "many"],
-        ["--timeout", "0"],
+        ["--timeout", "-1"],
         ["--timeout", "inf"],
         ["--heartbeat", "0"],
         ["--heartbeat", "often"],
@@ -131,7 +148,65 @@ def test_serverService() -> None:
     assert service.endpoint._interface == "127.0.0.1"  # type: ignore[attr-defined]
 
 
+def test_stdinTimeoutByDefault() -> None:
+    """
+    C{--stdin} waits for each reply for L{tap.STDIN_TIMEOUT} unless
+    C{--timeout} says otherwise, and C{--timeout 0} is no limit; the relay
+    over C{--listen} has no limit unless given one.
+    """
+
+    def timeout(*argv: str) -> Any:
+        options = tap.Options()
+        options.parent = {"nodaemon": True, "logger": "x"}
+        options.parseOptions(list(argv))
+        relayed = list(tap.makeService(options))[0]  # type: ignore[call-overload]
+        assert relayed.book._timeout == options["timeout"]
+        return options["timeout"]
+
+    assert timeout("--stdin") == tap.STDIN_TIMEOUT == 30.0
+    assert timeout("--stdin", "--timeout", "2.5") == 2.5
+    assert timeout("--stdin", "--timeout", "0") is None
+    assert timeout() is None
+    assert timeout("--timeout", "4") == 4.0
+    assert timeout("--timeout", "0") is None
+    seconds = f"{tap.STDIN_TIMEOUT:g}"
+    assert f"has waited {seconds} s for its reply" in README.read_text()
+    assert f"(default: {seconds} with `--stdin`" in GUIDE.read_text()
+
+
+@pytest.mark.parametrize(
+    "given, kept", [("twistd.pid", ""), ("mine.pid", "mine.pid"), ("", "")]
+)
+def test_stdinTakesNoDefaultPidfile(given: str, kept: str) -> None:
+    """
+    C{--stdin} turns off twistd's default pidfile, which would keep a
+    second pipe from running in the same folder; a pidfile asked for by
+    name is kept.
+    """
+    options = tap.Options()
+    options.parent = {"nodaemon": True, "logger": "x", "pidfile": given}
+    options.parseOptions(["--stdin"])
+    assert options.parent["pidfile"] == kept
+    options = tap.Options()
+    options.parent = {"nodaemon": True, "logger": "x", "pidfile": given}
+    options.parseOptions([])
+    assert options.parent["pidfile"] == given
+
+
 # -- the real twistd ----------------------------------------------------------
+
+
+async def endedWithin(process: Process, seconds: float) -> Optional[int]:
+    """
+    The exit status of C{process}, which must end within C{seconds}: if it
+    does not, it is killed and the test fails.
+    """
+    try:
+        code: Optional[int] = await process.ended.addTimeout(seconds, reactor)
+    except defer.TimeoutError:
+        process.transport.signalProcess("KILL")  # type: ignore[union-attr]
+        raise AssertionError(f"twistd still running after {seconds} s") from None
+    return code
 
 
 @pytest_twisted.ensureDeferred
@@ -188,7 +263,7 @@ async def relayStdin(
         assert isinstance(relay, StdoutOnly)
         relay.transport.write(input)  # type: ignore[union-attr]
         relay.transport.closeStdin()  # type: ignore[union-attr]
-        code = await relay.ended
+        code = await endedWithin(relay, 60)
     finally:
         await stop(server)
     return code, relay
@@ -295,19 +370,28 @@ def test_anyRelayOptionValueIsUsageOrAccepted(option: str, value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "argv",
+    "argv, option",
     [
-        ["saystuff-server", "--port", "{busy}"],
-        ["saystuff", "--listen", "tcp:{busy}:interface=127.0.0.1"],
-        ["saystuff", "--metrics", "tcp:{busy}:interface=127.0.0.1"],
+        (["saystuff-server", "--port", "{busy}"], "--port {busy}"),
+        (
+            ["saystuff", "--listen", "tcp:{busy}:interface=127.0.0.1"],
+            "--listen tcp:{busy}:interface=127.0.0.1",
+        ),
+        (
+            ["saystuff", "--listen", "tcp:0:interface=127.0.0.1"]
+            + ["--metrics", "tcp:{busy}:interface=127.0.0.1"],
+            "--metrics tcp:{busy}:interface=127.0.0.1",
+        ),
     ],
 )
 @pytest_twisted.ensureDeferred
-async def test_busyPortEndsTheProcess(tmp_path: Path, argv: list[str]) -> None:
+async def test_busyPortEndsTheProcess(
+    tmp_path: Path, argv: list[str], option: str
+) -> None:
     """
     A port that cannot be listened on ends twistd at start-up with exit
-    status 1 and one line saying why, not a traceback and a process that
-    listens nowhere.
+    status 1 and one line saying why, which names the option that asked
+    for it, not a traceback and a process that listens nowhere.
     """
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -318,7 +402,9 @@ async def test_busyPortEndsTheProcess(tmp_path: Path, argv: list[str]) -> None:
     assert code == 1
     assert b"Traceback" not in process.output, process.output.decode()
     [line] = [x for x in process.output.splitlines() if b"error: " in x]
-    assert b"Couldn't listen on 127.0.0.1:" + busy.encode() in line
+    named = option.replace("{busy}", busy)
+    assert f"error: {named}: Couldn't listen on ".encode() in line, line
+    assert f":{busy}".encode() in line
 
 
 @pytest.mark.parametrize("options", [tap.Options, servertap.Options])
@@ -443,3 +529,182 @@ def test_failbackOption() -> None:
         tap.Options().parseOptions(
             ["-c", "tcp:127.0.0.1:1", "-c", "tcp:127.0.0.1:2", "--failback", "0"]
         )
+
+
+# -- the synopses ----------------------------------------------------------------
+
+PLUGINS = [("saystuff", tap.Options), ("saystuff-server", servertap.Options)]
+
+
+def optionNames(options: type[Any]) -> set[str]:
+    """
+    The long names of every option C{options} takes, but C{--help} and
+    C{--version}, which every twistd plugin takes.
+    """
+    return {name.rstrip("=") for name in options().longOpt} - {"help", "version"}
+
+
+def readmeSynopsis(command: str) -> str:
+    """
+    README's synopsis of C{twistd -n COMMAND}: its line in the block under
+    I{The twistd plugins} and the indented lines that continue it, as one
+    line.
+    """
+    text = README.read_text().split("### The twistd plugins", 1)[1]
+    block = text.split("```", 2)[1]
+    found: list[str] = []
+    for line in block.splitlines():
+        if line.startswith("twistd "):
+            if found:
+                break
+            if line.split()[2] == command:
+                found.append(line)
+        elif found and line.startswith(" "):
+            found.append(line)
+    return " ".join(" ".join(found).split())
+
+
+@pytest.mark.parametrize("command, options", PLUGINS)
+def test_synopsisNamesEveryOption(command: str, options: type[Any]) -> None:
+    """
+    The usage line of C{twistd COMMAND --help} names every option the
+    plugin takes, and no other, each with its default if it has one.
+    """
+    assert set(re.findall(r"--([\w-]+)", options.synopsis)) == optionNames(options)
+    defaults = options()
+    defaults.parseOptions([])
+    for name, shown in re.findall(r"\[--([\w-]+) ([^\] ]+)", options.synopsis):
+        if shown.isupper() and shown != defaults[name]:
+            continue  # a placeholder, such as SECONDS
+        assert shown == str(defaults[name]) or float(shown) == defaults[name], name
+
+
+@pytest.mark.parametrize("command, options", PLUGINS)
+def test_readmeSynopsisIsTheUsageLine(command: str, options: type[Any]) -> None:
+    """
+    README's synopsis of each plugin is the one C{--help} prints.
+    """
+    assert readmeSynopsis(command) == f"twistd -n {command} {options.synopsis}"
+
+
+def test_guideListsEveryOption() -> None:
+    """
+    The guide's table of the relay's options has a row for each of them.
+    """
+    section = GUIDE.read_text().split("## 8. The plugin's options", 1)[1]
+    table = section.split("\n## ", 1)[0]
+    firstCells = [line.split("|")[1] for line in table.splitlines() if "|" in line]
+    listed = set(re.findall(r"`--([\w-]+)", " ".join(firstCells)))
+    assert listed == optionNames(tap.Options)
+
+
+class Silent(Protocol):
+    """
+    A server that accepts and never answers.
+    """
+
+
+@pytest_twisted.ensureDeferred
+async def test_stdinEndsAgainstASilentServer(tmp_path: Path) -> None:
+    """
+    C{--stdin} against a server that accepts and never answers ends, once
+    its per-line deadline passes, with an C{ERROR} line for each line and
+    exit status 1.
+    """
+    silent = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+        Factory.forProtocol(Silent)
+    )
+    try:
+        port = silent.getHost().port  # type: ignore[attr-defined]
+        relay = twistd(
+            tmp_path,
+            "saystuff",
+            "--port",
+            str(port),
+            "--timeout",
+            "0.5",
+            "--stdin",
+            protocol=StdoutOnly(),
+        )
+        assert isinstance(relay, StdoutOnly)
+        relay.transport.write(b"one\ntwo\n")  # type: ignore[union-attr]
+        relay.transport.closeStdin()  # type: ignore[union-attr]
+        code = await endedWithin(relay, 30)
+    finally:
+        await silent.stopListening()
+    assert code == 1, relay.stderr.decode()
+    assert [line.split(b":")[0] for line in relay.stdout.splitlines()] == [
+        b"ERROR RequestTimedOut"
+    ] * 2
+    assert b"Traceback" not in relay.stderr
+
+
+@pytest_twisted.ensureDeferred
+async def test_stdinBesideAnotherTwistd(tmp_path: Path) -> None:
+    """
+    C{twistd -n saystuff --stdin}, with no C{--pidfile=}, runs in a folder
+    where another twistd holds C{twistd.pid}, and leaves that file alone.
+    """
+    pidfile = tmp_path / "twistd.pid"
+    pidfile.write_text(str(os.getpid()))
+    port = freePort()
+    server = twistd(tmp_path, "saystuff-server", "--port", str(port))
+    try:
+        await until(lambda: b"starting on" in server.output)
+        relay = StdoutOnly()
+        argv = [TWISTD, "-n", *sameReactor(), "saystuff", "--port", str(port)]
+        reactor.spawnProcess(
+            relay, TWISTD, [*argv, "--stdin"], env=dict(os.environ), path=str(tmp_path)
+        )
+        relay.transport.write(b"one\n")  # type: ignore[union-attr]
+        relay.transport.closeStdin()  # type: ignore[union-attr]
+        code = await endedWithin(relay, 60)
+    finally:
+        await stop(server)
+    assert code == 0, relay.stderr.decode()
+    assert relay.stdout == b"one\n"
+    assert pidfile.read_text() == str(os.getpid())
+
+
+EARLIER_HANDLER = """
+import atexit
+import sys
+
+from twisted.logger import textFileLogObserver
+
+
+def observer():
+    atexit.register(open, "{marker}", "w")
+    return textFileLogObserver(sys.stderr)
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_stdinStatusLetsEarlierExitHandlersRun(tmp_path: Path) -> None:
+    """
+    The exit status of C{--stdin} (1: a line got an C{ERROR} line) is set
+    without cutting short the exit handlers registered before it: here
+    one that a log observer registers at start-up, as logging's shutdown
+    and coverage's are.
+    """
+    marker = tmp_path / "earlier handler ran"
+    (tmp_path / "earlierhandler.py").write_text(
+        EARLIER_HANDLER.replace("{marker}", str(marker))
+    )
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    relay = StdoutOnly()
+    argv = [TWISTD, "--pidfile=", "--logger=earlierhandler.observer", "-n"]
+    argv += [*sameReactor(), "saystuff", "--port", str(freePort())]
+    reactor.spawnProcess(
+        relay,
+        TWISTD,
+        [*argv, "--timeout", "0.2", "--stdin"],
+        env=dict(os.environ, PYTHONPATH=path),
+        path=str(tmp_path),
+    )
+    relay.transport.write(b"one\n")  # type: ignore[union-attr]
+    relay.transport.closeStdin()  # type: ignore[union-attr]
+    code = await endedWithin(relay, 60)
+    assert code == 1, relay.stderr.decode()
+    assert relay.stdout.startswith(b"ERROR RequestTimedOut")
+    assert marker.exists(), relay.stderr.decode()

@@ -107,29 +107,38 @@ class ExitingOptions(_Options):
             raise SystemExit(1) from None
 
 
-def listening(endpoint: IStreamServerEndpoint, factory: IProtocolFactory) -> IService:
+def listening(
+    endpoint: IStreamServerEndpoint, factory: IProtocolFactory, option: str
+) -> IService:
     """
     A service that listens on C{endpoint}, and whose failure to listen
-    ends C{twistd} at start-up (exit status 1, one line on standard error)
+    ends C{twistd} at start-up (exit status 1, one line on standard error
+    that names C{option}, the command-line option that asked for it)
     instead of leaving a process that listens nowhere.  It asks for the
     failure at once as Twisted's own C{strports.service} does, through the
     same attribute.
     """
-    return _ListeningService(endpoint, factory)  # type: ignore[no-untyped-call]
+    service = _ListeningService(endpoint, factory)  # type: ignore[no-untyped-call]
+    service.option = option
+    return service
 
 
 class _ListeningService(StreamServerEndpointService):
     """
     Listens at start-up or ends the program with one line that says why.
+
+    @ivar option: the option that asked for this endpoint, as the user
+        wrote it (C{"--listen"}), to name in that line.
     """
 
     _raiseSynchronously = True
+    option = ""
 
     def privilegedStartService(self) -> None:
         try:
             super().privilegedStartService()  # type: ignore[no-untyped-call]
         except CannotListenError as error:
-            raise SystemExit(f"error: {error}") from None
+            raise SystemExit(f"error: {self.option}: {error}") from None
 
 
 F = TypeVar("F", bound=Callable[..., object])

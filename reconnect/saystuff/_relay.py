@@ -261,8 +261,14 @@ class StdinRelayService(Service):
 def _exitWithStatus(status: int) -> None:
     """
     End the process with C{status}: twistd itself always exits with 0, so
-    this runs last, once twistd has shut down and removed its pidfile.
+    this runs at exit, once twistd has shut down and removed its pidfile.
+
+    Exit handlers run newest first, and this one is registered late: it
+    runs those registered before it (logging's shutdown, coverage's) first,
+    which ending the process at once would skip.
     """
+    atexit.unregister(_exitWithStatus)
+    atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)

@@ -31,7 +31,8 @@ def addressFamily(address: str) -> Optional[str]:
 
 
 class Options(ExitingOptions):
-    synopsis = "[--port PORT] [--interface ADDRESS]"
+    # README's synopsis is this one (tests/test_plugins.py).
+    synopsis = f"[--port {DEFAULT_PORT}] [--interface 127.0.0.1]"
     longdesc = "A line server: every CRLF-terminated line is answered with itself."
     optParameters = [
         [
@@ -60,4 +61,4 @@ def makeService(options: Any) -> IService:
         endpoint = TCP6ServerEndpoint(reactor, options["port"], interface=interface)
     else:
         endpoint = TCP4ServerEndpoint(reactor, options["port"], interface=interface)
-    return listening(endpoint, EchoLineFactory())
+    return listening(endpoint, EchoLineFactory(), f"--port {options['port']}")

@@ -10,7 +10,6 @@ from typing import Any, Optional, Union, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import (
     IDelayedCall,
     IProtocol,
@@ -28,6 +27,7 @@ from .._keepalive import TCPKeepAlive
 from .._service import ClientService
 from ._book import RequestBook
 from ._budget import ResendBudget
+from ._endpoint import hostEndpoint
 from ._errors import NotConnectedError, RequestTimedOut, ServiceStoppedError
 from ._protocol import SayStuffClientFactory, SayStuffClientProtocol, checkLine
 
@@ -70,7 +70,7 @@ def _endpointFrom(
     checkCount("port", port, least=1)
     if port > 65535:
         raise ValueError(f"port must be between 1 and 65535, not {port}")
-    return HostnameEndpoint(reactor, host, port)
+    return hostEndpoint(reactor, host, port)
 
 
 class SayStuffToServerService(Service):

@@ -32,10 +32,25 @@ from ._service import SayStuffToServerService
 
 DEFAULT_LISTEN = "tcp:8765:interface=127.0.0.1"
 DEFAULT_HOST = "127.0.0.1"
+TWISTD_PIDFILE = "twistd.pid"
+STDIN_TIMEOUT = 30.0
+"""
+Seconds C{--stdin} waits for each reply unless C{--timeout} says otherwise:
+a pipe must end, even against a server that accepts and never answers.
+"""
 
 
 class Options(ExitingOptions):
-    synopsis = "[--host HOST] [--port PORT] [--listen ENDPOINT ...] [--stdin]"
+    # README's synopsis is this one, wrapped (tests/test_plugins.py).
+    synopsis = (
+        f"[--host {DEFAULT_HOST}] [--port {DEFAULT_PORT}] "
+        "[--connect ENDPOINT ...] [--shuffle] [--failback SECONDS] "
+        "[--listen ENDPOINT ...] [--stdin] "
+        "[--initial-delay 1.0] [--max-delay 60] [--factor 1.5] "
+        "[--queue-size 1000] [--timeout SECONDS] "
+        "[--heartbeat SECONDS] [--heartbeat-line PING] "
+        "[--metrics ENDPOINT] [--debug-events]"
+    )
     longdesc = (
         "Keep one connection to a line server up and relay lines to it: from "
         "local clients (--listen, repeatable) or from standard input (--stdin; "
@@ -94,8 +109,9 @@ class Options(ExitingOptions):
             "timeout",
             None,
             None,
-            "Seconds to wait for each reply (default: no limit).",
-            named("timeout", positiveFloat),
+            "Seconds to wait for each reply; 0: no limit (default: "
+            f"{STDIN_TIMEOUT:g} with --stdin, else no limit).",
+            named("timeout", nonNegativeFloat),
         ],
         [
             "heartbeat",
@@ -196,6 +212,10 @@ class Options(ExitingOptions):
             )
         if not self["listen"] and not self["stdin"]:
             self["listen"] = [DEFAULT_LISTEN]
+        if self["timeout"] is None and self["stdin"]:
+            self["timeout"] = STDIN_TIMEOUT
+        elif self["timeout"] == 0:
+            self["timeout"] = None
         parent = getattr(self, "parent", None)
         if self["stdin"] and parent is not None and not parent.get("nodaemon"):
             raise UsageError(
@@ -204,6 +224,10 @@ class Options(ExitingOptions):
         if self["stdin"] and parent is not None:
             if not any(parent.get(k) for k in ("logger", "logfile", "syslog")):
                 parent["logger"] = f"{__package__}._relay.stderrLogObserver"
+            # A pipe tool runs beside others in one folder: twistd's default
+            # pidfile would refuse the second.  One asked for is kept.
+            if parent.get("pidfile") == TWISTD_PIDFILE:
+                parent["pidfile"] = ""
 
 
 def _endpoint(
@@ -249,17 +273,18 @@ def makeService(options: Any) -> IService:
     relayed.setServiceParent(top)
     for description in options["listen"]:
         listening(
-            serverFromString(reactor, description), RelayFactory(relayed)
+            serverFromString(reactor, description),
+            RelayFactory(relayed),
+            f"--listen {description}",
         ).setServiceParent(top)
     if options["stdin"]:
         StdinRelayService(relayed, reactor).setServiceParent(top)
     if options["metrics"] is not None:
-        from twisted.web.server import Site
-
-        from ..prometheus import metricsResource
+        from ..prometheus import metricsSite
 
         listening(
             serverFromString(reactor, options["metrics"]),
-            Site(metricsResource({"saystuff": relayed})),
+            metricsSite({"saystuff": relayed}),
+            f"--metrics {options['metrics']}",
         ).setServiceParent(top)
     return top
