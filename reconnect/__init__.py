@@ -13,10 +13,15 @@ from ._backoff import (
 )
 from ._debugevents import getDebugEvents, setDebugEvents
 from ._errors import AttemptTimedOut, GaveUpConnecting
-from ._failover import AllEndpointsFailed, EndpointHealth, FailoverEndpoint
+from ._failover import FailoverEndpoint
 from ._keepalive import TCPKeepAlive
 from ._legacy import EndpointConnector, ReconnectingClientFactory
+from ._pass import AllEndpointsFailed, EndpointHealth
 from ._service import ClientService
+from ._sessions import IEndpointSession, ISessionEndpoint
+from ._srv import SRVEndpoint
+from ._srvconnector import SRVConnector
+from ._srvlookup import NoServiceRecords, ServiceNotOffered
 from ._stats import ConnectionStats
 from ._tls import isCertificateError
 
@@ -29,8 +34,14 @@ __all__ = [
     "EndpointHealth",
     "FailoverEndpoint",
     "GaveUpConnecting",
+    "IEndpointSession",
+    "ISessionEndpoint",
+    "NoServiceRecords",
     "ReconnectingClientFactory",
     "RetryPolicy",
+    "SRVConnector",
+    "SRVEndpoint",
+    "ServiceNotOffered",
     "TCPKeepAlive",
     "backoffPolicy",
     "decorrelatedJitterPolicy",

@@ -75,8 +75,9 @@ class _Progress:
     @ivar proxy: the protocol proxy of the attempt's connection, once the
         transport is up.
     @ivar timer: the call that ends the attempt when its time runs out.
-    @ivar step: the C{Deferred} of the step under way: the endpoint's
-        C{connect}, then C{prepareConnection}'s result.
+    @ivar step: the C{Deferred} of the step under way, which ending the
+        attempt cancels: the endpoint's C{connect} until the transport is
+        up, then C{prepareConnection}'s result.
     @ivar handshake: where the connection's TLS handshake stands:
         C{None} without TLS (or before the transport is up), C{False}
         while it is under way, C{True} once it has completed.
@@ -161,10 +162,17 @@ class _Attempt(_DisconnectFactory):
         progress = self._progress
         if progress is None:
             abortTransport(proxy)
-        else:
-            progress.proxy = proxy
-            if negotiatesTLS(proxy._transport):
-                progress.handshake = False
+            return
+        if progress.proxy is None:
+            # Connected, and the endpoint's Deferred has not fired yet (it
+            # fires once the protocol's connectionMade has returned).
+            # Cancelling it now would only make its canceller complain (a
+            # TCP connector is no longer connecting) and the endpoint fire it
+            # twice: ending the attempt from here on aborts the transport.
+            progress.step = None
+        progress.proxy = proxy
+        if negotiatesTLS(proxy._transport):
+            progress.handshake = False
 
     def handshakeDone(self, proxy: _ReconnectingProtocolProxy) -> None:
         """
@@ -199,7 +207,13 @@ class _Attempt(_DisconnectFactory):
         # the proxy, which passes everything on to the user's protocol.
         preparing = maybeDeferred(progress.prepareConnection, cast(IProtocol, proxy))
         progress.step = preparing
-        preparing.addCallbacks(lambda _: self._finish(None), self._stepFailed)
+        preparing.addCallbacks(self._prepared, self._stepFailed)
+
+    def _prepared(self, result: object) -> None:
+        # An attempt that ended meanwhile (timed out, stopped, lost) has
+        # cancelled this step; whatever it ends with now is no news.
+        if self._progress is not None:
+            self._finish(None)
 
     def _stepFailed(self, failure: Failure) -> None:
         if self._progress is not None:
@@ -245,7 +259,10 @@ class _Attempt(_DisconnectFactory):
         if failure is None:
             failure = Failure(CancelledError("connected without a protocol"))
         step = progress.step
-        if step is not None and not step.called:
+        if step is not None:
+            # Even a step that has fired may be waiting on a Deferred it
+            # chained (C{succeed(None).addCallback(lambda _: login())}):
+            # cancelling it reaches that one.
             cancelQuietly(step)
         if proxy is not None:
             abortTransport(proxy)

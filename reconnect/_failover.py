@@ -3,17 +3,18 @@ L{FailoverEndpoint}: one client endpoint over several, so that anything that
 connects through an endpoint (L{ClientService}, L{EndpointConnector},
 SayStuff) fails over between servers with no change to it.
 
-One C{connect()} is one I{pass} over the endpoints: the first is tried at
-once; every C{stagger} seconds that none has connected, or at once when one
-fails, the next is started beside those still trying.  The first to connect
-wins and the others are called off; the pass fails, with every endpoint's
-failure, only when all have failed.  So a service's retry policy waits only
-after a whole pass.
+One C{connect()} is one I{pass} over the endpoints (see L{reconnect._pass}):
+staggered attempts, the first to connect wins, and the pass fails only when
+all have failed.  So a service's retry policy waits only after a whole pass.
 
-Each endpoint's health is kept across passes: one that failed
-C{failuresBeforeCooling} times in a row is I{cooling} for a while (doubling
-with each further failure, up to a cap) and is tried after the others; a
-pass never skips an endpoint, and a success clears its record.
+Like any Twisted endpoint, one L{FailoverEndpoint} may serve many clients.
+What is known about the servers (failures in a row, cooling) is shared, so
+that every client learns that a server is down.  Everything about one client
+(the endpoint it is on, the order it prefers them in, the lost one going
+last, its failback probe) lives in that client's session (L{_Session}, an
+L{IEndpointSession}), which a L{ClientService} or L{EndpointConnector} opens
+when it starts and closes when it stops: stopping one client changes nothing
+for another.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from __future__ import annotations
 import math
 import random as _random
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Optional, Union, cast
+from typing import Any, Optional, Union, cast
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import (
-    IAddress,
     IDelayedCall,
     IProtocol,
     IProtocolFactory,
@@ -37,89 +37,34 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from . import _debugevents
 from ._attempt import cancelQuietly
-from ._checks import checkCount, checkSeconds
+from ._checks import checkSeconds
 from ._describe import clientEndpoint, describeEndpoint
+from ._pass import (
+    AllEndpointsFailed,
+    Candidate,
+    EndpointHealth,
+    HealthBook,
+    HealthRecord,
+    runPass,
+)
+from ._sessions import IEndpointSession, ISessionEndpoint
+
+__all__ = ["AllEndpointsFailed", "EndpointHealth", "FailoverEndpoint"]
 
 _log = Logger()
 
-# Cooling doubles with each failure past the threshold; past this many
-# doublings it is at its cap anyway, and 2 ** n stays a small number.
-_MOST_DOUBLINGS = 64
 
-
-class AllEndpointsFailed(Exception):
-    """
-    Every endpoint of a L{FailoverEndpoint} pass failed.
-
-    @ivar failures: each endpoint's description and failure, in the order
-        they were tried.
-    """
-
-    def __init__(self, failures: Sequence[tuple[str, Failure]]) -> None:
-        super().__init__(
-            "every endpoint failed: "
-            + "; ".join(f"{where}: {why.getErrorMessage()}" for where, why in failures)
-        )
-        self.failures = list(failures)
-
-
-class EndpointHealth(NamedTuple):
-    """
-    How one endpoint of a L{FailoverEndpoint} has fared.
-
-    @ivar description: the endpoint, as log lines name it.
-    @ivar failuresInARow: failed attempts since its last success.
-    @ivar coolingUntil: until when (on the endpoint's clock) it is tried
-        after the others, or C{None}.
-    @ivar connects: connections made through it.
-    @ivar failures: failed attempts through it, in all.
-    @ivar current: whether the last connection went through it.
-    """
-
-    description: str
-    failuresInARow: int
-    coolingUntil: Optional[float]
-    connects: int
-    failures: int
-    current: bool
-
-
-class _Record:
-    """
-    One endpoint and its health.
-    """
-
-    __slots__ = (
-        "endpoint",
-        "description",
-        "failuresInARow",
-        "coolingUntil",
-        "connects",
-        "failures",
-    )
-
-    def __init__(self, endpoint: IStreamClientEndpoint) -> None:
-        self.endpoint = endpoint
-        self.description = describeEndpoint(endpoint)
-        self.failuresInARow = 0
-        self.coolingUntil: Optional[float] = None
-        self.connects = 0
-        self.failures = 0
-
-    def cooling(self, now: float) -> bool:
-        return self.coolingUntil is not None and now < self.coolingUntil
-
-
-@implementer(IStreamClientEndpoint)
+@implementer(IStreamClientEndpoint, ISessionEndpoint)
 class FailoverEndpoint:
     """
     A client endpoint over several endpoints, tried in staggered passes.
 
-    @ivar current: the description of the endpoint the last connection
-        went through, or C{None}.
+    @ivar current: the description of the endpoint the last connection (of
+        any client) went through, or C{None}.
     @ivar clock: what times the stagger and the cooling.
+    @ivar failsOver: whether there is more than one endpoint (see
+        L{ISessionEndpoint}).
     """
 
     def __init__(
@@ -140,7 +85,7 @@ class FailoverEndpoint:
         @param endpoints: the endpoints, most preferred first: endpoint
             objects, or string descriptions (C{"tcp:host=a:port=7"}).
         @param order: C{"priority"}, to try them in the order given, or
-            C{"shuffle"}, to shuffle them once for this client, so that a
+            C{"shuffle"}, to shuffle them once for each client, so that a
             fleet of clients spreads over the servers.
         @param stagger: seconds to give one endpoint before the next is
             started beside it.
@@ -149,14 +94,15 @@ class FailoverEndpoint:
         @param reactor: what string descriptions connect with; by default
             the global reactor.
         @param failuresBeforeCooling: failures in a row after which an
-            endpoint is tried last.
+            endpoint is tried last, by every client.
         @param coolingPeriod: how long, at first; it doubles with each
             further failure, up to C{maxCoolingPeriod}.
-        @param failback: if given, while connected through any but this
-            client's most preferred endpoint, try the preferred one every
-            C{failback} seconds; once it accepts a connection (closed at
-            once), tell whoever listens (a L{ClientService} over this
-            endpoint reconnects, and so moves back).
+        @param failback: if given, while a client (a L{ClientService} or
+            L{EndpointConnector} over this endpoint) is connected through
+            any but its most preferred endpoint, try the preferred one for
+            it every C{failback} seconds; once it accepts a connection
+            (closed at once), the client is asked to connect again, and so
+            moves back.
         @param random: a 0-argument callable returning a float in C{[0,
             1)}, for the shuffle.
         @raise TypeError: if an argument is of the wrong type.
@@ -169,32 +115,42 @@ class FailoverEndpoint:
         if order not in ("priority", "shuffle"):
             raise ValueError(f"order must be 'priority' or 'shuffle', not {order!r}")
         checkSeconds("stagger", stagger, zeroAllowed=True)
-        checkCount("failuresBeforeCooling", failuresBeforeCooling, least=1)
-        checkSeconds("coolingPeriod", coolingPeriod, zeroAllowed=False)
-        checkSeconds("maxCoolingPeriod", maxCoolingPeriod, zeroAllowed=False)
         checkSeconds("failback", failback, zeroAllowed=False)
-        if maxCoolingPeriod < coolingPeriod:
-            raise ValueError(
-                f"maxCoolingPeriod ({maxCoolingPeriod!r}) must not be less than "
-                f"coolingPeriod ({coolingPeriod!r})"
-            )
         if any(isinstance(e, str) for e in endpoints) or clock is None:
             if reactor is None:
                 from twisted.internet import reactor
         self.clock = cast(IReactorTime, clock if clock is not None else reactor)
-        self._records = [_Record(self._endpointFrom(reactor, e)) for e in endpoints]
-        if order == "shuffle":
-            _shuffle(self._records, random)
+        resolved = [self._endpointFrom(reactor, e) for e in endpoints]
+        self._description = (
+            "failover(" + ", ".join(describeEndpoint(e) for e in resolved) + ")"
+        )
+        self._health = HealthBook(
+            self.clock,
+            self._description,
+            failuresBeforeCooling=failuresBeforeCooling,
+            coolingPeriod=coolingPeriod,
+            maxCoolingPeriod=maxCoolingPeriod,
+        )
+        # Keyed by position: the same endpoint object given twice is two
+        # entries, as it always was.
+        self._candidates: list[Candidate] = [
+            (e, self._health.record(i, describeEndpoint(e)))
+            for i, e in enumerate(resolved)
+        ]
+        self._shuffled = order == "shuffle"
+        self._random = random
+        # The endpoint's own order (shuffled once): what health() shows, what
+        # a plain connect() uses, and what the first client to open a
+        # session gets, so that one owner sees one order from start to end.
+        self._ownOrder = list(self._candidates)
+        if self._shuffled:
+            _shuffle(self._ownOrder, random)
+        self._ownOrderTaken = False
         self._stagger = stagger
-        self._failuresBeforeCooling = failuresBeforeCooling
-        self._coolingPeriod = coolingPeriod
-        self._maxCoolingPeriod = maxCoolingPeriod
-        self.current: Optional[str] = None
         self._failback = failback
-        self._probe: Optional[IDelayedCall] = None
-        self._probing: Optional[Deferred[Any]] = None
-        self._preferredBack: list[Callable[[], object]] = []
-        self._lost: Optional[_Record] = None
+        self.current: Optional[str] = None
+        self.failsOver = len(self._candidates) > 1
+        self._plain = _Session(self, self._ownOrder, False, None)
 
     @staticmethod
     def _endpointFrom(
@@ -211,159 +167,53 @@ class FailoverEndpoint:
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         """
-        Make one pass over the endpoints.
+        Make one pass over the endpoints, in the endpoint's own order, for
+        a caller with no session (one that calls C{connect} itself): no
+        failback, and no lost-goes-last, since nothing tells it.
 
         @return: a C{Deferred} that fires with the protocol of the first
             connection made, or fails with L{AllEndpointsFailed}.
             Cancelling it calls off every attempt of the pass.
         """
-        return _Pass(self, protocolFactory, self._passOrder()).deferred
+        return self._plain.connect(protocolFactory)
+
+    def openSession(self, move: Callable[[], object]) -> IEndpointSession:
+        """
+        A client starts (see L{ISessionEndpoint}): its own session, with
+        its own order (shuffled anew, with C{order="shuffle"}, unless no
+        open session has the endpoint's own), current endpoint, lost one
+        and failback probe.
+
+        @param move: what failback calls to ask the client to move back.
+        @raise TypeError: if C{move} is not callable.
+        """
+        if not callable(move):
+            raise TypeError(f"move must be callable, not {move!r}")
+        order = self._ownOrder
+        ownsOrder = False
+        if self._shuffled:
+            if self._ownOrderTaken:
+                order = list(self._candidates)
+                _shuffle(order, self._random)
+            else:
+                self._ownOrderTaken = ownsOrder = True
+        return _Session(self, order, ownsOrder, move)
 
     def health(self) -> list[EndpointHealth]:
         """
-        Each endpoint's record, in the order this client prefers them.
+        Each endpoint's record (shared by every client), in the endpoint's
+        own order (as given, or shuffled once).
         """
-        return [
-            EndpointHealth(
-                r.description,
-                r.failuresInARow,
-                r.coolingUntil,
-                r.connects,
-                r.failures,
-                r.description == self.current,
-            )
-            for r in self._records
-        ]
+        return self._health.report((r for _, r in self._ownOrder), self.current)
 
-    def currentLost(self) -> None:
+    def _orderReturned(self) -> None:
         """
-        The connection made through L{current} ended by itself: the next
-        pass tries the others before it.  (A server that is going down may
-        still accept for a moment; trying it first again would connect to a
-        dying process.)  A L{ClientService} over this endpoint calls it.
+        The session that had the endpoint's own order was closed.
         """
-        self._lost = next(
-            (r for r in self._records if r.description == self.current), None
-        )
-
-    def _passOrder(self) -> list[_Record]:
-        """
-        This pass's order: the endpoints that are not cooling, as
-        preferred, then the one whose connection was just lost, then the
-        cooling ones, the soonest to recover first.
-        """
-        now = self.clock.seconds()
-        lost, self._lost = self._lost, None
-        cooling = sorted(
-            (r for r in self._records if r.cooling(now)),
-            key=lambda r: cast(float, r.coolingUntil),
-        )
-        ready = [r for r in self._records if not r.cooling(now) and r is not lost]
-        if lost is not None and not lost.cooling(now):
-            ready.append(lost)
-        return ready + cooling
-
-    def _succeeded(self, record: _Record) -> None:
-        record.failuresInARow = 0
-        record.coolingUntil = None
-        record.connects += 1
-        if self.current != record.description:
-            _log.info(
-                "Connecting through {via}",
-                reconnectEvent="endpointChosen",
-                target=repr(self),
-                via=record.description,
-                preferred=record is self._records[0],
-            )
-        self.current = record.description
-        self.stopProbing()
-        if self._failback is not None and record is not self._records[0]:
-            self._probe = self.clock.callLater(self._failback, self._tryPreferred)
-
-    def whenPreferredIsBack(self, listener: Callable[[], object]) -> None:
-        """
-        With C{failback}, call C{listener} each time the preferred endpoint
-        accepts a connection again while another is in use.
-        """
-        self._preferredBack.append(listener)
-
-    def stopProbing(self) -> None:
-        """
-        Stop trying the preferred endpoint (until the next connection
-        through another); what a service over this endpoint does when it
-        stops, so that nothing stays scheduled.
-        """
-        probe, self._probe = self._probe, None
-        if probe is not None and probe.active():
-            probe.cancel()
-        probing, self._probing = self._probing, None
-        if probing is not None:
-            cancelQuietly(probing)
-
-    def _tryPreferred(self) -> None:
-        """
-        Connect to the preferred endpoint, only to see whether it is back.
-        """
-        self._probe = None
-        preferred = self._records[0]
-        try:
-            probing = preferred.endpoint.connect(_ProbeFactory())
-            if not isinstance(probing, Deferred):
-                raise TypeError(
-                    f"{preferred.description}: connect returned {probing!r}"
-                )
-        except Exception:
-            probing = Deferred()
-            probing.errback()
-        self._probing = probing
-        probing.addCallbacks(self._preferredAccepted, self._preferredRefused)
-
-    def _preferredAccepted(self, protocol: Protocol) -> None:
-        self._probing = None
-        preferred = self._records[0]
-        preferred.failuresInARow = 0
-        preferred.coolingUntil = None
-        _log.info(
-            "{via} is back: moving to it",
-            reconnectEvent="endpointBack",
-            target=repr(self),
-            via=self._records[0].description,
-        )
-        for listener in list(self._preferredBack):
-            try:
-                listener()
-            except Exception:
-                _log.failure("Failback listener {listener!r} raised", listener=listener)
-
-    def _preferredRefused(self, reason: Failure) -> None:
-        self._probing = None
-        if not reason.check(CancelledError) and self._failback is not None:
-            self._probe = self.clock.callLater(self._failback, self._tryPreferred)
-
-    def _failed(self, record: _Record, reason: Failure) -> None:
-        record.failuresInARow += 1
-        record.failures += 1
-        beyond = record.failuresInARow - self._failuresBeforeCooling
-        if beyond < 0:
-            return
-        period = min(
-            self._maxCoolingPeriod,
-            self._coolingPeriod * 2 ** min(beyond, _MOST_DOUBLINGS),
-        )
-        record.coolingUntil = self.clock.seconds() + period
-        _log.warn(
-            "{via} failed {failures} times in a row ({reason}): "
-            "tried after the others for {seconds} seconds",
-            reconnectEvent="endpointCooling",
-            target=repr(self),
-            via=record.description,
-            failures=record.failuresInARow,
-            reason=reason.getErrorMessage(),
-            seconds=period,
-        )
+        self._ownOrderTaken = False
 
     def __repr__(self) -> str:
-        return "failover(" + ", ".join(r.description for r in self._records) + ")"
+        return self._description
 
 
 def _shuffle(items: list[Any], random: Callable[[], float]) -> None:
@@ -375,121 +225,157 @@ def _shuffle(items: list[Any], random: Callable[[], float]) -> None:
         items[i], items[j] = items[j], items[i]
 
 
-class _Pass:
+@implementer(IEndpointSession)
+class _Session:
     """
-    One C{connect()} of a L{FailoverEndpoint}: staggered attempts, the
-    first to connect wins.
+    One client of a L{FailoverEndpoint}: the order it prefers the endpoints
+    in, the one it is on, the one whose connection it just lost (tried last
+    in its next pass: a server that is going down may still accept for a
+    moment, and trying it first again would connect to a dying process),
+    and its failback probe.
+
+    @ivar current: the record of the endpoint this client's last connection
+        went through, or C{None}.
     """
+
+    __slots__ = (
+        "_owner",
+        "_order",
+        "_ownsOrder",
+        "_move",
+        "current",
+        "_lost",
+        "_probe",
+        "_probing",
+        "_closed",
+    )
 
     def __init__(
         self,
         owner: FailoverEndpoint,
-        factory: IProtocolFactory,
-        order: list[_Record],
+        order: list[Candidate],
+        ownsOrder: bool,
+        move: Optional[Callable[[], object]],
     ) -> None:
         self._owner = owner
-        self._factory = factory
-        self._waiting = order
-        self._trying: dict[_Record, Deferred[Any]] = {}
-        self._failures: list[tuple[str, Failure]] = []
-        self._winner: Optional[_Record] = None
-        self._timer: Optional[IDelayedCall] = None
-        self._over = False
-        self.deferred: Deferred[IProtocol] = Deferred(self._cancel)
-        self._startNext()
+        self._order = order
+        self._ownsOrder = ownsOrder
+        self._move = move
+        self.current: Optional[HealthRecord] = None
+        self._lost: Optional[HealthRecord] = None
+        self._probe: Optional[IDelayedCall] = None
+        self._probing: Optional[Deferred[Any]] = None
+        self._closed = False
 
-    def _startNext(self) -> None:
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         """
-        Start the next endpoint, and the stagger timer for the one after.
+        Make one pass over the endpoints, in this client's order, the one
+        it just lost last and cooling ones after the others.
         """
-        self._stopTimer()
-        if self._over or self._winner is not None:
-            return
-        if not self._waiting:
-            self._failIfDone()
-            return
-        record = self._waiting.pop(0)
-        try:
-            trying = record.endpoint.connect(_Contender(self, record, self._factory))
-            if not isinstance(trying, Deferred):
-                raise TypeError(f"{record.description}: connect returned {trying!r}")
-        except Exception:
-            self._attemptFailed(record, Failure())
-            return
-        self._trying[record] = trying
-        trying.addCallbacks(
-            lambda protocol: self._attemptConnected(record, protocol),
-            lambda reason: self._attemptFailed(record, reason),
+        owner = self._owner
+        lost, self._lost = self._lost, None
+        return runPass(
+            owner._health.passOrder(self._order, lost),
+            protocolFactory,
+            owner._health,
+            owner._stagger,
+            self._connected,
         )
-        if record in self._trying and self._waiting and not self._over:
-            self._timer = self._owner.clock.callLater(
-                self._owner._stagger, self._startNext
-            )
 
-    def claim(self, record: _Record) -> bool:
-        """
-        C{record}'s connection is up: it wins, unless another did first.
-        The others are called off.
-        """
-        if self._over or self._winner is not None:
-            return False
-        self._winner = record
-        self._stopTimer()
-        for other, trying in list(self._trying.items()):
-            if other is not record:
-                cancelQuietly(trying)
-        return True
+    def connectionEnded(self, secondsUp: float) -> None:
+        self._lost = self.current
 
-    def _attemptConnected(self, record: _Record, protocol: IProtocol) -> None:
-        self._trying.pop(record, None)
-        if self._over or record is not self._winner:
+    def close(self) -> None:
+        if self._closed:
             return
-        self._over = True
-        self._owner._succeeded(record)
-        self.deferred.callback(protocol)
+        self._closed = True
+        self._move = None
+        self._stopProbing()
+        if self._ownsOrder:
+            self._ownsOrder = False
+            self._owner._orderReturned()
 
-    def _attemptFailed(self, record: _Record, reason: Failure) -> None:
-        self._trying.pop(record, None)
-        if self._over:
-            return
-        if self._winner is not None and record is not self._winner:
-            return  # called off: another won
-        if record is self._winner:
-            self._winner = None  # connected, then failed before it was handed over
-        self._failures.append((record.description, reason))
-        if _debugevents.enabled:
-            _log.debug(
-                "{via} failed: {reason}",
-                reconnectEvent="endpointFailed",
-                target=repr(self._owner),
+    def _connected(self, record: HealthRecord) -> None:
+        """
+        This client's pass connected through C{record}'s endpoint; with
+        C{failback}, through any but its preferred, the probe starts.
+        """
+        owner = self._owner
+        preferred = self._order[0][1]
+        if self.current is not record:
+            _log.info(
+                "Connecting through {via}",
+                reconnectEvent="endpointChosen",
+                target=owner._description,
                 via=record.description,
-                reason=reason.getErrorMessage(),
+                preferred=record is preferred,
             )
-        self._owner._failed(record, reason)
-        self._startNext()
+        self.current = record
+        owner.current = record.description
+        self._stopProbing()
+        if self._move is not None and record is not preferred:
+            self._probeLater()
 
-    def _failIfDone(self) -> None:
-        if self._trying or self._over:
+    def _stopProbing(self) -> None:
+        probe, self._probe = self._probe, None
+        if probe is not None and probe.active():
+            probe.cancel()
+        probing, self._probing = self._probing, None
+        if probing is not None:
+            cancelQuietly(probing)
+
+    def _tryPreferred(self) -> None:
+        """
+        Connect to this client's preferred endpoint, only to see whether it
+        is back.
+        """
+        self._probe = None
+        endpoint, record = self._order[0]
+        try:
+            probing = endpoint.connect(_ProbeFactory())
+            if not isinstance(probing, Deferred):
+                raise TypeError(f"{record.description}: connect returned {probing!r}")
+        except Exception:
+            probing = Deferred()
+            probing.errback()
+        self._probing = probing
+        probing.addCallbacks(self._preferredAccepted, self._preferredRefused)
+
+    def _preferredAccepted(self, protocol: Protocol) -> None:
+        self._probing = None
+        owner = self._owner
+        record = self._order[0][1]
+        owner._health.recovered(record)
+        move = self._move
+        if move is None:
             return
-        self._over = True
-        self.deferred.errback(Failure(AllEndpointsFailed(self._failures)))
+        _log.info(
+            "{via} is back: moving to it",
+            reconnectEvent="endpointBack",
+            target=owner._description,
+            via=record.description,
+        )
+        # Probing goes on until this client connects through the preferred
+        # endpoint: a client that cannot move now (it is connecting) is
+        # asked again at the next probe.
+        self._probeLater()
+        try:
+            move()
+        except Exception:
+            _log.failure("Failback: {move!r} raised", move=move)
 
-    def _stopTimer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+    def _probeLater(self) -> None:
+        failback = self._owner._failback
+        if failback is not None and not self._closed and self._probe is None:
+            self._probe = self._owner.clock.callLater(failback, self._tryPreferred)
 
-    def _cancel(self, deferred: Deferred[IProtocol]) -> None:
-        """
-        The caller gave up on the pass: call off every attempt.
-        """
-        self._over = True
-        self._stopTimer()
-        for trying in list(self._trying.values()):
-            cancelQuietly(trying)
-        self._trying.clear()
-        if not deferred.called:
-            deferred.errback(Failure(CancelledError("failover pass cancelled")))
+    def _preferredRefused(self, reason: Failure) -> None:
+        self._probing = None
+        if not reason.check(CancelledError):
+            self._probeLater()
+
+    def __repr__(self) -> str:
+        return f"<session of {self._owner!r}>"
 
 
 class _HangUp(Protocol):
@@ -505,31 +391,3 @@ class _HangUp(Protocol):
 class _ProbeFactory(Factory):
     protocol = _HangUp
     noisy = False
-
-
-@implementer(IProtocolFactory)
-class _Contender:
-    """
-    The factory one endpoint of a pass is given: it builds a protocol only
-    for the connection that wins the pass, so a loser that connects too
-    late is refused (and closed) before the user's factory sees it.
-    """
-
-    def __init__(self, race: _Pass, record: _Record, factory: IProtocolFactory) -> None:
-        self._race = race
-        self._record = record
-        self._factory = factory
-
-    def buildProtocol(self, addr: IAddress) -> Optional[IProtocol]:
-        if not self._race.claim(self._record):
-            return None
-        return self._factory.buildProtocol(addr)
-
-    def doStart(self) -> None:
-        self._factory.doStart()
-
-    def doStop(self) -> None:
-        self._factory.doStop()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._factory, name)

@@ -11,7 +11,13 @@ from collections.abc import Callable
 from typing import Any, Optional, cast
 
 from twisted.internet import error
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+)
 from twisted.internet.interfaces import (
     IAddress,
     IConnector,
@@ -29,6 +35,7 @@ from ._attempt import abortTransport, cancelQuietly
 from ._backoff import RetryPolicy, checkedDelay, ownPolicy
 from ._describe import describeEndpoint
 from ._proxy import _DisconnectFactory, _ReconnectingProtocolProxy
+from ._sessions import IEndpointSession, ISessionEndpoint
 
 _log = Logger()
 
@@ -272,6 +279,32 @@ class EndpointAddress:
         return hash(id(self.endpoint))
 
 
+def _destinationOf(endpoint: IStreamClientEndpoint) -> IAddress:
+    """
+    Where C{endpoint} connects to, with C{host} and C{port} where it is one
+    of Twisted's TCP or hostname endpoints (or one wrapped, as in TLS); an
+    L{EndpointAddress} otherwise, or if Twisted's private attributes are not
+    where they were.
+    """
+    while type(endpoint).__name__ == "_WrapperEndpoint":
+        wrapped = getattr(endpoint, "_wrappedEndpoint", None)
+        if wrapped is None:
+            break
+        endpoint = wrapped
+    if isinstance(endpoint, HostnameEndpoint):
+        host = getattr(endpoint, "_hostText", None)
+    elif isinstance(endpoint, (TCP4ClientEndpoint, TCP6ClientEndpoint)):
+        host = getattr(endpoint, "_host", None)
+    else:
+        host = None
+    port = getattr(endpoint, "_port", None)
+    if not isinstance(host, str) or not isinstance(port, int):
+        return EndpointAddress(endpoint)
+    if isinstance(endpoint, TCP6ClientEndpoint):
+        return IPv6Address("TCP", host, port)
+    return IPv4Address("TCP", host, port)
+
+
 class _ConnectorFactory(_DisconnectFactory):
     """
     The factory an L{EndpointConnector} hands its endpoint: it passes the
@@ -327,6 +360,15 @@ class EndpointConnector:
     L{stopConnecting} called it off); C{clientConnectionLost} when a
     connection ends.
 
+    Over an endpoint that wants a session with each client (an
+    L{ISessionEndpoint}, such as a L{FailoverEndpoint
+    <reconnect.FailoverEndpoint>}), the connector opens one when the
+    factory starts and closes it when the factory stops, and connects
+    through it.  When the endpoint asks it to move (failback: the preferred
+    server is back), the connector closes its connection (the factory
+    hears C{clientConnectionLost}) and, unless the factory connected again
+    or stopped trying meanwhile, connects again at once.
+
     @ivar state: C{"disconnected"}, C{"connecting"} or C{"connected"}.
     """
 
@@ -335,6 +377,11 @@ class EndpointConnector:
     _attempt: Optional[Deferred[Any]] = None
     _connection: Optional[_ReconnectingProtocolProxy] = None
     _token: Optional[object] = None
+    _session: Optional[IEndpointSession] = None
+    _connectedAt = 0.0
+    # Why the connection is being closed, when the connector closes it:
+    # "move" (failback) or "disconnect" (asked to).
+    _closing: Optional[str] = None
 
     def __init__(
         self,
@@ -363,6 +410,7 @@ class EndpointConnector:
         if not self._factoryStarted:
             self._factoryStarted = True
             self._callFactory("doStart")
+            self._openSession()
         self._callFactory("startedConnecting", self)
         if self.state != "connecting":
             return
@@ -370,8 +418,9 @@ class EndpointConnector:
         wrapped = _ConnectorFactory(
             self.factory, lambda proxy: self._made(token, proxy), self._lost
         )
+        through = self.endpoint if self._session is None else self._session
         try:
-            attempt = self.endpoint.connect(wrapped)
+            attempt = through.connect(wrapped)
             if not isinstance(attempt, Deferred):
                 raise TypeError(
                     f"{self.endpoint!r}.connect returned {attempt!r}, not a Deferred"
@@ -394,6 +443,8 @@ class EndpointConnector:
         self._token = None
         self._attempt = None
         self._connection = proxy
+        self._connectedAt = self._clock().seconds()
+        self._closing = None
         self.state = "connected"
 
     def _failed(self, token: object, reason: Failure) -> None:
@@ -407,19 +458,68 @@ class EndpointConnector:
     def _lost(self, proxy: _ReconnectingProtocolProxy, reason: Failure) -> None:
         if proxy is not self._connection:
             return
+        closing, self._closing = self._closing, None
+        session = self._session
+        if closing is None and session is not None:
+            upFor = self._clock().seconds() - self._connectedAt
+            self._guarded(session.connectionEnded, upFor)
         self._connection = None
         self.state = "disconnected"
-        self._tell("clientConnectionLost", reason)
+        self._tell("clientConnectionLost", reason, moving=closing == "move")
 
-    def _tell(self, method: str, reason: Failure) -> None:
+    def _tell(self, method: str, reason: Failure, moving: bool = False) -> None:
         """
         Give the factory the news; if it did not connect again, it is done
-        with this connector and is stopped.
+        with this connector and is stopped, unless the connector is moving
+        (and the factory still wants to be connected), when it connects
+        again at once.
         """
         self._callFactory(method, self, reason)
-        if self.state == "disconnected" and self._factoryStarted:
-            self._factoryStarted = False
-            self._callFactory("doStop")
+        if self.state != "disconnected" or not self._factoryStarted:
+            return
+        if moving and getattr(self.factory, "continueTrying", True):
+            self.connect()
+            return
+        self._factoryStarted = False
+        self._callFactory("doStop")
+        session, self._session = self._session, None
+        if session is not None:
+            self._guarded(session.close)
+
+    def _openSession(self) -> None:
+        """
+        The factory starts: open a session with the endpoint, if it wants
+        one.  An endpoint whose C{openSession} raises is connected to
+        directly.
+        """
+        if ISessionEndpoint.providedBy(self.endpoint):
+            try:
+                self._session = self.endpoint.openSession(self._move)
+            except Exception:
+                _log.failure("{endpoint!r}.openSession raised", endpoint=self.endpoint)
+
+    def _move(self) -> None:
+        """
+        The endpoint asks the connector to connect again (failback): close
+        the connection; L{_lost} connects again.
+        """
+        if self.state == "connected" and self._connection is not None:
+            transport = self._connection._transport
+            if transport is not None and self._closing is None:
+                self._closing = "move"
+                transport.loseConnection()
+
+    def _clock(self) -> IReactorTime:
+        return self.reactor if self.reactor is not None else _globalReactor()
+
+    def _guarded(self, call: Callable[..., object], *args: object) -> None:
+        """
+        Call the session (an endpoint's code): what it raises is logged.
+        """
+        try:
+            call(*args)
+        except Exception:
+            _log.failure("{call!r} raised", call=call)
 
     def _callFactory(self, method: str, *args: object) -> None:
         """
@@ -462,16 +562,21 @@ class EndpointConnector:
         elif self.state == "connected" and self._connection is not None:
             transport = self._connection._transport
             if transport is not None:
+                self._closing = "disconnect"
                 transport.loseConnection()
 
     def getDestination(self) -> IAddress:
         """
-        The peer's address while connected; otherwise an
-        L{EndpointAddress} naming the endpoint.
+        The peer's address while connected.  Otherwise, as the reactor's
+        connectors give, the address the endpoint connects to, with C{host}
+        and C{port} (an C{IPv4Address}, or an C{IPv6Address} for a
+        C{TCP6ClientEndpoint}, with the host as given, name or number), for
+        Twisted's TCP and hostname endpoints, TLS-wrapped or not; for any
+        other endpoint, an L{EndpointAddress} naming it.
         """
         if self._connection is not None and self._connection._transport is not None:
             return self._connection._transport.getPeer()
-        return EndpointAddress(self.endpoint)
+        return _destinationOf(self.endpoint)
 
     def __repr__(self) -> str:
         return (

@@ -38,9 +38,9 @@ from ._describe import describeEndpoint
 from ._driver import discard as _discard
 from ._driver import installInputs, stateSlots
 from ._errors import GaveUpConnecting
-from ._failover import FailoverEndpoint
 from ._keepalive import applyKeepAlive
 from ._proxy import _ReconnectingProtocolProxy
+from ._sessions import IEndpointSession, ISessionEndpoint
 from ._settings import Settings
 
 _T = TypeVar("_T")
@@ -55,6 +55,14 @@ _STEADY_CONNECTION = 1.0
 # Twisted's message, kept word for word: log searches written for Twisted's
 # ClientService still find it.
 _SCHEDULING = "Scheduling retry {attempt} to connect {target} in {delay} seconds."
+
+# What a connection lost with immediateFailover is followed by: no retry is
+# scheduled, so Twisted's sentence ("retry 0 ... in 0.0 seconds") would not
+# be true.
+_FAILING_OVER = (
+    "Connection to {target} lost after {seconds} seconds: {reason}. "
+    "Connecting again at once (immediate failover: no delay, no failure counted)"
+)
 
 
 _INPUTS = (
@@ -184,6 +192,7 @@ class _ClientMachine:
         "_connectWaiters",
         "_occasional",
         "_queue",
+        "_session",
         *stateSlots(_machine),
     )
 
@@ -220,6 +229,7 @@ class _ClientMachine:
         self._occasional: Optional[_Occasional] = None
         self._queue: Optional[list[tuple[Callable[..., object], tuple[Any, ...]]]]
         self._queue = None
+        self._session: Optional[IEndpointSession] = None
 
     _stopWaiters: _KeptOccasionally[list[Deferred[None]]] = _KeptOccasionally()
     _handOver: _KeptOccasionally[_HandOver] = _KeptOccasionally()
@@ -265,14 +275,57 @@ class _ClientMachine:
         """
         return state
 
+    @property
+    def endpoint(self) -> IStreamClientEndpoint:
+        "The endpoint the service connects to."
+        return self._endpoint
+
+    @property
+    def settings(self) -> Settings:
+        "The service's settings."
+        return self._settings
+
+    def openSession(self, move: Callable[[], object]) -> None:
+        """
+        The service starts: if its endpoint wants a session with each
+        client (L{ISessionEndpoint}), open this service's, to connect
+        through until L{closeSession}.  C{move} is what the endpoint calls
+        to ask the service to connect again now.  The endpoint is user
+        code: if C{openSession} raises, that is logged and the service
+        connects to the endpoint itself.
+        """
+        endpoint = self._endpoint
+        if self._session is not None or not ISessionEndpoint.providedBy(endpoint):
+            return
+        try:
+            self._session = endpoint.openSession(move)
+        except Exception:
+            self._event(
+                LogLevel.error,
+                "Error in connection callback {callback!r}",
+                "callbackFailed",
+                callback=endpoint.openSession,
+                log_failure=Failure(),
+            )
+
+    def closeSession(self) -> None:
+        """
+        The service stops: close its session, if it has one.
+        """
+        session, self._session = self._session, None
+        if session is not None:
+            self._notify(session.close)
+
     def newAttempt(self, listener: AttemptListener) -> _Attempt:
         """
         Start an attempt at a connection for this service, as its settings
-        say, reporting to C{listener}.
+        say, reporting to C{listener}: through the service's session, if it
+        has one.
         """
         settings = self._settings
+        session = self._session
         return _Attempt(
-            self._endpoint,
+            self._endpoint if session is None else session,
             self._factory,
             settings.clock,
             settings.prepareConnection,
@@ -378,8 +431,9 @@ class _ClientMachine:
             return
         judged: Union[float, Failure] = 0.0
         if self.state() in ("connected", "handingOver"):
-            if isinstance(self._endpoint, FailoverEndpoint):
-                self._endpoint.currentLost()
+            if self._session is not None and self.connectedSince is not None:
+                upFor = self._settings.clock.seconds() - self.connectedSince
+                self._notify(self._session.connectionEnded, upFor)
             if not self._failsOverAtOnce():
                 judged = self._judge(reason, mayBeFatal=False)
         if isinstance(judged, Failure):
@@ -718,6 +772,19 @@ class _ClientMachine:
         connection is still the current one, to name its peer.
         """
         peer = self._peerOf(self._connection)
+        if self._failsOverAtOnce():
+            clock = self._settings.clock
+            assert self.connectedSince is not None
+            self._event(
+                LogLevel.info,
+                _FAILING_OVER,
+                "failingOver",
+                seconds=clock.seconds() - self.connectedSince,
+                reason=reason.getErrorMessage(),
+                peer=peer,
+            )
+            self._retryCall = clock.callLater(0, self.dispatch, self._reconnect)
+            return
         self._retry("disconnected", "Connection lost", reason, delay, peer=peer)
 
     @_machine.output()
@@ -870,9 +937,12 @@ class _ClientMachine:
             reason=reason.getErrorMessage(),
             **fields,
         )
-        self._retryCall = self._settings.clock.callLater(
-            delay, self.dispatch, self._reconnect
-        )
+        self._retryCall = self._settings.clock.callLater(delay, self._retryDue)
+
+    def _retryDue(self) -> None:
+        # A fired call is let go of at once: it refers back to the machine.
+        self._retryCall = None
+        self.dispatch(self._reconnect)
 
     def _connectionIsStable(self) -> None:
         self._resetCall = None

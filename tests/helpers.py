@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.interfaces import IReactorPluggableNameResolver
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import Clock, deferLater
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -242,9 +242,9 @@ class EndpointAndClockRules(RuleBasedStateMachine):
 
 
 @implementer(IReactorPluggableNameResolver)
-class ResolvingMemoryReactor(MemoryReactor):
+class ResolvingMemoryReactor(MemoryReactorClock):
     """
-    A C{MemoryReactor} with the name resolver real reactors have (Twisted
+    A C{MemoryReactorClock} with the name resolver real reactors have (Twisted
     24.7's has none, and a C{HostnameEndpoint} made on it warns).
     """
 

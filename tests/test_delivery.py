@@ -173,7 +173,9 @@ def test_serverFailingEveryRequestGetsOnlyTheBudget() -> None:
     in 30 s); the rest fail with L{ResendBudgetExhausted}, and no request is
     left waiting.
     """
-    stuff, clock, endpoint = service(retryPolicy=lambda n: 0.1, queueSize=1000)
+    stuff, clock, endpoint = service(
+        retryPolicy=lambda n: 0.1, queueSize=1000, resendLimit=None
+    )
     replies = [stuff.sendToServer(b"r%d" % n) for n in range(500)]
     received = 0
     while clock.seconds() < 30:
@@ -217,7 +219,7 @@ def test_queueBoundedInBytes() -> None:
     While disconnected, the queue takes requests up to C{queueBytes} bytes;
     past it, L{QueueFullError}; what was withdrawn frees its room.
     """
-    stuff, clock, endpoint = service(queueBytes=10)
+    stuff, clock, endpoint = service(queueBytes=10, requestOverhead=0)
     first = stuff.sendToServer(b"12345")
     stuff.sendToServer(b"67890")
     with pytest.raises(QueueFullError, match="queueBytes=10"):
@@ -256,7 +258,7 @@ def test_producersPausedAndResumed() -> None:
     C{highWater}, and resumed once back at C{lowWater}; one registered
     while paused is paused at once; one unregistered is left alone.
     """
-    stuff, clock, endpoint = service(highWater=10, lowWater=4)
+    stuff, clock, endpoint = service(highWater=10, lowWater=4, requestOverhead=0)
     endpoint.last.succeed()
     early, late, gone = Producer(), Producer(), Producer()
     stuff.registerProducer(early, True)
@@ -396,7 +398,8 @@ def test_unansweredHeartbeatReplacesTheConnection() -> None:
         globalLogPublisher.removeObserver(logged.append)
     assert endpoint.last.transport.disconnected  # type: ignore[union-attr]
     assert [e["reconnectEvent"] for e in logged if "reconnectEvent" in e] == [
-        "heartbeatTimeout"
+        "heartbeatTimeout",
+        "reconnecting",
     ]
     endpoint.last.lose()
     assert len(endpoint.attempts) == 2, "reconnects at once, with no wait"

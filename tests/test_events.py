@@ -112,7 +112,7 @@ def transitions(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 
 def test_tableCoversTheMachine() -> None:
     """
-    The tables document the twenty events the package emits, no more.
+    The tables document the twenty-one events the package emits, no more.
     """
     assert (
         set(DOCUMENTED)
@@ -121,6 +121,7 @@ def test_tableCoversTheMachine() -> None:
             "connected",
             "attemptFailed",
             "disconnected",
+            "failingOver",
             "gaveUp",
             "stopping",
             "restarting",
@@ -133,6 +134,7 @@ def test_tableCoversTheMachine() -> None:
             "draining",
             "heartbeatTimeout",
             "keepAliveSkipped",
+            "protocolError",
         }
         | FAILOVER_EVENTS
     )
@@ -424,9 +426,26 @@ def test_heartbeatAndKeepAliveEvents(events: list[dict[str, Any]]) -> None:
     clock.advance(1.0)
     names = [e["reconnectEvent"] for e in events]
     assert names.count("keepAliveSkipped") == 1
-    assert names[-1] == "heartbeatTimeout"
+    assert names[-2:] == ["heartbeatTimeout", "reconnecting"]
     for event in events:
         checkDocumented(event)
+    stuff.stopService()
+
+
+def test_protocolErrorEvent(events: list[dict[str, Any]]) -> None:
+    """
+    A reply with no request to answer: one documented event names the
+    cause, with the line's length and first bytes.
+    """
+    clock = Clock()
+    endpoint = FakeEndpoint()
+    stuff = SayStuffToServerService(endpoint=endpoint, reactor=clock)
+    stuff.startService()
+    protocol = endpoint.last.succeed()
+    protocol.dataReceived(b"HELLO " + b"x" * 100 + b"\r\n")
+    [event] = [e for e in events if e["reconnectEvent"] == "protocolError"]
+    checkDocumented(event)
+    assert (event["length"], event["preview"]) == (106, b"HELLO " + b"x" * 34)
     stuff.stopService()
 
 

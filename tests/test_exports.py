@@ -12,14 +12,16 @@ import reconnect.saystuff
 
 EXPORTS = {
     "reconnect": {
-        "AllEndpointsFailed": "reconnect._failover",
+        "AllEndpointsFailed": "reconnect._pass",
         "AttemptTimedOut": "reconnect._errors",
         "ClientService": "reconnect._service",
         "ConnectionStats": "reconnect._stats",
         "EndpointConnector": "reconnect._legacy",
-        "EndpointHealth": "reconnect._failover",
+        "EndpointHealth": "reconnect._pass",
         "FailoverEndpoint": "reconnect._failover",
         "GaveUpConnecting": "reconnect._errors",
+        "IEndpointSession": "reconnect._sessions",
+        "ISessionEndpoint": "reconnect._sessions",
         "ReconnectingClientFactory": "reconnect._legacy",
         "RetryPolicy": "reconnect._backoff",
         "TCPKeepAlive": "reconnect._keepalive",

@@ -504,13 +504,17 @@ class FakeServer:
         self.name = name
         self.up = True
         self.accepted = 0
+        self.refused = 0
         self.connections: list[FakeAttempt] = []
 
     def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
         if not self.up:
+            self.refused += 1
             return fail(ConnectionRefusedError(self.name))
         attempt = FakeAttempt(factory)
         attempt.succeed()
+        assert attempt.transport is not None
+        attempt.transport.server = self.name  # type: ignore[attr-defined]
         self.accepted += 1
         self.connections.append(attempt)
         return attempt.deferred
@@ -519,7 +523,20 @@ class FakeServer:
         self.up = False
         dropped, self.connections = self.connections, []
         for attempt in dropped:
+            if not attempt.lost:
+                attempt.lose()
+
+    def settle(self) -> bool:
+        """
+        End each connection the client closed, as the reactor would.
+
+        @return: whether there was one.
+        """
+        closed = [a for a in self.connections if a.transport.disconnecting]  # type: ignore[union-attr]
+        for attempt in closed:
+            self.connections.remove(attempt)
             attempt.lose()
+        return bool(closed)
 
     def __repr__(self) -> str:
         return self.name
@@ -558,3 +575,516 @@ def test_herdOnVirtualTime() -> None:
     assert all(0.4 <= share / victims <= 0.6 for share in moved[1:]), moved
     for service in services:
         service.stopService()
+
+
+def test_calledOffEndpointsGoBackIntoThePass() -> None:
+    """
+    When a later endpoint builds its protocol (claiming the pass, so that
+    the earlier one is called off) and then fails before its connection is
+    handed over, the endpoint it called off goes back into the pass: the
+    pass fails only once every endpoint has, and here the first connects.
+    """
+    endpoint, fakes, clock = failover(2)
+    built: list[Protocol] = []
+
+    class Counting(Factory):
+        def buildProtocol(self, addr: Any) -> Protocol:
+            built.append(Protocol())
+            return built[-1]
+
+    passing = endpoint.connect(Counting())
+    clock.advance(STAGGER)
+    assert started(fakes) == [1, 1]
+    late = fakes[1].last
+    late.factory.buildProtocol(None)  # type: ignore[arg-type]
+    assert fakes[0].last.cancelled
+    late.fail(ConnectionRefusedError("handshake failed"))
+    assert not passing.called
+    assert started(fakes) == [2, 1]
+    protocol = fakes[0].last.succeed()
+    assert outcome(passing) is protocol
+    assert endpoint.current == repr(fakes[0])
+    assert [h.failures for h in endpoint.health()] == [0, 1]
+    assert clock.getDelayedCalls() == []
+
+
+def test_calledOffEndpointFailsTooThenThePassFails() -> None:
+    """
+    The called-off endpoint, back in the pass, failing too: now every
+    endpoint has failed, and the pass fails naming both.
+    """
+    endpoint, fakes, clock = failover(2)
+    passing = endpoint.connect(Factory.forProtocol(Protocol))
+    clock.advance(STAGGER)
+    fakes[1].last.factory.buildProtocol(None)  # type: ignore[arg-type]
+    fakes[1].last.fail(ConnectionRefusedError("second"))
+    fakes[0].last.fail(ConnectionRefusedError("first"))
+    error = outcome(passing).value
+    assert isinstance(error, AllEndpointsFailed)
+    assert [where for where, _ in error.failures] == [repr(fakes[1]), repr(fakes[0])]
+
+
+def test_lateConnectionOfACalledOffAttemptIsRefused() -> None:
+    """
+    An endpoint whose attempt ignores being called off, and connects later
+    while the pass is still on (after the winner failed), is not handed the
+    user's factory: only its new attempt counts.
+    """
+
+    class Deaf(FakeEndpoint):
+        def connect(self, factory: Any) -> Deferred[Any]:
+            super().connect(factory)
+            self.last.deferred = Deferred()
+            return self.last.deferred
+
+    clock = Clock()
+    deaf, other = Deaf(), FakeEndpoint()
+    endpoint = FailoverEndpoint([deaf, other], clock=clock, stagger=STAGGER)
+    passing = endpoint.connect(Factory.forProtocol(Protocol))
+    clock.advance(STAGGER)
+    other.last.factory.buildProtocol(None)  # type: ignore[arg-type]
+    other.last.fail()
+    assert len(deaf.attempts) == 2
+    assert deaf.attempts[0].factory.buildProtocol(None) is None  # type: ignore[arg-type]
+    protocol = deaf.last.succeed()
+    assert outcome(passing) is protocol
+
+
+@pytest.mark.parametrize("upFor, immediate", [(2.5, True), (0.5, False)])
+def test_immediateFailoverSaysWhatHappens(upFor: float, immediate: bool) -> None:
+    """
+    A lost connection followed at once by a new pass says so (event
+    C{failingOver}: how long it was up, and that it connects again at once,
+    with no failure counted), not that a "retry 0" is scheduled "in 0.0
+    seconds"; one that meets the policy keeps Twisted's sentence.
+    """
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    endpoint, fakes, clock = failover(2)
+    service = ClientService(
+        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
+    )
+    caught: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(caught.append)
+    try:
+        service.startService()
+        fakes[0].last.succeed()
+        clock.advance(upFor)
+        fakes[0].last.lose()
+    finally:
+        globalLogPublisher.removeObserver(caught.append)
+    [event] = [
+        e for e in caught if e.get("reconnectEvent") in ("disconnected", "failingOver")
+    ]
+    text = formatEvent(event)
+    if immediate:
+        assert event["reconnectEvent"] == "failingOver"
+        assert event["seconds"] == upFor
+        assert "Scheduling retry" not in text
+        assert f"lost after {upFor} seconds" in text and "at once" in text
+    else:
+        assert event["reconnectEvent"] == "disconnected"
+        assert text.startswith("Scheduling retry 1 to connect ")
+        assert " in 5.0 seconds. Connection lost: " in text
+    [retry] = clock.getDelayedCalls()
+    assert retry.getTime() - clock.seconds() == (0.0 if immediate else 5.0)
+    service.stopService()
+    assert clock.getDelayedCalls() == []
+
+
+def reachableFrom(*roots: object) -> list[object]:
+    """
+    Every object reachable from C{roots} through instances and containers
+    (not through classes, modules or functions, which reach everything).
+    """
+    import gc
+    import types
+
+    opaque = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+    seen: dict[int, object] = {}
+    todo = list(roots)
+    while todo:
+        thing = todo.pop()
+        if id(thing) in seen or isinstance(thing, opaque):
+            continue
+        seen[id(thing)] = thing
+        todo.extend(gc.get_referents(thing))
+    return list(seen.values())
+
+
+def test_stoppedServicesAreNotKept() -> None:
+    """
+    Services over one failover endpoint, started, stopped and dropped, are
+    not kept by it: nothing reachable from the endpoint or the clock is a
+    service (no failback listener, no probe), whether they were on the
+    preferred endpoint or on another.
+    """
+    endpoint, fakes, clock = failover(2, failback=10.0)
+    for n in range(20):
+        service = ClientService(
+            endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
+        )
+        service.startService()
+        if n % 2:
+            fakes[0].last.fail()
+        fakes[n % 2].last.succeed()
+        assert service.state == "connected"
+        service.stopService()
+        fakes[n % 2].last.lose()
+        assert service.state == "stopped"
+    for fake in fakes:
+        fake.attempts.clear()  # they hold the services' factories
+    assert clock.getDelayedCalls() == []
+    kept = [o for o in reachableFrom(endpoint, clock) if isinstance(o, ClientService)]
+    assert kept == []
+
+
+def advance(clock: Clock, seconds: int) -> None:
+    """
+    Advance C{clock} a second at a time, so that what each call schedules
+    runs too.
+    """
+    for _ in range(seconds):
+        clock.advance(1)
+
+
+def settle(servers: list[FakeServer]) -> None:
+    """
+    End every connection the clients closed, and those that follows, until
+    none is left.
+    """
+    while any([server.settle() for server in servers]):
+        pass
+
+
+def test_stoppingOneServiceLeavesTheOthersProbing() -> None:
+    """
+    Two services over one C{FailoverEndpoint(failback=10)}, both on the
+    backup: stopping one leaves the other probing the preferred endpoint,
+    and it moves back once that answers.
+    """
+    clock = Clock()
+    preferred, backup = FakeServer("preferred"), FakeServer("backup")
+    preferred.up = False
+    endpoint = FailoverEndpoint([preferred, backup], failback=10.0, clock=clock)
+    on: dict[int, str | None] = {}
+    services = [
+        ClientService(
+            endpoint,
+            Factory.forProtocol(Protocol),
+            lambda n: 1.0,
+            clock=clock,
+            onConnected=lambda p, i=i: on.__setitem__(i, p.transport.server),
+        )
+        for i in range(2)
+    ]
+    for service in services:
+        service.startService()
+    assert on == {0: "backup", 1: "backup"}
+    services[0].stopService()
+    settle([preferred, backup])
+    refusedBefore = preferred.refused
+    advance(clock, 100)
+    assert preferred.refused - refusedBefore == 10
+    preferred.up = True
+    clock.advance(10)
+    settle([preferred, backup])
+    assert on == {0: "backup", 1: "preferred"}
+    assert services[1].state == "connected"
+    services[1].stopService()
+    settle([preferred, backup])
+    assert clock.getDelayedCalls() == []
+
+
+def test_aHundredServicesOverOneEndpoint() -> None:
+    """
+    A hundred services over one shuffled C{FailoverEndpoint} with
+    failback, three servers killed in turn: each service fails over on its
+    own, from its own preferred server down its own order, and back to its
+    own preferred once the servers return; the servers' health is shared
+    (a server refusing every client cools for all).  Stopping half the
+    services leaves the rest probing, each for itself, and the stopped ones
+    make no attempt and keep nothing scheduled.
+    """
+    clock = Clock()
+    rng = random.Random(23)
+    servers = [FakeServer(name) for name in "abc"]
+    byName = {server.name: server for server in servers}
+    endpoint = FailoverEndpoint(
+        servers, order="shuffle", failback=10.0, clock=clock, random=rng.random
+    )
+    on: dict[int, str | None] = {}
+    services = [
+        ClientService(
+            endpoint,
+            Factory.forProtocol(Protocol),
+            lambda n: 1.0,
+            clock=clock,
+            onConnected=lambda p, i=i: on.__setitem__(i, p.transport.server),
+            onDisconnected=lambda p, r, i=i: on.__setitem__(i, None),
+        )
+        for i in range(100)
+    ]
+    for service in services:
+        service.startService()
+    preferredOf = dict(on)
+    assert all(Counter(preferredOf.values())[name] >= 20 for name in "abc")
+    clock.advance(2)
+
+    servers[0].die()
+    clock.advance(0)
+    assert all(on[i] == preferredOf[i] for i in on if preferredOf[i] != "a")
+    assert all(on[i] in ("b", "c") for i in on)
+    movedFromA = {on[i] for i in on if preferredOf[i] == "a"}
+    assert movedFromA == {"b", "c"}, "each went down its own order"
+    clock.advance(2)
+    servers[1].die()
+    clock.advance(0)
+    assert set(on.values()) == {"c"}
+    # b's clients went to c before trying b again; a refused a third of
+    # them, and cools for every client.
+    cooling = {h.description: h.coolingUntil is not None for h in endpoint.health()}
+    assert cooling == {"a": True, "b": False, "c": False}
+
+    for server in servers[:2]:
+        server.up = True
+    clock.advance(10)
+    settle(servers)
+    assert on == preferredOf
+    assert all(service.state == "connected" for service in services)
+    assert clock.getDelayedCalls() == []
+
+    stopped, running = services[::2], services[1::2]
+    for service in stopped:
+        service.stopService()
+    settle(servers)
+    clock.advance(2)
+    servers[0].die()
+    clock.advance(0)
+    onA = [i for i in range(1, 100, 2) if preferredOf[i] == "a"]
+    assert onA and all(on[i] in ("b", "c") for i in onA)
+    refusedBefore = servers[0].refused
+    advance(clock, 100)
+    assert servers[0].refused - refusedBefore == 10 * len(onA)
+    assert len(clock.getDelayedCalls()) == len(onA)
+    servers[0].up = True
+    clock.advance(10)
+    settle(servers)
+    assert all(on[i] == preferredOf[i] for i in range(1, 100, 2))
+    assert all(on[i] is None for i in range(0, 100, 2))
+    assert all(service.state == "stopped" for service in stopped)
+    assert all(service.state == "connected" for service in running)
+    for service in running:
+        service.stopService()
+    settle(servers)
+    assert clock.getDelayedCalls() == []
+    assert sum(len(byName[n].connections) for n in "abc") == 0
+
+
+def guideSessionExample() -> dict[str, Any]:
+    """
+    The guide's own endpoint over several servers, run as written.
+    """
+    import re
+
+    from helpers import ROOT
+
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    [example] = [
+        block
+        for block in re.findall(r"^```python\n(.*?)^```", guide, re.M | re.S)
+        if "class RoundRobin" in block
+    ]
+    namespace: dict[str, Any] = {}
+    exec(example, namespace)
+    return namespace
+
+
+def test_ownSessionEndpoint() -> None:
+    """
+    ClientService drives the guide's own L{ISessionEndpoint}: each service
+    opens a session of its own at start and connects through it, tells it
+    when a connection ended by itself (and so moves to the next server, at
+    once, C{failsOver} being true), and not when it is stopped; stopping
+    one changes nothing for the other.
+    """
+    from zope.interface.verify import verifyObject
+
+    from reconnect import IEndpointSession, ISessionEndpoint
+
+    RoundRobin = guideSessionExample()["RoundRobin"]
+    fakes = [FakeEndpoint(), FakeEndpoint()]
+    endpoint = RoundRobin(fakes)
+    assert verifyObject(ISessionEndpoint, endpoint)
+    assert verifyObject(IEndpointSession, endpoint.openSession(lambda: None))
+    clock = Clock()
+    services = [
+        ClientService(
+            endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
+        )
+        for _ in range(2)
+    ]
+    for service in services:
+        service.startService()
+    assert started(fakes) == [2, 0]
+    for attempt in fakes[0].attempts:
+        attempt.succeed()
+    clock.advance(2)
+    fakes[0].attempts[0].lose()
+    clock.advance(0)
+    assert started(fakes) == [2, 1]
+    fakes[1].last.succeed()
+    assert [s.state for s in services] == ["connected", "connected"]
+    services[1].stopService()
+    fakes[0].attempts[1].lose()
+    services[1].startService()
+    assert started(fakes) == [3, 1]
+    services[0].stopService()
+    services[1].stopService()
+    fakes[1].last.lose()
+    assert fakes[0].last.cancelled
+    assert [s.state for s in services] == ["stopped", "stopped"]
+    assert clock.getDelayedCalls() == []
+
+
+def test_sessionEndpointThatRaises() -> None:
+    """
+    An endpoint's session is user code: if C{openSession} raises, the
+    service connects to the endpoint itself; if C{connectionEnded} or
+    C{close} raise, the service goes on. Each is logged once.
+    """
+    from twisted.logger import globalLogPublisher
+
+    from reconnect import IEndpointSession, ISessionEndpoint
+
+    fake = FakeEndpoint()
+
+    @implementer(IEndpointSession)
+    class Raising:
+        def connect(self, factory: Any) -> Any:
+            return fake.connect(factory)
+
+        def connectionEnded(self, secondsUp: float) -> None:
+            raise RuntimeError("connectionEnded")
+
+        def close(self) -> None:
+            raise RuntimeError("close")
+
+    @implementer(IStreamClientEndpoint, ISessionEndpoint)
+    class Endpoint:
+        failsOver = False
+        refuse = True
+
+        def connect(self, factory: Any) -> Any:
+            return fake.connect(factory)
+
+        def openSession(self, move: Any) -> Raising:
+            if self.refuse:
+                raise RuntimeError("openSession")
+            return Raising()
+
+    endpoint = Endpoint()
+    clock = Clock()
+    service = ClientService(
+        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
+    )
+    caught: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(caught.append)
+    try:
+        service.startService()
+        fake.last.succeed()
+        service.stopService()
+        fake.last.lose()
+        endpoint.refuse = False
+        service.startService()
+        fake.last.succeed()
+        fake.last.lose()
+        assert service.state == "waiting"
+        clock.advance(5)
+        fake.last.succeed()
+        stopped = service.stopService()
+        fake.last.lose()
+    finally:
+        globalLogPublisher.removeObserver(caught.append)
+    assert outcome(stopped) is None
+    failed = [
+        str(e["log_failure"].value)
+        for e in caught
+        if e.get("reconnectEvent") == "callbackFailed"
+    ]
+    assert failed == ["openSession", "connectionEnded", "close"]
+
+
+def test_lostGoesLastForItsOwnClientOnly() -> None:
+    """
+    The endpoint one client just lost goes last in that client's next
+    pass, and in no other client's.
+    """
+    endpoint, fakes, clock = failover(3)
+    services = [
+        ClientService(
+            endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
+        )
+        for _ in range(2)
+    ]
+    for service in services:
+        service.startService()
+    for attempt in fakes[0].attempts:
+        attempt.succeed()
+    clock.advance(2)
+    fakes[0].attempts[0].lose()
+    # Before the first client's next pass, the second starts again.
+    services[1].stopService()
+    fakes[0].attempts[1].lose()
+    services[1].startService()
+    assert started(fakes) == [3, 0, 0]
+    fakes[0].last.succeed()
+    clock.advance(0)
+    assert started(fakes) == [3, 1, 0]
+    fakes[1].last.succeed()
+    assert [s.state for s in services] == ["connected", "connected"]
+    for service in services:
+        service.stopService()
+    fakes[1].last.lose()
+    fakes[0].last.lose()
+
+
+def test_passOverServersThatChange() -> None:
+    """
+    What an endpoint whose servers change from pass to pass (DNS SRV) is
+    given: L{runPass} over candidates made for each pass, with records from
+    one shared L{HealthBook} keyed by server, so that a server's health
+    carries over while it is listed, and L{HealthBook.retain} forgets the
+    servers no longer listed.
+    """
+    from reconnect._pass import HealthBook, runPass
+
+    clock = Clock()
+    health = HealthBook(clock, "srv(test)", failuresBeforeCooling=1)
+    servers = {key: FakeEndpoint() for key in ("a", "b", "c")}
+
+    def candidates(keys: str) -> list[Any]:
+        health.retain(keys)
+        return [(servers[k], health.record(k, f"tcp:{k}:1")) for k in keys]
+
+    won: list[str] = []
+    factory = Factory.forProtocol(Protocol)
+    passing = runPass(
+        health.passOrder(candidates("ab")),
+        factory,
+        health,
+        STAGGER,
+        lambda record: won.append(record.description),
+    )
+    servers["a"].last.fail()
+    servers["b"].last.succeed()
+    assert passing.called and won == ["tcp:b:1"]
+    cooling = health.record("a", "tcp:a:1")
+    assert cooling.coolingUntil is not None
+    order = health.passOrder(candidates("cab"))
+    assert [record.key for _, record in order] == ["c", "b", "a"]
+    health.retain("bc")
+    assert health.record("a", "tcp:a:1").failures == 0
+    failed = runPass([], factory, health, STAGGER)
+    assert isinstance(outcome(failed).value, AllEndpointsFailed)
+    assert clock.getDelayedCalls() == []

@@ -7,14 +7,14 @@ another while requests keep coming.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import pytest_twisted
 from helpers import CountingEchoFactory, sleep, until
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 
@@ -229,6 +229,61 @@ async def test_failbackUnderTrafficIsMakeBeforeBreak() -> None:
         if sending.running:
             sending.stop()
         await service.stopService()
+        for server in (preferred, standby):
+            if server.running:
+                await server.kill()
+
+
+@pytest_twisted.ensureDeferred
+async def test_servicesShareOneEndpointOverLoopback() -> None:
+    """
+    Ten services over one C{FailoverEndpoint} with failback: the preferred
+    server dies and all of them move to the standby; half are stopped; the
+    preferred comes back, and the other half (still probing, each for
+    itself) are on it again within C{failback} seconds plus a loose margin,
+    while the stopped ones stay stopped.
+    """
+    preferred, standby = RestartableLineServer(reactor), RestartableLineServer(reactor)
+    ports = [await preferred.start(), await standby.start()]
+    failback = 0.5
+    endpoint = FailoverEndpoint(
+        [f"tcp:host=127.0.0.1:port={p}" for p in ports],
+        failback=failback,
+        reactor=reactor,
+    )
+    on: dict[int, int | None] = {}
+
+    def connected(i: int) -> Callable[[IProtocol], None]:
+        return lambda protocol: on.__setitem__(i, protocol.transport.getPeer().port)  # type: ignore[attr-defined]
+
+    services = [
+        ClientService(
+            endpoint,
+            Factory.forProtocol(Protocol),
+            lambda n: 0.1,
+            clock=reactor,
+            onConnected=connected(i),
+            onDisconnected=lambda p, r, i=i: on.__setitem__(i, None),
+        )
+        for i in range(10)
+    ]
+    for service in services:
+        service.startService()
+    stopped, running = services[:5], services[5:]
+    try:
+        await until(lambda: [on.get(i) for i in range(10)] == [ports[0]] * 10)
+        await preferred.kill()
+        await until(lambda: [on.get(i) for i in range(10)] == [ports[1]] * 10)
+        await gatherResults([service.stopService() for service in stopped])
+        await preferred.start()
+        back = reactor.seconds()
+        await until(lambda: all(on[i] == ports[0] for i in range(5, 10)), timeout=5)
+        assert reactor.seconds() - back < failback + 1.5
+        assert all(on[i] is None for i in range(5))
+        assert all(service.state == "stopped" for service in stopped)
+        assert all(service.state == "connected" for service in running)
+    finally:
+        await gatherResults([service.stopService() for service in services])
         for server in (preferred, standby):
             if server.running:
                 await server.kill()

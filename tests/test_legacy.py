@@ -453,6 +453,67 @@ def test_getDestination() -> None:
     assert "connected" in repr(connector)
 
 
+def destinationCases() -> list[tuple[str, Any, Any]]:
+    from twisted.internet.address import IPv4Address, IPv6Address
+    from twisted.internet.endpoints import (
+        HostnameEndpoint,
+        TCP4ClientEndpoint,
+        TCP6ClientEndpoint,
+        UNIXClientEndpoint,
+        clientFromString,
+    )
+    from twisted.internet.testing import MemoryReactor
+
+    reactor = MemoryReactor()
+    return [
+        (
+            "tcp4",
+            TCP4ClientEndpoint(reactor, "10.0.0.1", 7001),
+            IPv4Address("TCP", "10.0.0.1", 7001),
+        ),
+        (
+            "tcp6",
+            TCP6ClientEndpoint(reactor, "::1", 7002),
+            IPv6Address("TCP", "::1", 7002),
+        ),
+        (
+            "hostname",
+            HostnameEndpoint(reactor, "db.example", 7003),
+            IPv4Address("TCP", "db.example", 7003),
+        ),
+        (
+            "tls",
+            clientFromString(reactor, "tls:example.com:443"),
+            IPv4Address("TCP", "example.com", 443),
+        ),
+        ("unix", UNIXClientEndpoint(reactor, "/tmp/sock"), None),
+        ("other", FakeEndpoint(), None),
+    ]
+
+
+@pytest.mark.parametrize(
+    "endpoint, expected",
+    [case[1:] for case in destinationCases()],
+    ids=[case[0] for case in destinationCases()],
+)
+def test_getDestinationHasHostAndPort(endpoint: Any, expected: Any) -> None:
+    """
+    Not connected, the destination of a connector over Twisted's TCP and
+    hostname endpoints, TLS-wrapped or not, has the C{host} and C{port}
+    legacy code reads (as C{reactor.connectTCP}'s connector's has); over
+    any other endpoint, it is an L{EndpointAddress}.
+    """
+    destination = EndpointConnector(endpoint, ClientFactory()).getDestination()
+    if expected is None:
+        assert destination == EndpointAddress(endpoint)
+    else:
+        assert destination == expected
+        assert (destination.host, destination.port) == (  # type: ignore[attr-defined]
+            expected.host,
+            expected.port,
+        )
+
+
 def test_reconnectingFactoryOverEndpoint() -> None:
     """
     A L{ReconnectingClientFactory} retries over an endpoint: failures and
@@ -480,4 +541,108 @@ def test_reconnectingFactoryOverEndpoint() -> None:
     endpoint.last.lose()
     clock.advance(10_000)
     assert len(endpoint.attempts) == 3
+    assert clock.getDelayedCalls() == []
+
+
+def test_connectorFailsBack() -> None:
+    """
+    Over a L{FailoverEndpoint} with C{failback}, an L{EndpointConnector} on
+    a backup moves back once the preferred endpoint answers a probe: it
+    closes its connection (the factory hears C{clientConnectionLost}, and
+    is not stopped) and connects again at once, to the preferred one.
+    Nothing stays scheduled, and once the factory is stopped the endpoint
+    keeps nothing of the connector.
+    """
+    from reconnect import FailoverEndpoint
+
+    clock = Clock()
+    preferred, backup = FakeEndpoint(), FakeEndpoint()
+    endpoint = FailoverEndpoint([preferred, backup], failback=10.0, clock=clock)
+    factory = RecordingClientFactory()
+    connector = EndpointConnector(endpoint, factory, reactor=clock)
+    connector.connect()
+    preferred.last.fail()
+    backup.last.succeed()
+    assert connector.state == "connected"
+    clock.advance(10)
+    assert len(preferred.attempts) == 2
+    preferred.last.succeed()  # the probe: closed at once
+    assert backup.last.transport.disconnecting
+    backup.last.lose()
+    assert connector.state == "connecting"
+    assert len(preferred.attempts) == 3
+    preferred.last.succeed()
+    assert connector.state == "connected"
+    assert endpoint.current == repr(preferred)
+    assert factory.events == [
+        "startFactory",
+        "startedConnecting",
+        ("lost", error.ConnectionDone),
+        "startedConnecting",
+    ]
+    assert clock.getDelayedCalls() == []
+    connector.disconnect()
+    preferred.last.lose()
+    assert factory.events[-1] == "stopFactory"
+    assert clock.getDelayedCalls() == []
+
+
+def test_reconnectingFactoryFailsBackOnce() -> None:
+    """
+    A L{ReconnectingClientFactory} over a connector that moves back makes
+    no extra attempt: the retry it schedules on the loss finds the
+    connector already connecting, and does nothing.
+    """
+    from reconnect import FailoverEndpoint
+
+    clock = Clock()
+    preferred, backup = FakeEndpoint(), FakeEndpoint()
+    endpoint = FailoverEndpoint([preferred, backup], failback=10.0, clock=clock)
+    factory = ReconnectingClientFactory.forProtocol(Protocol)
+    factory.noisy = False
+    factory.jitter = 0
+    connector = EndpointConnector(endpoint, factory, reactor=clock)
+    connector.connect()
+    preferred.last.fail()
+    backup.last.succeed()
+    clock.advance(10)
+    preferred.last.succeed()
+    backup.last.lose()
+    preferred.last.succeed()
+    assert connector.state == "connected"
+    clock.advance(100)
+    assert (len(preferred.attempts), len(backup.attempts)) == (3, 1)
+    factory.stopTrying()
+    connector.disconnect()
+    preferred.last.lose()
+    assert clock.getDelayedCalls() == []
+
+
+def test_connectorStoppingTryingDoesNotMove() -> None:
+    """
+    A factory that stops trying when it hears of the loss is not connected
+    again by a failback move.
+    """
+    from reconnect import FailoverEndpoint
+
+    clock = Clock()
+    preferred, backup = FakeEndpoint(), FakeEndpoint()
+    endpoint = FailoverEndpoint([preferred, backup], failback=10.0, clock=clock)
+
+    class Quitter(ReconnectingClientFactory):
+        noisy = False
+
+        def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
+            self.stopTrying()
+
+    factory = Quitter.forProtocol(Protocol)
+    connector = EndpointConnector(endpoint, factory, reactor=clock)
+    connector.connect()
+    preferred.last.fail()
+    backup.last.succeed()
+    clock.advance(10)
+    preferred.last.succeed()
+    backup.last.lose()
+    assert connector.state == "disconnected"
+    assert len(preferred.attempts) == 2
     assert clock.getDelayedCalls() == []

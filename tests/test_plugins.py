@@ -80,6 +80,10 @@ GUIDE = README.parent / "docs" / "guide.md"
         ["--host", ""],
         ["--connect", "tcp:127.0.0.1:7", "--host", "example.com"],
         ["--connect", "tcp:127.0.0.1:7", "--port", "7"],
+        ["--max-clients", "0"],
+        ["--max-clients", "lots"],
+        ["--client-timeout", "-1"],
+        ["--client-timeout", "inf"],
     ],
 )
 def test_badRelayOptions(argv: list[str]) -> None:
@@ -273,14 +277,22 @@ async def test_stdinEndToEnd(tmp_path: Path) -> None:
 async def test_stdinErrorLineMeansFailureStatus(tmp_path: Path) -> None:
     """
     At end of input, if any line got an C{ERROR} line instead of a reply,
-    the exit status is 1.
+    the exit status is 1.  A line over the limit (here 200,000 bytes, so
+    that it arrives in several reads) gets its C{ERROR} line and the lines
+    after it are relayed as usual.
     """
-    code, relay = await relayStdin(tmp_path, b"alpha\n" + b"x" * 20000 + b"\n")
+    lines = (
+        b"alpha\n"
+        + b"x" * 200_000
+        + b"\n"
+        + b"".join(b"after %d\n" % n for n in range(1002))
+    )
+    code, relay = await relayStdin(tmp_path, lines)
     assert code == 1, relay.stderr.decode()
     assert relay.stdout.splitlines() == [
         b"alpha",
-        b"ERROR ValueError: line of 20000 bytes is over the limit of 16384",
-    ]
+        b"ERROR ValueError: line over the limit of 16384 bytes",
+    ] + [b"after %d" % n for n in range(1002)]
 
 
 @pytest_twisted.ensureDeferred

@@ -28,7 +28,7 @@ from hypothesis.stateful import (
 )
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from reconnect import GaveUpConnecting, backoffPolicy, limitRetries
@@ -43,7 +43,11 @@ from reconnect.saystuff import (
 from reconnect.saystuff._book import RequestBook
 from reconnect.saystuff._protocol import SayStuffClientProtocol
 from reconnect.saystuff._relay import RelayProtocol
+from reconnect.saystuff._service import REQUEST_OVERHEAD
 from reconnect.testing import FakeAttempt, FakeEndpoint
+
+#: The clock's step in the stateful test.
+STEP = 0.1
 
 
 def service(**kwargs: Any) -> tuple[SayStuffToServerService, Clock, FakeEndpoint]:
@@ -168,7 +172,7 @@ def test_badArguments(
     Bad constructor arguments are errors at the call, naming the argument.
     """
     with pytest.raises(error, match=name):
-        SayStuffToServerService(reactor=MemoryReactor(), **kwargs)
+        SayStuffToServerService(reactor=MemoryReactorClock(), **kwargs)
 
 
 def test_tlsWithoutTlsSupportSaysWhatToInstall() -> None:
@@ -181,10 +185,12 @@ def test_tlsWithoutTlsSupportSaysWhatToInstall() -> None:
     except ImportError:
         with pytest.raises(ValueError, match=r"reconnect\[tls\]"):
             SayStuffToServerService(
-                endpoint="tls:example.com:443", reactor=MemoryReactor()
+                endpoint="tls:example.com:443", reactor=MemoryReactorClock()
             )
     else:
-        SayStuffToServerService(endpoint="tls:example.com:443", reactor=MemoryReactor())
+        SayStuffToServerService(
+            endpoint="tls:example.com:443", reactor=MemoryReactorClock()
+        )
 
 
 # -- the stateful property test -------------------------------------------------
@@ -239,6 +245,23 @@ class SayStuffPromises(EndpointAndClockRules):
         self.answered: dict[int, int] = {}
         self.stops: list[Deferred[None]] = []
         self.worldCut = False
+        self.heartbeat = heartbeat
+        # When the last request settled, when each connection (by its
+        # transport) last got a reply, and since when the current one is.
+        self.settledAt = 0.0
+        self.repliedAt: dict[int, float] = {}
+        self.current: object = None
+        self.currentSince = 0.0
+
+    @rule(seconds=st.sampled_from([0.1, 1.0, 10.0]))
+    def advance(self, seconds: float) -> None:
+        """
+        Time passes in steps of L{STEP}, as it does for a reactor: a timer
+        that a timer sets counts from when that one ran, not from the end
+        of one long jump.
+        """
+        steps = round(seconds / STEP)
+        self.clock.pump([seconds / steps] * steps)
 
     def requests_done(self) -> list[bool]:
         return [len(outcome) == 1 for _, outcome in self.requests]
@@ -262,8 +285,12 @@ class SayStuffPromises(EndpointAndClockRules):
         if idempotent is False:
             self.unsafe.add(line)
         outcome: list[object] = []
-        reply.addBoth(outcome.append)
+        reply.addBoth(self.settled).addBoth(outcome.append)
         self.requests.append((line, outcome))
+
+    def settled(self, result: object) -> object:
+        self.settledAt = self.clock.seconds()
+        return result
 
     @rule()
     def reconnect(self) -> None:
@@ -288,6 +315,7 @@ class SayStuffPromises(EndpointAndClockRules):
         todo = written[done : done + count]
         self.answered[id(attempt)] = done + len(todo)
         if todo:
+            self.repliedAt[id(attempt.transport)] = self.clock.seconds()
             attempt.protocol.dataReceived(b"".join(line + b"\r\n" for line in todo))
 
     @rule()
@@ -316,11 +344,14 @@ class SayStuffPromises(EndpointAndClockRules):
                 if result[0].check(MaybeDelivered):
                     assert writes[line] >= 1, "never written, yet maybe delivered"
             if not result:
-                pendingBytes += len(line)
+                pendingBytes += len(line) + REQUEST_OVERHEAD
             if line in self.unsafe:
                 assert writes[line] <= 1, "an at-most-once request written twice"
         # Heartbeats are pending too, while they wait for their replies.
-        assert self.stuff.book.pendingBytes - pendingBytes in range(0, 100, 4)
+        assert self.stuff.book.pendingBytes - pendingBytes in range(
+            0, 100 * (4 + REQUEST_OVERHEAD), 4 + REQUEST_OVERHEAD
+        )
+        self.deadConnectionsReplaced()
         assert self.producer.paused == self.stuff.book.paused
         state = self.stuff.state
         if state == "gaveUp":
@@ -343,6 +374,42 @@ class SayStuffPromises(EndpointAndClockRules):
         if not self.worldCut and not aborted:
             assert self.stuff.book.resent == 0
 
+    def deadConnectionsReplaced(self) -> None:
+        """
+        With heartbeats on, a connection with nothing awaited and nothing
+        answered is dropped within C{heartbeat + heartbeatTimeout} of the
+        first beat that finds it idle: at most C{2 * heartbeat +
+        heartbeatTimeout} after the later of its connect, its last reply
+        and the last request settling (written, answered or timed out).
+        (That the next attempt then meets the retry policy after the first
+        is tests/test_delivery.py's to show.)
+        """
+        protocol = self.stuff._protocol
+        now = self.clock.seconds()
+        if protocol is not self.current:
+            self.current, self.currentSince = protocol, now
+        if self.heartbeat is None or protocol is None:
+            return
+        if not self.stuff.running or self.stuff.state != "connected":
+            return
+        if not all(self.requests_done()) or self.stuff.book.queued:
+            return
+        transport = protocol.transport
+        assert transport is not None
+        quietSince = max(
+            self.currentSince,
+            self.repliedAt.get(id(transport), 0.0),
+            self.settledAt,
+        )
+        heartbeatTimeout = self.stuff._heartbeatTimeout
+        assert heartbeatTimeout is not None
+        # Each of the three timers in the chain (beat, beat, timeout) may
+        # run up to a step late.
+        if now - quietSince > 2 * self.heartbeat + heartbeatTimeout + 3 * STEP:
+            assert transport.disconnecting, (
+                f"a connection quiet since {quietSince} still up at {now}"
+            )
+
     def teardown(self) -> None:
         if not hasattr(self, "stuff"):
             return
@@ -353,6 +420,18 @@ class SayStuffPromises(EndpointAndClockRules):
                 self.clock.advance(120)
                 for attempt in pending(self.endpoint):
                     attempt.succeed()
+            # Dead heartbeats may have dropped connections on the way: from
+            # here on the server answers at once, and they come back.
+            for _ in range(300):
+                self.closeWhatWasClosed()
+                for attempt in pending(self.endpoint):
+                    attempt.succeed()
+                for attempt in live(self.endpoint):
+                    self.answer(attempt, 1000)
+                closing = [a for a in live(self.endpoint) if a.transport.disconnecting]
+                if self.stuff.state in ("connected", "gaveUp") and not closing:
+                    break
+                self.clock.advance(1)
             # A policy that gives up may have, on an idle check's abort.
             assert self.stuff.state in ("connected", "gaveUp")
         if self.stuff.running and self.stuff.state == "connected":
@@ -397,8 +476,9 @@ TestSayStuffPromises = stateMachineTest(SayStuffPromises, 200)
 def test_relayBoundsAnInputLine() -> None:
     """
     A local client that sends more than a line's worth of bytes with no
-    newline gets an C{ERROR} line after the answers to its earlier lines,
-    and is disconnected; the relay buffers no more than one line's worth.
+    newline gets an C{ERROR} line in its place, after the answers to its
+    earlier lines; the relay buffers no more than one line's worth, drops
+    the rest of the long line and reads the lines after it as usual.
     """
     stuff, clock, endpoint = service(maxLineLength=10)
     stuff.startService()
@@ -410,13 +490,14 @@ def test_relayBoundsAnInputLine() -> None:
     for _ in range(1000):
         local.dataReceived(b"x" * 1000)
         assert len(local._buffer) <= 11
+    local.dataReceived(b"xx\r\nnext\n")
     server = endpoint.last.protocol
     assert server is not None
-    server.dataReceived(b"ok\r\n")
+    server.dataReceived(b"ok\r\nnext\r\n")
     assert transport.value() == (
-        b"ok\r\nERROR ValueError: line over the limit of 10 bytes\r\n"
+        b"ok\r\nERROR ValueError: line over the limit of 10 bytes\r\nnext\r\n"
     )
-    assert transport.disconnecting
+    assert not transport.disconnecting
     stuff.stopService()
 
 

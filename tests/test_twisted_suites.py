@@ -1,6 +1,8 @@
 """
 Twisted's own test suites for C{ClientService}, C{backoffPolicy} and
-C{ReconnectingClientFactory}, run unchanged against ours.
+C{ReconnectingClientFactory}, run unchanged against ours; and Twisted's
+C{SRVConnector} suite against ours, where four tests that differ on purpose
+are overridden, each saying why (L{TwistedSRVConnectorTests}).
 
 Each suite is loaded from the installed Twisted's source into a module of
 its own, and the names it tests are pointed at reconnect's classes: that is
@@ -10,7 +12,22 @@ the whole rewrite.  Its test cases are then collected here like our own.
 from __future__ import annotations
 
 import importlib.util
+import socket
 import types
+from typing import Optional
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ServiceNameUnknownError
+from twisted.internet.interfaces import (
+    IHostnameResolver,
+    IHostResolution,
+    IReactorPluggableNameResolver,
+    IResolutionReceiver,
+)
+from twisted.internet.testing import MemoryReactorClock
+from twisted.names import client, dns
+from twisted.names.error import DNSNameError
+from zope.interface import implementer
 
 import reconnect
 
@@ -47,3 +64,157 @@ _factories = _againstReconnect(
 TwistedClientServiceTests = _internet.ClientServiceTests
 TwistedBackoffPolicyTests = _application.BackoffPolicyTests
 TwistedReconnectingFactoryTests = _factories.ReconnectingFactoryTests
+
+
+@implementer(IHostnameResolver)
+class _NamesAsTheyAre:
+    """
+    Resolves every host name to an address that is the name itself, so
+    that the host a C{HostnameEndpoint} passes to C{connectTCP} is the one
+    it was given.
+    """
+
+    def resolveHostName(
+        self,
+        resolutionReceiver: IResolutionReceiver,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: object = None,
+        transportSemantics: str = "TCP",
+    ) -> IHostResolution:
+        resolution = _Resolution(hostName)
+        resolutionReceiver.resolutionBegan(resolution)
+        resolutionReceiver.addressResolved(IPv4Address("TCP", hostName, portNumber))
+        resolutionReceiver.resolutionComplete()
+        return resolution
+
+
+@implementer(IHostResolution)
+class _Resolution:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def cancel(self) -> None:
+        pass
+
+
+@implementer(IReactorPluggableNameResolver)
+class _ConnectingByName(MemoryReactorClock):
+    """
+    The reactor Twisted's SRVConnector tests hand ours.  Theirs calls
+    C{reactor.connectTCP(host, port)} itself; ours goes through a
+    C{HostnameEndpoint}, which needs a clock (it staggers its attempts) and
+    a name resolver: L{MemoryReactor}'s resolves every name to 127.0.0.1,
+    where the tests look for the name the SRV record gave.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nameResolver = _NamesAsTheyAre()
+
+
+_srvconnect = _againstReconnect(
+    "twisted.names.test.test_srvconnect",
+    srvconnect=types.SimpleNamespace(SRVConnector=reconnect.SRVConnector),
+    MemoryReactor=_ConnectingByName,
+)
+
+
+def _servicePort(name: str) -> Optional[int]:
+    """
+    The port the system's services database gives C{name}, if it knows it.
+    """
+    try:
+        return socket.getservbyname(name, "tcp")
+    except OSError:
+        return None
+
+
+class TwistedSRVConnectorTests(_srvconnect.SRVConnectorTests):  # type: ignore[misc]
+    """
+    Twisted's SRVConnector tests, run against ours.  Four differ, each
+    overridden below with what ours does instead, and why.
+    """
+
+    def _fallsBackToTheServicePort(self) -> None:
+        """
+        Ours falls back to the same place, but hands the reactor the port
+        number rather than the service's name: each server is reached
+        through a C{HostnameEndpoint}, whose port is a number, so ours looks
+        the name up in the system's services database itself, as Twisted's
+        C{connectTCP} does later.  (A name the database does not know fails
+        the attempt with C{ServiceNameUnknownError}, as in Twisted.)
+        """
+        self.connector.connect()
+        port = _servicePort("xmpp-server")
+        if port is None:
+            self.assertTrue(self.factory.reason.check(ServiceNameUnknownError))
+            return
+        self.assertIsNone(self.factory.reason)
+        self.assertEqual(self.reactor.tcpClients.pop()[:2], ("example.org", port))
+
+    def test_SRVNotPresent(self) -> None:
+        """
+        NXDOMAIN: the domain, on the service's port (see
+        L{_fallsBackToTheServicePort}).
+        """
+        client.theResolver.failure = DNSNameError(b"example.org")
+        self._fallsBackToTheServicePort()
+
+    def test_SRVNoResult(self) -> None:
+        """
+        An empty answer: the domain, on the service's port.
+        """
+        client.theResolver.results = []
+        self._fallsBackToTheServicePort()
+
+    def test_SRVBadResult(self) -> None:
+        """
+        An answer with no SRV record in it: the domain, on the service's
+        port.
+        """
+        client.theResolver.results = [
+            dns.RRHeader(
+                name="example.org", type=dns.CNAME, cls=dns.IN, ttl=60, payload=None
+            )
+        ]
+        self._fallsBackToTheServicePort()
+
+    def test_SRVNoResultUnknownServiceDefaultPort(self) -> None:
+        """
+        Twisted's test makes the I{lookup} fail with
+        C{ServiceNameUnknownError}, which only C{connectTCP} raises, for a
+        service name it cannot turn into a port; Twisted's connector catches
+        it after the lookup and the connect alike, and so connects to the
+        default port when the DNS lookup fails so.  Ours falls back only when
+        the domain has no SRV record; a lookup that fails fails the attempt
+        with its error.  What the test means holds: no record, a service
+        name the database does not know, and C{defaultPort}: the domain, on
+        C{defaultPort}.
+        """
+        self.connector = reconnect.SRVConnector(
+            self.reactor,
+            "thisbetternotexist",
+            "example.org",
+            self.factory,
+            defaultPort=5222,
+        )
+        client.theResolver.failure = DNSNameError(b"example.org")
+        self.connector.connect()
+        self.assertIsNone(self.factory.reason)
+        self.assertEqual(self.reactor.tcpClients.pop()[:2], ("example.org", 5222))
+
+        self.connector.disconnect()
+
+        self.factory = _srvconnect.DummyFactory()
+        self.connector = reconnect.SRVConnector(
+            self.reactor,
+            "thisbetternotexist",
+            "example.org",
+            self.factory,
+            defaultPort=5222,
+        )
+        client.theResolver.failure = ServiceNameUnknownError()
+        self.connector.connect()
+        self.assertTrue(self.factory.reason.check(ServiceNameUnknownError))
+        self.assertEqual(self.reactor.tcpClients, [])

@@ -7,6 +7,7 @@ from ._budget import ResendBudget
 from ._errors import (
     MaybeDelivered,
     NotConnectedError,
+    NotConnectedGaveUp,
     QueueFullError,
     RequestTimedOut,
     ResendBudgetExhausted,
@@ -20,6 +21,7 @@ __all__ = [
     "EchoLineFactory",
     "MaybeDelivered",
     "NotConnectedError",
+    "NotConnectedGaveUp",
     "QueueFullError",
     "RequestTimedOut",
     "ResendBudget",

@@ -28,6 +28,7 @@ from ._budget import ResendBudget
 from ._errors import (
     MaybeDelivered,
     NotConnectedError,
+    NotConnectedGaveUp,
     QueueFullError,
     RequestTimedOut,
     ResendBudgetExhausted,
@@ -45,9 +46,19 @@ class _Request:
     @ivar abandoned: the caller no longer waits (timed out or cancelled)
         but the line was written, so its reply must still be matched and
         thrown away.
+    @ivar writes: how many times the line was written (each write but the
+        last one's connection died before the reply came).
     """
 
-    __slots__ = ("line", "deferred", "timer", "abandoned", "book", "idempotent")
+    __slots__ = (
+        "line",
+        "deferred",
+        "timer",
+        "abandoned",
+        "book",
+        "idempotent",
+        "writes",
+    )
 
     def __init__(self, line: bytes, book: RequestBook, idempotent: bool) -> None:
         self.line = line
@@ -55,6 +66,7 @@ class _Request:
         self.idempotent = idempotent
         self.timer: Optional[IDelayedCall] = None
         self.abandoned = False
+        self.writes = 0
         self.deferred: Deferred[bytes] = Deferred(self)
 
     heartbeat = False
@@ -120,8 +132,17 @@ class Lane:
         self._writeLines, self._writeLine = self._writers
 
     def write(self, requests: list[_Request]) -> None:
+        """
+        Write C{requests} (none of them abandoned) on this lane, in order.
+        """
+        book = self._book
+        if not book.awaited and requests:
+            book.progressAt = book._clock.seconds()
+        book.awaited += len(requests)
         self.inFlight.extend(requests)
-        self._book.written += len(requests)
+        book.written += len(requests)
+        for request in requests:
+            request.writes += 1
         self._writeLines([request.line for request in requests])
 
     def replyReceived(self, line: bytes) -> None:
@@ -132,7 +153,7 @@ class Lane:
         """
         self.repliesReceived((line,))
 
-    def repliesReceived(self, lines: Iterable[bytes]) -> None:
+    def repliesReceived(self, lines: Sequence[bytes]) -> None:
         """
         Replies, in order, each answering the oldest request in flight on
         this lane (one call for all the lines of one read).
@@ -142,20 +163,24 @@ class Lane:
         """
         book = self._book
         popleft = self.inFlight.popleft
+        overhead = book._overhead
+        if lines:
+            book.progressAt = book._clock.seconds()
         for line in lines:
             try:
                 request = popleft()
             except IndexError:
                 raise ServerProtocolError(
-                    "a reply came with no request to answer"
+                    "a reply came with no request to answer", line
                 ) from None
             book.replies += 1
             if request.abandoned:
                 continue
             if request.timer is not None:
                 request.timer.cancel()
+            book.awaited -= 1
             book.answered += 1
-            book.pendingBytes -= len(request.line)
+            book.pendingBytes -= len(request.line) + overhead
             if book._paused:
                 book._maybeResume()
             request.deferred.callback(line)
@@ -170,7 +195,9 @@ class Lane:
         trusted to get its own reply, so all of it fails with C{error}.
         """
         inFlight, self.inFlight = self.inFlight, deque()
-        self._book._failEach([r for r in inFlight if not r.abandoned], error)
+        live = [r for r in inFlight if not r.abandoned]
+        self._book.awaited -= len(live)
+        self._book._failEach(live, error)
 
     def retire(self, whenDrained: Callable[[], object]) -> None:
         """
@@ -196,6 +223,14 @@ class Lane:
         """
         return all(request.abandoned for request in self.inFlight)
 
+    @property
+    def awaited(self) -> int:
+        """
+        How many requests on this lane still await their reply (abandoned
+        ones are not counted).
+        """
+        return sum(not request.abandoned for request in self.inFlight)
+
     def detach(self, reason: Failure) -> None:
         """
         The connection is gone.  Its requests in flight are written again
@@ -204,7 +239,9 @@ class Lane:
         """
         self._whenDrained = None
         inFlight, self.inFlight = self.inFlight, deque()
-        self._book._lost(self, [r for r in inFlight if not r.abandoned], reason)
+        live = [r for r in inFlight if not r.abandoned]
+        self._book.awaited -= len(live)
+        self._book._lost(self, live, reason)
 
 
 class RequestBook:
@@ -216,8 +253,13 @@ class RequestBook:
     is written in order as soon as a connection is attached.  Replies answer
     their lane's requests in order.
 
-    @ivar pendingBytes: bytes of the requests accepted and not yet settled
-        (queued or in flight); what back-pressure watches.
+    @ivar pendingBytes: what the requests accepted and not yet settled
+        (queued or in flight) cost: their lines' bytes plus
+        C{requestOverhead} each; what back-pressure watches.
+    @ivar awaited: requests written and still awaited (in flight, not
+        abandoned), on every lane.
+    @ivar progressAt: when the book last saw progress: the last reply
+        came, or the first request was written while none was awaited.
     @ivar written: lines written, resends included.
     @ivar answered: requests that got their reply.
     @ivar failed: requests that failed, timed out or were cancelled.
@@ -241,18 +283,32 @@ class RequestBook:
         highWater: Optional[int] = None,
         lowWater: int = 0,
         pressure: Callable[[bool], object] = lambda paused: None,
+        requestOverhead: int = 0,
+        resendLimit: Optional[int] = None,
     ) -> None:
         """
         @param idempotent: the default of L{submit}'s C{idempotent}.
         @param resendBudget: limits resends; C{None}: no limit.
-        @param queueBytes: the most bytes the queue may hold; C{None}: no
-            limit but C{queueSize}.
+        @param queueBytes: the most bytes the queue may hold (each request
+            counted as its line plus C{requestOverhead}); C{None}: no limit
+            but C{queueSize}.
         @param highWater: at this many C{pendingBytes} or more, C{pressure}
             is called with C{True} (pause); C{None}: never.
         @param lowWater: back at or under this, C{pressure} is called with
             C{False} (resume).
+        @param requestOverhead: the bytes each request is charged on top of
+            its line, in C{queueBytes} and C{pendingBytes}: what holding it
+            costs, so that empty lines are not free.
+        @param resendLimit: how many times a request may be written again
+            after its connection died; one whose connection dies after
+            that many resends fails with L{MaybeDelivered}.  C{None}: no
+            limit.
         """
         self._clock = clock
+        self._overhead = requestOverhead
+        self._resendLimit = resendLimit
+        self.awaited = 0
+        self.progressAt = 0.0
         self._queueSize = queueSize
         self._queueWhileDisconnected = queueWhileDisconnected
         self._resend = resendOnReconnect
@@ -329,40 +385,46 @@ class RequestBook:
             again; if not, it fails with L{MaybeDelivered}.  C{None} for
             the book's default.
         @raise ServiceStoppedError: if the book accepts no more requests.
-        @raise GaveUpConnecting: if the service gave up connecting.
+        @raise NotConnectedGaveUp: if the service gave up connecting.
         @raise NotConnectedError: if disconnected and not queueing.
         @raise QueueFullError: if disconnected and the queue is full.
         """
         if not self.accepting:
             raise ServiceStoppedError("the service is stopped")
         if self._gaveUp is not None:
-            raise GaveUpConnecting(self._gaveUp.failure, self._gaveUp.attempts)
+            raise NotConnectedGaveUp(self._gaveUp.failure, self._gaveUp.attempts)
         request = _Request(
             line, self, self._idempotent if idempotent is None else idempotent
         )
         lane = self._current
-        size = len(line)
+        size = len(line) + self._overhead
         if lane is None:
             if not self._queueWhileDisconnected:
                 raise NotConnectedError("not connected to the server")
             if len(self._queued) >= self._queueSize:
                 raise QueueFullError(
-                    f"{len(self._queued)} requests already wait for a connection"
+                    f"{len(self._queued)} requests already wait for a connection "
+                    f"(queueSize={self._queueSize})"
                 )
             if (
                 self._queueBytes is not None
                 and self._queuedBytes + size > self._queueBytes
             ):
                 raise QueueFullError(
-                    f"{self._queuedBytes} bytes already wait for a connection "
-                    f"(queueBytes={self._queueBytes})"
+                    "the requests waiting for a connection already take "
+                    f"{self._queuedBytes} of queueBytes={self._queueBytes} "
+                    f"bytes (each counted as its line + {self._overhead})"
                 )
             self._queued.append(request)
             self._queuedBytes += size
             if len(self._queued) >= self._queueSize and not self._paused:
                 self._setPaused(True)
         else:
+            if not self.awaited:
+                self.progressAt = self._clock.seconds()
+            self.awaited += 1
             lane.inFlight.append(request)
+            request.writes = 1
             self.written += 1
             lane._writeLine(line)
         self.pendingBytes += size
@@ -388,7 +450,7 @@ class RequestBook:
         if lane is None:
             raise NotConnectedError("no connection to send a heartbeat on")
         request = _Heartbeat(line, self, False)
-        self.pendingBytes += len(line)
+        self.pendingBytes += len(line) + self._overhead
         lane.write([request])
         request.timer = self._clock.callLater(timeout, self._timedOut, request)
         return request.deferred
@@ -444,7 +506,7 @@ class RequestBook:
         self._lanes.remove(lane)
         if self._current is lane:
             self._current = None
-        why = reason.getErrorMessage()
+        why = reason.getErrorMessage().rstrip(".")
         if any(request.heartbeat for request in live):
             beats = [request for request in live if request.heartbeat]
             live = [request for request in live if not request.heartbeat]
@@ -456,6 +518,17 @@ class RequestBook:
         if len(again) < len(live):
             unsafe = [request for request in live if not request.idempotent]
             self._failMaybeDelivered(unsafe, MaybeDelivered(why))
+        limit = self._resendLimit
+        if limit is not None and any(r.writes > limit for r in again):
+            worn = [request for request in again if request.writes > limit]
+            again = [request for request in again if request.writes <= limit]
+            self._failMaybeDelivered(
+                worn,
+                MaybeDelivered(
+                    f"{why}; its connection was lost each of the {limit + 1} "
+                    "times it was written: not written again"
+                ),
+            )
         if again and self._budget is not None:
             allowed = self._budget.grant(
                 len(again),
@@ -475,7 +548,9 @@ class RequestBook:
                 self._current.write(again)
         else:
             self._queued.extendleft(reversed(again))
-            self._queuedBytes += sum(len(request.line) for request in again)
+            self._queuedBytes += sum(
+                len(request.line) + self._overhead for request in again
+            )
         self._checkIdle()
 
     def _failMaybeDelivered(
@@ -507,9 +582,10 @@ class RequestBook:
         self._queuedBytes = 0
         inFlight: list[_Request] = []
         for lane in self._lanes:
-            inFlight.extend(lane.inFlight)
+            inFlight.extend(r for r in lane.inFlight if not r.abandoned)
             lane.inFlight = deque()
-        self._failEach([r for r in inFlight if not r.abandoned] + list(queued), error)
+        self.awaited -= len(inFlight)
+        self._failEach(inFlight + list(queued), error)
 
     def whenIdle(self) -> Deferred[None]:
         """
@@ -547,7 +623,7 @@ class RequestBook:
         """
         C{request} failed or was withdrawn: its bytes are pending no more.
         """
-        self.pendingBytes -= len(request.line)
+        self.pendingBytes -= len(request.line) + self._overhead
         if self._paused:
             self._maybeResume()
 
@@ -568,12 +644,16 @@ class RequestBook:
         self._settled(request)
         if request in self._queued:
             self._queued.remove(request)
-            self._queuedBytes -= len(request.line)
+            self._queuedBytes -= len(request.line) + self._overhead
+        else:
+            self.awaited -= 1
         self._checkIdle()
 
     def _timedOut(self, request: _Request) -> None:
         request.timer = None
         self._withdraw(request)
         request.deferred.errback(
-            Failure(RequestTimedOut(f"no reply to {request.line[:40]!r} in time"))
+            Failure(
+                RequestTimedOut(f"no reply to {request.line[:40]!r} within its timeout")
+            )
         )

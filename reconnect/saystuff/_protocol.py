@@ -6,9 +6,10 @@ L{RequestBook <reconnect.saystuff._book.RequestBook>} does the matching.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Optional
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
@@ -17,6 +18,7 @@ from ._book import Lane, RequestBook
 from ._errors import ServerProtocolError
 
 DELIMITER = b"\r\n"
+_LF = 10
 
 
 def checkLine(line: object, maxLength: int) -> None:
@@ -40,15 +42,27 @@ class SayStuffClientProtocol(Protocol):
     the book; writes the book's lines with their delimiter.  The service
     attaches it to the book (L{attach}) once the connection is ready.
 
-    A reply over the length limit, or one that answers no request, is a
-    protocol error: everything in flight fails with it and the connection
-    is aborted, so the service starts afresh on a new one.
+    What would hand one request's reply to another is a protocol error: a
+    reply over the length limit, one that answers no request (a line before
+    any request was written, or an extra one), and a bare LF inside a
+    reply.  Everything in flight then fails with it, C{onProtocolError} is
+    told (the service logs it), and the connection is aborted, so the
+    service starts afresh on a new one.  A server that greets each
+    connection with a line of its own is read first, with L{readLine} from
+    C{prepareConnection}.
     """
 
-    def __init__(self, book: RequestBook, maxLineLength: int) -> None:
+    def __init__(
+        self,
+        book: RequestBook,
+        maxLineLength: int,
+        onProtocolError: Optional[Callable[[ServerProtocolError], object]] = None,
+    ) -> None:
         self._book = book
         self._maxLineLength = maxLineLength
+        self._onProtocolError = onProtocolError
         self._buffer = b""
+        self._lineReaders: list[Deferred[bytes]] = []
         self.lane: Optional[Lane] = None
         self.overdue: Optional[IDelayedCall] = None
 
@@ -59,10 +73,31 @@ class SayStuffClientProtocol(Protocol):
         self.lane = self._book.attach(self.writeLines, self.writeLine)
         return self.lane
 
+    def readLine(self) -> Deferred[bytes]:
+        """
+        Read one line the server sends before any request: a greeting, for
+        C{prepareConnection} to check.  Lines nobody reads before the
+        connection is attached are protocol errors.
+
+        @return: a C{Deferred} that fires with the line, or fails with the
+            reason the connection was lost first (or with
+            L{ServerProtocolError} if the line is over the length limit).
+        @raise RuntimeError: once the connection is attached: every line
+            from then on is a reply.
+        """
+        if self.lane is not None:
+            raise RuntimeError("the connection carries requests: lines are replies")
+        reader: Deferred[bytes] = Deferred()
+        self._lineReaders.append(reader)
+        return reader
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         lane, self.lane = self.lane, None
         if self.overdue is not None and self.overdue.active():
             self.overdue.cancel()
+        readers, self._lineReaders = self._lineReaders, []
+        for reader in readers:
+            reader.errback(reason)
         if lane is not None:
             lane.detach(reason)
 
@@ -90,28 +125,29 @@ class SayStuffClientProtocol(Protocol):
             # The unfinished line may end with the CR of a delimiter whose
             # LF has not come yet: that CR is not part of the line.
             unfinished = len(rest) - rest.endswith(b"\r")
-            if unfinished > self._maxLineLength:
+            limit = self._maxLineLength
+            if unfinished > limit:
                 raise ServerProtocolError(
-                    f"a reply line is over the limit of {self._maxLineLength} bytes"
+                    f"a reply line is over the limit of {limit} bytes", rest
                 )
+            if _LF in rest:
+                raise ServerProtocolError("a bare LF inside a reply line", rest)
+            # Every LF but those of the delimiters is a bare one: one count
+            # over the read spares a search of each line.
+            if data.count(_LF) != len(lines):
+                bare = next(line for line in lines if _LF in line)
+                self._deliverBefore(lines, bare)
+                raise ServerProtocolError("a bare LF inside a reply line", bare)
+            if max(map(len, lines), default=0) > limit:
+                long = next(line for line in lines if len(line) > limit)
+                self._deliverBefore(lines, long)
+                raise ServerProtocolError(
+                    f"a reply line is over the limit of {limit} bytes", long
+                )
+            lines = self._greetings(lines)
             lane = self.lane
             if lane is None:
-                if lines:
-                    raise ServerProtocolError("the server spoke before being asked")
                 return
-            limit = self._maxLineLength
-            longest = max(map(len, lines), default=0)
-            if longest > limit:
-                # The lines before the long one are still good replies.
-                good = []
-                for line in lines:
-                    if len(line) > limit:
-                        break
-                    good.append(line)
-                lane.repliesReceived(good)
-                raise ServerProtocolError(
-                    f"a reply line of {longest} bytes is over the limit of {limit}"
-                )
             # Requests that the replies' callbacks send go out together,
             # in one write, once every reply of this read is handed out.
             held: list[bytes] = []
@@ -123,10 +159,53 @@ class SayStuffClientProtocol(Protocol):
                 if held:
                     self.writeLines(held)
         except ServerProtocolError as error:
-            self._buffer = b""
-            if self.lane is not None:
-                self.lane.protocolError(error)
-            self.transport.abortConnection()  # type: ignore[union-attr]
+            self._protocolError(error)
+
+    def _deliverBefore(self, lines: list[bytes], bad: bytes) -> None:
+        """
+        Hand out the good lines of a read that come before the C{bad} one
+        (each is C{bytes}, so identity finds the first bad line).
+        """
+        good = []
+        for line in lines:
+            if line is bad:
+                break
+            good.append(line)
+        good = self._greetings(good)
+        if self.lane is not None:
+            self.lane.repliesReceived(good)
+
+    def _greetings(self, lines: list[bytes]) -> list[bytes]:
+        """
+        Before the connection is attached, hand C{lines} to those waiting
+        in L{readLine}.
+
+        @return: the lines left for the lane (none before it is attached).
+        @raise ServerProtocolError: if a line comes before the connection is
+            attached and nobody reads it.
+        """
+        while lines and self.lane is None:
+            if not self._lineReaders:
+                raise ServerProtocolError(
+                    "the server sent a line before any request was written",
+                    lines[0],
+                )
+            self._lineReaders.pop(0).callback(lines.pop(0))
+        return lines
+
+    def _protocolError(self, error: ServerProtocolError) -> None:
+        """
+        Fail what is in flight with C{error}, say why, and abort.
+        """
+        self._buffer = b""
+        if self._onProtocolError is not None:
+            self._onProtocolError(error)
+        readers, self._lineReaders = self._lineReaders, []
+        for reader in readers:
+            reader.errback(Failure(error))
+        if self.lane is not None:
+            self.lane.protocolError(error)
+        self.transport.abortConnection()  # type: ignore[union-attr]
 
 
 class SayStuffClientFactory(Factory):
@@ -136,11 +215,19 @@ class SayStuffClientFactory(Factory):
 
     noisy = False
 
-    def __init__(self, book: RequestBook, maxLineLength: int) -> None:
+    def __init__(
+        self,
+        book: RequestBook,
+        maxLineLength: int,
+        onProtocolError: Optional[Callable[[ServerProtocolError], object]] = None,
+    ) -> None:
         self._book = book
         self._maxLineLength = maxLineLength
+        self._onProtocolError = onProtocolError
 
     def buildProtocol(self, addr: object) -> Optional[SayStuffClientProtocol]:
-        protocol = SayStuffClientProtocol(self._book, self._maxLineLength)
+        protocol = SayStuffClientProtocol(
+            self._book, self._maxLineLength, self._onProtocolError
+        )
         protocol.factory = self
         return protocol

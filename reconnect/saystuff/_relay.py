@@ -17,7 +17,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.logger import ILogObserver, textFileLogObserver
+from twisted.logger import ILogObserver, Logger, textFileLogObserver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -32,96 +32,253 @@ def describeFailure(failure: Failure) -> bytes:
     return f"ERROR {failure.type.__name__}: {message}".encode()  # type: ignore[union-attr]
 
 
+DEFAULT_MAX_OWED = 256
+DEFAULT_MAX_OWED_BYTES = 256 * 1024
+DEFAULT_MAX_CLIENTS = 1000
+DEFAULT_CLIENT_IDLE_TIMEOUT = 300.0
+DESCRIPTOR_RESERVE = 32
+STOP_GRACE = 2.0
+
+
 @implementer(IPushProducer)
+class _Pacer:
+    """
+    Pauses and resumes a L{RelayProtocol}'s reading for one reason: each
+    side that may ask it to stop (the SayStuff service, the client's own
+    transport) gets its own pacer, and the client is read from only when
+    none of them holds it.
+    """
+
+    def __init__(self, protocol: RelayProtocol, reason: str) -> None:
+        self._protocol = protocol
+        self._reason = reason
+
+    def pauseProducing(self) -> None:
+        self._protocol.hold(self._reason)
+
+    def resumeProducing(self) -> None:
+        self._protocol.release(self._reason)
+
+    def stopProducing(self) -> None:
+        pass
+
+
+@implementer(IPushProducer, IHalfCloseableProtocol)
 class RelayProtocol(Protocol):
     """
     Reads lines ending in LF or CRLF, sends each through the service and
     writes the replies (or C{ERROR ...} lines) back in the order of the
     lines.
 
-    It is the service's producer: while the service is over its high
-    watermark, it stops reading from its client and holds the lines already
-    read, so a fast sender is slowed, not refused.
+    What one client can make the relay hold is bounded, whatever it does:
+    bytes read and not yet parsed (one read, plus one unfinished line of
+    at most C{maxLineLength} bytes), and answers owed to it (C{maxOwed}
+    lines or C{maxOwedBytes} bytes of them, each at most one reply).  It
+    stops reading from its client while any of these is true, and reads on
+    once none is:
+        - the service is over its high watermark (the protocol is one of
+          the service's producers);
+        - C{maxOwed} lines of this client, or C{maxOwedBytes} bytes of
+          them, await their answers (it reads on once down to half);
+        - its transport's write buffer is full: the client does not read
+          its answers (the protocol registers a producer with it).
+
+    A line longer than C{maxLineLength} is answered with an C{ERROR} line
+    in its place, the same however its bytes arrive, and the lines after
+    it are read as usual.  When the client ends its input (a half-close),
+    the lines it sent are answered, then the connection is closed.
     """
 
     lineEnding = b"\r\n"
 
-    def __init__(self, service: SayStuffToServerService) -> None:
+    def __init__(
+        self,
+        service: SayStuffToServerService,
+        maxOwed: int = DEFAULT_MAX_OWED,
+        clients: Optional[RelayClients] = None,
+        maxOwedBytes: int = DEFAULT_MAX_OWED_BYTES,
+    ) -> None:
         self._service = service
+        self._maxOwed = maxOwed
+        self._maxOwedBytes = maxOwedBytes
+        self._owedBytes = 0
+        self._clients = clients
         self._buffer = b""
+        self._discarding = False
         self._answers: deque[list[Any]] = deque()
+        self._holds: set[str] = set()
+        self._readingPaused = False
+        self._parsing = False
         self._inputEnded = False
-        self._closeWhenAnswered = False
-        self._held: deque[bytes] = deque()
-        self._paused = False
+        self._draining = False
+        self._allRead = False
+        self._closed = False
+        self._peerEnded = False
+        self._ended = False
+        self._lingering = False
+        self._writes = _Pacer(self, "writes")
+        self.lastHeard = 0.0
         self.errors = 0
 
+    @property
+    def owed(self) -> int:
+        """
+        How many of this client's lines still await their answer.
+        """
+        return len(self._answers)
+
+    @property
+    def waiting(self) -> bool:
+        """
+        Whether this client waits on the relay: answers owed to it, or
+        complete lines read and held back.  (An unfinished line does not
+        count: a client that never ends one is idle.)
+        """
+        return bool(self._answers) or b"\n" in self._buffer
+
     def connectionMade(self) -> None:
+        if self._clients is not None:
+            self._clients.add(self)
+        self.transport.registerProducer(self._writes, True)  # type: ignore[union-attr]
         self._service.registerProducer(self, True)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._closed = True
         self._service.unregisterProducer(self)
+        if self._clients is not None:
+            self._clients.discard(self)
 
+    # The service pauses and resumes its producers through these.
     def pauseProducing(self) -> None:
-        self._paused = True
-        self.transport.pauseProducing()  # type: ignore[union-attr]
+        self.hold("server")
 
     def resumeProducing(self) -> None:
-        self._paused = False
-        held = self._held
-        while held and not self._paused:
-            self._send(held.popleft())
-        if not self._paused:
-            if self._inputEnded:
-                self._flush()
-            self.transport.resumeProducing()  # type: ignore[union-attr]
+        self.release("server")
 
     def stopProducing(self) -> None:
         self.transport.stopProducing()  # type: ignore[union-attr]
 
+    def hold(self, reason: str) -> None:
+        """
+        Read no more lines until C{reason} is L{release}d.
+        """
+        self._holds.add(reason)
+        self._updateReading()
+
+    def release(self, reason: str) -> None:
+        """
+        C{reason} no longer holds the reading: once nothing does, parse
+        what was read meanwhile and read on.
+        """
+        if reason not in self._holds:
+            return
+        self._holds.discard(reason)
+        if not self._holds and not self._parsing:
+            self._parse()
+
+    def _updateReading(self) -> None:
+        want = not self._holds and not self._inputEnded
+        if self._closed or self._lingering or want != self._readingPaused:
+            return
+        self._readingPaused = not want
+        if want:
+            self.transport.resumeProducing()  # type: ignore[union-attr]
+        else:
+            self.transport.pauseProducing()  # type: ignore[union-attr]
+
     def dataReceived(self, data: bytes) -> None:
         if self._inputEnded:
             return
-        lines = (self._buffer + data).split(b"\n")
-        self._buffer = lines.pop()
-        for line in lines:
-            self.relay(line[:-1] if line.endswith(b"\r") else line)
-        # The unfinished line may end with the CR of a CRLF still to come.
-        if len(self._buffer) > self._service.maxLineLength + 1:
-            self._lineTooLong()
+        if self._clients is not None:
+            self.lastHeard = self._clients.now()
+        self._buffer += data
+        if not self._parsing:
+            self._parse()
 
-    def _lineTooLong(self) -> None:
+    def _parse(self) -> None:
         """
-        A line longer than the server could take: answer it with an
-        C{ERROR} line, read no more from this client, and close once the
-        lines before it are answered.  Nothing unbounded is buffered.
+        Send every complete line in the buffer, as long as nothing holds
+        the reading (or all of it, when draining at a stop).
         """
-        self._buffer = b""
+        self._parsing = True
+        try:
+            buffer = self._buffer
+            start = 0
+            limit = self._service.maxLineLength
+            while not self._holds or self._draining:
+                end = buffer.find(b"\n", start)
+                if end < 0:
+                    break
+                line = buffer[start:end]
+                start = end + 1
+                if self._discarding:
+                    self._discarding = False
+                    continue
+                if line[-1:] == b"\r":
+                    line = line[:-1]
+                if len(line) > limit:
+                    self._answerTooLong()
+                else:
+                    self._send(line)
+            rest = buffer[start:]
+            if (not self._holds or self._draining) and b"\n" not in rest:
+                rest = self._unfinished(rest)
+            self._buffer = rest
+        finally:
+            self._parsing = False
+        self._updateReading()
+        if self._allRead:
+            self._flush()
+
+    def _unfinished(self, rest: bytes) -> bytes:
+        """
+        What to keep of an unfinished line: nothing once it is known to be
+        too long (it is answered with an C{ERROR} line now, and its bytes
+        up to the next LF are dropped); at the end of input, it is sent as
+        the last line; at a stop, it is dropped unanswered.
+        """
         limit = self._service.maxLineLength
-        self._answerWith(fail(ValueError(f"line over the limit of {limit} bytes")))
-        self._closeWhenAnswered = True
-        self.inputEnded()
+        if self._discarding:
+            rest = b""
+        elif len(rest) > limit + 1:
+            # + 1: the unfinished line may end with the CR of a CRLF.
+            self._answerTooLong()
+            self._discarding = True
+            rest = b""
+        if self._inputEnded and not self._allRead:
+            self._allRead = True
+            # At the end of input the unfinished line is the last line; a
+            # stop, though, cuts a line the client is still sending.
+            if rest and (self._peerEnded or not self._draining):
+                line = rest[:-1] if rest[-1:] == b"\r" else rest
+                if len(line) > limit:
+                    self._answerTooLong()
+                else:
+                    self._send(line)
+            rest = b""
+        return rest
 
-    def relay(self, line: bytes) -> None:
-        if self._paused or self._held:
-            self._held.append(line)
-        else:
-            self._send(line)
+    def _answerTooLong(self) -> None:
+        limit = self._service.maxLineLength
+        self._answerWith(fail(ValueError(f"line over the limit of {limit} bytes")), 0)
 
     def _send(self, line: bytes) -> None:
         try:
             reply: Deferred[bytes] = self._service.sendToServer(line)
         except Exception:
             reply = fail()
-        self._answerWith(reply)
+        self._answerWith(reply, len(line))
 
-    def _answerWith(self, reply: Deferred[bytes]) -> None:
+    def _answerWith(self, reply: Deferred[bytes], size: int) -> None:
         """
         Write what C{reply} fires with, after the answers to every earlier
-        line.
+        line (of C{size} bytes).
         """
-        slot: list[Any] = [False, b""]
+        slot: list[Any] = [False, b"", size]
         self._answers.append(slot)
+        self._owedBytes += size
+        if len(self._answers) >= self._maxOwed or self._owedBytes >= self._maxOwedBytes:
+            self.hold("owed")
 
         def answered(result: object) -> None:
             slot[0] = True
@@ -130,55 +287,243 @@ class RelayProtocol(Protocol):
             else:
                 self.errors += 1
                 slot[1] = describeFailure(result)  # type: ignore[arg-type]
-            self._flush()
+            if slot is self._answers[0]:
+                self._flush()
 
         reply.addBoth(answered)
 
     def _flush(self) -> None:
         answers = self._answers
+        ready = []
         while answers and answers[0][0]:
-            self.transport.write(answers.popleft()[1] + self.lineEnding)  # type: ignore[union-attr]
-        if self._inputEnded and not answers and not self._held:
+            done = answers.popleft()
+            ready.append(done[1])
+            self._owedBytes -= done[2]
+        if ready and not self._closed:
+            ending = self.lineEnding
+            self.transport.write(ending.join(ready) + ending)  # type: ignore[union-attr]
+        if (
+            "owed" in self._holds
+            and len(answers) <= self._maxOwed // 2
+            and self._owedBytes <= self._maxOwedBytes // 2
+        ):
+            self.release("owed")
+        if self._allRead and not answers and not self._closed and not self._ended:
+            self._ended = True
             self.allAnswered()
 
-    def inputEnded(self) -> None:
+    def readConnectionLost(self) -> None:
+        """
+        The client sent all it will (a half-close): answer its lines, then
+        close.
+        """
+        self._peerEnded = True
+        if self._lingering:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        self.inputEnded()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def inputEnded(self, drain: bool = False) -> None:
         """
         No more lines will come: relay an unterminated last line, and call
         L{allAnswered} once every line has its answer.
+
+        @param drain: send every line already read now, whatever holds the
+            reading (at a stop: the service answers them, if only with an
+            error, and a stop must not wait on back-pressure).
         """
+        self._draining = self._draining or drain
         if self._inputEnded:
+            if drain and not self._parsing:
+                self._parse()
             return
-        if self._buffer:
-            self.relay(self._buffer.rstrip(b"\r"))
-            self._buffer = b""
         self._inputEnded = True
-        self._flush()
+        if not self._parsing:
+            self._parse()
 
     def allAnswered(self) -> None:
         """
-        Input has ended and every line has its answer.
+        Input has ended and every line has its answer: close, once what is
+        written has gone out.
         """
-        if self._closeWhenAnswered:
-            self.transport.loseConnection()  # type: ignore[union-attr]
+        transport = self.transport
+        assert transport is not None
+        transport.unregisterProducer()  # type: ignore[attr-defined]
+        if self._peerEnded or not hasattr(transport, "loseWriteConnection"):
+            transport.loseConnection()
+            return
+        # Stopping while the client still sends: closing now, with its
+        # lines unread, would reset the connection, and a reset destroys
+        # the answers it has not read yet.  Send them and end this side,
+        # then read (and drop) what it sends until it closes too.
+        self._lingering = True
+        transport.loseWriteConnection()
+        self._readingPaused = False
+        transport.resumeProducing()  # type: ignore[attr-defined]
+
+
+class RelayClients(Service):
+    """
+    The local clients of a relay, over every C{--listen} endpoint: how many
+    there may be, when an idle one is closed, and, at a stop, that each is
+    answered what it is owed before its connection closes.
+
+    @ivar maxClients: at most this many at once; a client over it is
+        closed as soon as it connects (logged at most once a minute).
+    @ivar idleTimeout: a client that has sent nothing for this many
+        seconds and waits on nothing (see L{RelayProtocol.waiting}) is
+        closed; C{None}: never.
+    """
+
+    _log = Logger()
+    refusalLogInterval = 60.0
+
+    def __init__(
+        self,
+        service: SayStuffToServerService,
+        reactor: Any,
+        maxClients: int = DEFAULT_MAX_CLIENTS,
+        idleTimeout: Optional[float] = DEFAULT_CLIENT_IDLE_TIMEOUT,
+        maxOwed: int = DEFAULT_MAX_OWED,
+    ) -> None:
+        self._service = service
+        self._reactor = reactor
+        self.maxClients = maxClients
+        self.idleTimeout = idleTimeout
+        self.maxOwed = maxOwed
+        self.live: set[RelayProtocol] = set()
+        self.refused = 0
+        self._refusedUnlogged = 0
+        self._lastRefusalLog: Optional[float] = None
+        self._idleCheck: Optional[Any] = None
+        self._stopped: Optional[Deferred[None]] = None
+
+    def now(self) -> float:
+        return float(self._reactor.seconds())
+
+    def factory(self) -> RelayFactory:
+        """
+        A factory for one C{--listen} endpoint, counting against these
+        limits.
+        """
+        return RelayFactory(self._service, self)
+
+    def admit(self) -> bool:
+        """
+        Whether one more client may connect now.
+        """
+        if len(self.live) < self.maxClients and self._stopped is None:
+            return True
+        self.refused += 1
+        self._refusedUnlogged += 1
+        now = self.now()
+        last = self._lastRefusalLog
+        if last is None or now - last >= self.refusalLogInterval:
+            self._log.warn(
+                "Refused {count} local client(s): {clients} connected, the "
+                "limit (--max-clients) is {limit}",
+                count=self._refusedUnlogged,
+                clients=len(self.live),
+                limit=self.maxClients,
+            )
+            self._lastRefusalLog = now
+            self._refusedUnlogged = 0
+        return False
+
+    def add(self, protocol: RelayProtocol) -> None:
+        protocol.lastHeard = self.now()
+        self.live.add(protocol)
+        if self.idleTimeout is not None and self._idleCheck is None:
+            self._idleCheck = self._reactor.callLater(
+                self.idleTimeout / 4, self._closeIdle
+            )
+
+    def discard(self, protocol: RelayProtocol) -> None:
+        self.live.discard(protocol)
+        if not self.live:
+            if self._idleCheck is not None and self._idleCheck.active():
+                self._idleCheck.cancel()
+            self._idleCheck = None
+            if self._stopped is not None and not self._stopped.called:
+                self._stopped.callback(None)
+
+    def _closeIdle(self) -> None:
+        """
+        Close the clients that sent nothing for C{idleTimeout} and are owed
+        nothing; check again in a quarter of it.
+        """
+        assert self.idleTimeout is not None
+        self._idleCheck = None
+        now = self.now()
+        for protocol in list(self.live):
+            if not protocol.waiting and now - protocol.lastHeard >= self.idleTimeout:
+                transport = protocol.transport
+                assert transport is not None
+                transport.abortConnection()  # type: ignore[attr-defined]
+        if self.live and self._stopped is None:
+            self._idleCheck = self._reactor.callLater(
+                self.idleTimeout / 4, self._closeIdle
+            )
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Read no more from any client; answer every line already read (the
+        SayStuff service, stopping too, answers or fails each within its
+        C{stopTimeout}); close each client once its answers are written.
+        A client still connected C{STOP_GRACE} seconds after that time
+        (one that does not read its answers) is aborted.
+        """
+        Service.stopService(self)
+        stopped: Deferred[None] = Deferred()
+        self._stopped = stopped
+        if not self.live:
+            stopped.callback(None)
+            return stopped
+        for protocol in list(self.live):
+            protocol.inputEnded(drain=True)
+        grace = self._service._stopTimeout + STOP_GRACE
+        abort = self._reactor.callLater(grace, self._abortAll)
+        stopped.addBoth(lambda _: abort.cancel() if abort.active() else None)
+        return stopped
+
+    def _abortAll(self) -> None:
+        for protocol in list(self.live):
+            transport = protocol.transport
+            assert transport is not None
+            transport.abortConnection()  # type: ignore[attr-defined]
 
 
 class RelayFactory(Factory):
     """
-    Builds a L{RelayProtocol} for each local client.
+    Builds a L{RelayProtocol} for each local client, within the limits of
+    its L{RelayClients}.
     """
 
     noisy = False
 
-    def __init__(self, service: SayStuffToServerService) -> None:
+    def __init__(
+        self,
+        service: SayStuffToServerService,
+        clients: Optional[RelayClients] = None,
+    ) -> None:
         self._service = service
+        self._clients = clients
 
-    def buildProtocol(self, addr: object) -> RelayProtocol:
-        protocol = RelayProtocol(self._service)
+    def buildProtocol(self, addr: object) -> Optional[RelayProtocol]:
+        clients = self._clients
+        if clients is None:
+            protocol = RelayProtocol(self._service)
+        elif not clients.admit():
+            return None
+        else:
+            protocol = RelayProtocol(self._service, clients.maxOwed, clients)
         protocol.factory = self
         return protocol
 
 
-@implementer(IHalfCloseableProtocol)
 class _StdinRelayProtocol(RelayProtocol):
     """
     The relay on standard input and output: at end of input it writes the
@@ -191,13 +536,8 @@ class _StdinRelayProtocol(RelayProtocol):
         super().__init__(service)
         self._done = done
 
-    def readConnectionLost(self) -> None:
-        self.inputEnded()
-
-    def writeConnectionLost(self) -> None:
-        pass
-
     def allAnswered(self) -> None:
+        self.transport.unregisterProducer()  # type: ignore[union-attr]
         self.transport.loseConnection()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -236,7 +576,7 @@ class StdinRelayService(Service):
             return succeed(None)
         stopped: Deferred[None] = Deferred()
         self._stopWaiters.append(stopped)
-        self._protocol.inputEnded()
+        self._protocol.inputEnded(drain=True)
         return stopped
 
     def _finished(self) -> None:

@@ -28,7 +28,12 @@ from .._service import ClientService
 from ._book import RequestBook
 from ._budget import ResendBudget
 from ._endpoint import hostEndpoint
-from ._errors import NotConnectedError, RequestTimedOut, ServiceStoppedError
+from ._errors import (
+    NotConnectedError,
+    RequestTimedOut,
+    ServerProtocolError,
+    ServiceStoppedError,
+)
 from ._protocol import SayStuffClientFactory, SayStuffClientProtocol, checkLine
 
 _useDefault: Any = object()
@@ -37,6 +42,19 @@ _useDefault: Any = object()
 # one-byte bytes object (no buffer to ask for, straight to memchr).
 _CR, _LF = b"\r\n"
 MiB = 1024 * 1024
+
+#: What one request costs to hold beyond its line, in bytes: measured with
+#: tracemalloc, a request with its C{Deferred} takes about 240 bytes, and
+#: about 900 with a timeout's timer; the rest is the caller's callbacks.
+REQUEST_OVERHEAD = 1024
+
+
+def _checkFlag(name: str, value: object) -> None:
+    """
+    @raise TypeError: if C{value} is not a C{bool} (C{"false"} is not).
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {value!r}")
 
 
 def _endpointFrom(
@@ -123,6 +141,8 @@ class SayStuffToServerService(Service):
         heartbeatLine: bytes = b"PING",
         heartbeatTimeout: Optional[float] = None,
         tcpKeepAlive: Union[TCPKeepAlive, bool, None] = None,
+        requestOverhead: int = REQUEST_OVERHEAD,
+        resendLimit: Optional[int] = 3,
     ) -> None:
         """
         @param host: the server's host name or address.
@@ -136,15 +156,19 @@ class SayStuffToServerService(Service):
             C{prepareConnection}, C{onConnected} and C{onDisconnected}.
         @param queueWhileDisconnected: hold requests while there is no
             connection (the default), or refuse them at once.
-        @param queueSize: how many requests may wait for a connection.
+        @param queueSize: how many requests may wait for a connection (at
+            least 1: to hold none, pass C{queueWhileDisconnected=False}).
         @param resendOnReconnect: write requests that were in flight when a
             connection dropped again on the next one (the default), or fail
             them with C{ConnectionLost}.
         @param timeout: default seconds to wait for each reply (C{None}: no
             limit).
-        @param idleTimeout: a connection with requests outstanding that
-            brings no reply for this long (up to twice this long) is deemed
-            dead, aborted and replaced.  C{None} turns the check off.
+        @param idleTimeout: a connection on which requests await their
+            replies and that brings no reply for this many seconds (counted
+            from its last reply, or from the write that ended a spell with
+            nothing awaited) is deemed dead, aborted and replaced, on time
+            to the clock's resolution.  Requests that timed out or were
+            cancelled are awaited no more.  C{None} turns the check off.
         @param stopTimeout: how long L{stopService} waits for outstanding
             replies.
         @param maxLineLength: the longest line, in bytes, either way.
@@ -157,27 +181,55 @@ class SayStuffToServerService(Service):
             answered lately plus 10 a second); those over it fail with
             L{ResendBudgetExhausted}.  C{None}: no limit.
         @param queueBytes: the most bytes of requests that may wait for a
-            connection (as well as C{queueSize} requests); C{None}: no
-            byte limit.
+            connection (as well as C{queueSize} requests), each counted as
+            its line plus C{requestOverhead}; C{None}: no byte limit.
         @param highWater: once the bytes of requests queued or in flight
-            reach this, registered producers are paused (see
-            L{registerProducer}); C{None}: never.
+            (each counted as its line plus C{requestOverhead}) reach this,
+            registered producers are paused (see L{registerProducer});
+            C{None}: never.
         @param lowWater: they are resumed once back at or under this; half
             of C{highWater} by default.
-        @param heartbeat: after this many seconds with nothing outstanding
-            on a connection, send C{heartbeatLine} as a request; a
-            heartbeat unanswered within C{heartbeatTimeout} seconds (by
-            default, C{heartbeat}) means the connection is dead: it is
-            aborted and a new one made at once (with no wait: should that
-            fail, the retry policy takes over).  C{None} (the default): no
-            heartbeats.
+        @param heartbeat: after this many seconds with nothing written,
+            nothing answered and no request awaited on a connection, send
+            C{heartbeatLine} as a request; a heartbeat unanswered within
+            C{heartbeatTimeout} seconds (by default, C{heartbeat}) means
+            the connection is dead: it is aborted and a new one made at
+            once.  Should that one die of a heartbeat too, with no reply
+            between, the retry policy paces the next attempts as failed
+            ones (its delay for 1, 2, ... such deaths in a row).  C{None}
+            (the default): no heartbeats.
         @param heartbeatLine: the line to send; the server must answer it
             with one line, which is thrown away.
         @param tcpKeepAlive: passed to L{ClientService}.
+        @param requestOverhead: the bytes each request is charged on top of
+            its line in C{queueBytes}, C{highWater} and C{pendingBytes}:
+            what holding a request costs (about 240 bytes measured, 900
+            with a timeout, plus the caller's callbacks), so that a flood
+            of empty lines meets back-pressure too.  1024 by default.
+        @param resendLimit: how many times one request may be written
+            again after its connection died: one whose connection dies
+            every time (a line that makes the server drop the connection)
+            fails with L{MaybeDelivered} once written C{1 + resendLimit}
+            times, instead of killing every connection.  3 by default;
+            C{None}: no limit.
         """
         if reactor is None:
             from twisted.internet import reactor
+        for flag, value in [
+            ("queueWhileDisconnected", queueWhileDisconnected),
+            ("resendOnReconnect", resendOnReconnect),
+            ("idempotent", idempotent),
+        ]:
+            _checkFlag(flag, value)
         checkCount("queueSize", queueSize, least=0)
+        if queueSize == 0:
+            raise ValueError(
+                "queueSize must be at least 1 (to hold no request while "
+                "disconnected, pass queueWhileDisconnected=False)"
+            )
+        checkCount("requestOverhead", requestOverhead, least=0)
+        if resendLimit is not None:
+            checkCount("resendLimit", resendLimit, least=0)
         checkCount("maxLineLength", maxLineLength, least=1)
         checkSeconds("timeout", timeout, zeroAllowed=False)
         checkSeconds("idleTimeout", idleTimeout, zeroAllowed=False)
@@ -219,7 +271,10 @@ class SayStuffToServerService(Service):
             heartbeat if heartbeatTimeout is None else heartbeatTimeout
         )
         self._heartbeatCall: Optional[IDelayedCall] = None
-        self._deadConnection: Optional[SayStuffClientProtocol] = None
+        # Connections lost to dead heartbeats in a row, with no reply
+        # between them, and the count of replies at the last such loss.
+        self._deadBeats = 0
+        self._repliesAtDeadBeat = -1
         self.heartbeats = 0
         self._producers: list[IPushProducer] = []
         self._protocol: Optional[SayStuffClientProtocol] = None
@@ -236,12 +291,14 @@ class SayStuffToServerService(Service):
             highWater=highWater,
             lowWater=lowWater or 0,
             pressure=self._pressureChanged,
+            requestOverhead=requestOverhead,
+            resendLimit=resendLimit,
         )
         self.book.accepting = False
         self._submit = self.book.submit
         self.clientService = ClientService(
             target,
-            SayStuffClientFactory(self.book, maxLineLength),
+            SayStuffClientFactory(self.book, maxLineLength, self._protocolError),
             retryPolicy=retryPolicy,
             clock=self._clock,
             prepareConnection=prepareConnection,
@@ -282,10 +339,12 @@ class SayStuffToServerService(Service):
         @raise TypeError: if C{line} is not bytes.
         @raise ValueError: if C{line} contains CR or LF or is too long.
         @raise NotConnectedError: if disconnected and not queueing.
-        @raise QueueFullError: if the queue is full.
+        @raise QueueFullError: if the queue is full (a L{NotConnectedError}).
         @raise ServiceStoppedError: if the service is not running.
-        @raise GaveUpConnecting: if the service gave up connecting; it
-            refuses requests until it is stopped and started again.
+        @raise NotConnectedGaveUp: if the service gave up connecting (a
+            L{NotConnectedError} and a L{GaveUpConnecting
+            <reconnect.GaveUpConnecting>} carrying the cause); it refuses
+            requests until it is stopped and started again.
         """
         if (
             type(line) is not bytes
@@ -439,7 +498,7 @@ class SayStuffToServerService(Service):
         self._cancelChecks()
         proxy.attach()
         if self._idleTimeout is not None:
-            self._scheduleIdleCheck(self.book.replies, False)
+            self._scheduleIdleCheck(self._idleTimeout)
         if self._heartbeat is not None:
             self._scheduleHeartbeat()
         if self._userConnected is not None:
@@ -448,11 +507,6 @@ class SayStuffToServerService(Service):
     def _disconnected(self, protocol: IProtocol, reason: Failure) -> None:
         self._protocol = None
         self._cancelChecks()
-        if protocol is self._deadConnection:
-            # A heartbeat found it dead, not the server gone: connect again
-            # at once (failures from here on meet the retry policy).
-            self._deadConnection = None
-            self.clientService.reconnect()
         if self._userDisconnected is not None:
             self._userDisconnected(protocol, reason)
 
@@ -475,16 +529,16 @@ class SayStuffToServerService(Service):
     def _beat(self, activityBefore: int) -> None:
         """
         If the connection was idle since the last beat (nothing written,
-        nothing answered, nothing outstanding), send a heartbeat; the next
-        beat is scheduled once it is answered, or at once if it was not
-        needed.
+        nothing answered, no request awaited: one that timed out or was
+        cancelled is not), send a heartbeat; the next beat is scheduled
+        once it is answered, or at once if it was not needed.
         """
         self._heartbeatCall = None
         book = self.book
         protocol = self._protocol
         if protocol is None:
             return
-        if book.written + book.replies != activityBefore or book.inFlight:
+        if book.written + book.replies != activityBefore or book.awaited:
             self._scheduleHeartbeat()
             return
         self.heartbeats += 1
@@ -528,21 +582,66 @@ class SayStuffToServerService(Service):
     def _heartbeatFailed(
         self, reason: Failure, protocol: SayStuffClientProtocol
     ) -> None:
+        """
+        A heartbeat went unanswered: the connection is dead.  The first
+        such loss is followed by a new connection at once; one after
+        another with no reply between them count as failed attempts, which
+        the retry policy paces (and may give up on).
+        """
         if not reason.check(RequestTimedOut) or protocol is not self._protocol:
             return
+        book = self.book
+        if book.replies != self._repliesAtDeadBeat:
+            self._deadBeats = 0
+        self._deadBeats += 1
+        self._repliesAtDeadBeat = book.replies
+        machine = self.clientService._machine
+        if self._deadBeats == 1:
+            then = "connecting again at once"
+        else:
+            then = (
+                f"{self._deadBeats} connections in a row died so: the retry "
+                "policy paces the next attempt"
+            )
         self._event(
             LogLevel.warn,
             "No reply from {target} to a heartbeat in {seconds} seconds: "
-            "dropping the connection",
+            "dropping the connection, {then}",
             "heartbeatTimeout",
             "connected",
             "connected",
             seconds=self._heartbeatTimeout,
+            then=then,
+            deadInARow=self._deadBeats,
         )
-        self._deadConnection = protocol
         transport = protocol.transport
         assert transport is not None
+        if self._deadBeats == 1:
+            # Close on purpose and connect again as soon as it is gone (and
+            # abort: a dead peer would keep a clean close waiting).
+            machine.dispatch(machine.reconnect)
+        else:
+            # Lost like any connection, judged by the policy as the
+            # failure after the deaths before it (the first one free).
+            machine.failedAttempts = max(machine.failedAttempts, self._deadBeats - 2)
         transport.abortConnection()  # type: ignore[attr-defined]
+
+    def _protocolError(self, error: ServerProtocolError) -> None:
+        """
+        The server broke the protocol: say so, once, before the connection
+        is aborted (what was in flight fails with C{error}).
+        """
+        self._event(
+            LogLevel.warn,
+            "The server at {target} broke the protocol, dropping the "
+            "connection: {reason}",
+            "protocolError",
+            "connected",
+            "connected",
+            reason=str(error),
+            length=error.length,
+            preview=error.preview,
+        )
 
     def _retire(self, protocol: IProtocol) -> None:
         """
@@ -558,47 +657,60 @@ class SayStuffToServerService(Service):
         if lane is None:
             transport.loseConnection()
             return
+        outstanding = lane.awaited
+        if not outstanding:
+            lane.retire(transport.loseConnection)
+            return
         self._event(
             LogLevel.info,
             "Moved to a new connection to {target}; the old one closes once "
-            "its {outstanding} reply(ies) are in",
+            "{replies} in",
             "draining",
             "handingOver",
             "connected",
-            outstanding=len(lane.inFlight),
+            outstanding=outstanding,
+            replies="its last reply is"
+            if outstanding == 1
+            else f"its {outstanding} replies are",
         )
         if self._idleTimeout is not None:
             abort = transport.abortConnection  # type: ignore[attr-defined]
             proxy.overdue = self._clock.callLater(self._idleTimeout, abort)
         lane.retire(transport.loseConnection)
 
-    def _scheduleIdleCheck(self, replies: int, outstanding: bool) -> None:
-        assert self._idleTimeout is not None
-        self._idleCheck = self._clock.callLater(
-            self._idleTimeout, self._checkIdle, replies, outstanding
-        )
+    def _scheduleIdleCheck(self, delay: float) -> None:
+        self._idleCheck = self._clock.callLater(delay, self._checkIdle)
 
-    def _checkIdle(self, repliesBefore: int, outstandingBefore: bool) -> None:
+    def _checkIdle(self) -> None:
         """
-        Abort the connection if requests were outstanding at the last check
-        and not one reply has come since.
+        Abort the connection if requests await their replies and not one
+        reply came for C{idleTimeout} seconds (counted from the last reply,
+        or from the write that ended a spell with nothing awaited); else
+        look again when that could next be so.
         """
         self._idleCheck = None
+        idleTimeout = self._idleTimeout
+        assert idleTimeout is not None
         book = self.book
-        if outstandingBefore and book.replies == repliesBefore and book.inFlight:
-            self._event(
-                LogLevel.warn,
-                "No reply from {target} in the last {seconds} seconds with "
-                "{outstanding} request(s) outstanding: dropping the connection",
-                "idleTimeout",
-                "connected",
-                "connected",
-                seconds=self._idleTimeout,
-                outstanding=book.inFlight,
-            )
-            assert self._protocol is not None
-            transport = self._protocol.transport
-            assert transport is not None
-            transport.abortConnection()  # type: ignore[attr-defined]
+        if not book.awaited:
+            self._scheduleIdleCheck(idleTimeout)
             return
-        self._scheduleIdleCheck(book.replies, book.inFlight > 0)
+        quiet = self._clock.seconds() - book.progressAt
+        if quiet < idleTimeout:
+            self._scheduleIdleCheck(idleTimeout - quiet)
+            return
+        self._event(
+            LogLevel.warn,
+            "No reply from {target} in {seconds} seconds while {requests} "
+            "awaited: dropping the connection",
+            "idleTimeout",
+            "connected",
+            "connected",
+            seconds=idleTimeout,
+            outstanding=book.awaited,
+            requests="1 request" if book.awaited == 1 else f"{book.awaited} requests",
+        )
+        assert self._protocol is not None
+        transport = self._protocol.transport
+        assert transport is not None
+        transport.abortConnection()  # type: ignore[attr-defined]

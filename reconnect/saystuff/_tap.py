@@ -9,6 +9,7 @@ from typing import Any, Optional, Union
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
 from twisted.python.usage import UsageError
 
 from .._backoff import backoffPolicy
@@ -27,7 +28,13 @@ from ._options import (
     positiveFloat,
     positiveInt,
 )
-from ._relay import RelayFactory, StdinRelayService
+from ._relay import (
+    DEFAULT_CLIENT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CLIENTS,
+    DESCRIPTOR_RESERVE,
+    RelayClients,
+    StdinRelayService,
+)
 from ._service import SayStuffToServerService
 
 DEFAULT_LISTEN = "tcp:8765:interface=127.0.0.1"
@@ -46,6 +53,7 @@ class Options(ExitingOptions):
         f"[--host {DEFAULT_HOST}] [--port {DEFAULT_PORT}] "
         "[--connect ENDPOINT ...] [--shuffle] [--failback SECONDS] "
         "[--listen ENDPOINT ...] [--stdin] "
+        "[--max-clients 1000] [--client-timeout 300] "
         "[--initial-delay 1.0] [--max-delay 60] [--factor 1.5] "
         "[--queue-size 1000] [--timeout SECONDS] "
         "[--heartbeat SECONDS] [--heartbeat-line PING] "
@@ -126,6 +134,23 @@ class Options(ExitingOptions):
             None,
             "PING",
             "The heartbeat line; the server must answer it with one line.",
+        ],
+        [
+            "max-clients",
+            None,
+            DEFAULT_MAX_CLIENTS,
+            "Local clients connected at once, over every --listen; more are "
+            "closed as they connect. Lowered, with a warning, to leave "
+            f"{DESCRIPTOR_RESERVE} of the process's file descriptors free.",
+            named("max-clients", positiveInt),
+        ],
+        [
+            "client-timeout",
+            None,
+            DEFAULT_CLIENT_IDLE_TIMEOUT,
+            "Close a local client that has sent nothing for SECONDS and is "
+            "owed no answer (0: never).",
+            named("client-timeout", nonNegativeFloat),
         ],
     ]
     optFlags = [
@@ -248,6 +273,34 @@ def _endpoint(
     )
 
 
+def descriptorsAllow(maxClients: int) -> int:
+    """
+    C{maxClients}, or fewer if the process may not open that many file
+    descriptors and still keep C{DESCRIPTOR_RESERVE} for its own (the
+    server connection, listening sockets, the log): clients past the
+    descriptor limit would take the relay's connection to its server
+    with them.
+    """
+    try:
+        import resource
+    except ImportError:
+        return maxClients
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return maxClients
+    allowed = max(1, soft - DESCRIPTOR_RESERVE)
+    if allowed < maxClients:
+        Logger().warn(
+            "--max-clients lowered from {asked} to {allowed}: the process may "
+            "open only {limit} file descriptors",
+            asked=maxClients,
+            allowed=allowed,
+            limit=soft,
+        )
+        return allowed
+    return maxClients
+
+
 def makeService(options: Any) -> IService:
     from twisted.internet import reactor
 
@@ -271,10 +324,18 @@ def makeService(options: Any) -> IService:
     )
     top = MultiService()
     relayed.setServiceParent(top)
+    if options["listen"]:
+        clients = RelayClients(
+            relayed,
+            reactor,
+            maxClients=descriptorsAllow(options["max-clients"]),
+            idleTimeout=options["client-timeout"] or None,
+        )
+        clients.setServiceParent(top)
     for description in options["listen"]:
         listening(
             serverFromString(reactor, description),
-            RelayFactory(relayed),
+            clients.factory(),
             f"--listen {description}",
         ).setServiceParent(top)
     if options["stdin"]:

@@ -1,0 +1,79 @@
+"""
+The order in which a client tries the servers of an SRV record set, as RFC
+2782 lays it down: every server of the lowest priority first, in an order
+drawn at random by weight, then those of the next priority, and so on.
+
+A pure function over plain values, so that the rule can be checked on its
+own, and a source of random numbers that a test can stand in for.
+"""
+
+from __future__ import annotations
+
+import random as _random
+from collections.abc import Callable, Iterable
+from itertools import groupby
+from typing import NamedTuple
+
+
+class SRVTarget(NamedTuple):
+    """
+    One server named by an SRV record.
+
+    @ivar priority: lower is preferred; a higher priority is tried only
+        after every server of the lower ones.
+    @ivar weight: among servers of one priority, each is chosen first in
+        proportion to its weight; weight 0 means "only when nothing else
+        is left, or by a very small chance".
+    @ivar port: the server's port.
+    @ivar host: the server's host name, without the final dot.
+    """
+
+    priority: int
+    weight: int
+    port: int
+    host: str
+
+
+def rfc2782Order(
+    targets: Iterable[SRVTarget],
+    randint: Callable[[int, int], int] = _random.randint,
+) -> list[SRVTarget]:
+    """
+    Put C{targets} in the order in which a client is to try them.
+
+    Priorities ascend.  Within one priority the servers are chosen one at
+    a time, each with a running sum of the weights of those not chosen
+    yet: a number is drawn between 0 and the total (both included), and
+    the first whose running sum reaches it is next.  Servers of weight 0
+    head the list, so that the draw of 0 picks one of them: they get a
+    small chance, as the RFC wants, and come last otherwise.
+
+    The RFC lets the other servers stand in any order for the running sum;
+    we sort them by weight (ascending, then by host and port), so that the
+    result depends only on the draws.
+
+    @param randint: C{randint(low, high)} draws an integer in C{[low,
+        high]}, both ends included, as C{random.randint} does.
+    @return: every target once (equal records kept as often as given).
+    """
+    ordered: list[SRVTarget] = []
+    byPriority = sorted(targets, key=lambda t: t.priority)
+    for _, group in groupby(byPriority, key=lambda t: t.priority):
+        left = sorted(group, key=lambda t: (t.weight, t.host, t.port))
+        while left:
+            ordered.append(left.pop(_drawIndex(left, randint)))
+    return ordered
+
+
+def _drawIndex(left: list[SRVTarget], randint: Callable[[int, int], int]) -> int:
+    """
+    The index of the next target among C{left} (weights ascending), by
+    RFC 2782's running sum.
+    """
+    drawn = randint(0, sum(t.weight for t in left))
+    runningSum = 0
+    for index, target in enumerate(left):
+        runningSum += target.weight
+        if runningSum >= drawn:
+            return index
+    raise ValueError(f"randint(0, total) returned {drawn!r}, beyond the total")

@@ -1,0 +1,567 @@
+"""
+Tests for L{reconnect.SRVEndpoint} on a L{Clock}, with a resolver the test
+answers for and fake endpoints for the servers: RFC 2782 order (a property
+of the pure ordering function), the lookup and its TTL, the fallback to the
+domain, the C{"."} record, and the pass over the servers with their health
+carried from pass to pass.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any
+
+import pytest
+from helpers import outcome
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.error import ConnectionRefusedError, DNSLookupError
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.names import dns
+from twisted.names.common import ResolverBase
+from twisted.names.error import DNSNameError, DNSServerError
+
+from reconnect import (
+    AllEndpointsFailed,
+    ClientService,
+    NoServiceRecords,
+    ServiceNotOffered,
+    SRVEndpoint,
+)
+from reconnect._srvorder import SRVTarget, rfc2782Order
+from reconnect.testing import FakeEndpoint
+
+NAME = b"_saystuff._tcp.example.test"
+
+
+def srv(
+    host: str, port: int, priority: int = 0, weight: int = 0, ttl: int = 60
+) -> dns.RRHeader:
+    return dns.RRHeader(
+        NAME,
+        dns.SRV,
+        dns.IN,
+        ttl,
+        dns.Record_SRV(priority, weight, port, host.encode(), ttl),
+    )
+
+
+class ScriptedResolver(ResolverBase):
+    """
+    A resolver whose next answer the test sets; each lookup waits for the
+    test to release it when C{hold} is set.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer: Any = []
+        self.lookups: list[bytes] = []
+        self.hold = False
+        self.held: list[Deferred[Any]] = []
+
+    def _lookup(self, name: bytes, cls: int, type: int, timeout: Any) -> Deferred[Any]:
+        self.lookups.append(name)
+        if self.hold:
+            held: Deferred[Any] = Deferred()
+            self.held.append(held)
+            return held
+        if isinstance(self.answer, Exception):
+            return fail(self.answer)
+        return succeed((list(self.answer), [], []))
+
+
+class FakeServers(SRVEndpoint):
+    """
+    An L{SRVEndpoint} whose servers are fake endpoints, one per host and
+    port, made as the endpoint asks for them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fakes: dict[tuple[str, int], FakeEndpoint] = {}
+
+    def _endpointFor(self, host: str, port: int) -> IStreamClientEndpoint:
+        return self.fakes.setdefault((host, port), FakeEndpoint())
+
+
+def srvEndpoint(**kwargs: Any) -> tuple[FakeServers, ScriptedResolver, Clock]:
+    clock = Clock()
+    resolver = ScriptedResolver()
+    kwargs.setdefault("stagger", 0.25)
+    endpoint = FakeServers(
+        clock, "saystuff", "example.test", resolver=resolver, clock=clock, **kwargs
+    )
+    return endpoint, resolver, clock
+
+
+def trying(endpoint: FakeServers) -> list[tuple[str, int]]:
+    """
+    The servers with an attempt under way.
+    """
+    return [
+        place
+        for place, fake in endpoint.fakes.items()
+        for attempt in fake.attempts
+        if not attempt.deferred.called
+    ]
+
+
+def cancelled(passing: Deferred[Any]) -> None:
+    passing.cancel()
+    assert outcome(passing).check(CancelledError)
+
+
+factory = Factory.forProtocol(Protocol)
+
+# ---------------------------------------------------------------- the order
+
+targets = st.lists(
+    st.builds(
+        SRVTarget,
+        priority=st.integers(0, 3),
+        weight=st.integers(0, 20),
+        port=st.integers(1, 65535),
+        host=st.sampled_from(["a.test", "b.test", "c.test", "d.test"]),
+    ),
+    max_size=8,
+)
+
+
+@given(targets, st.randoms(use_true_random=False))
+def test_orderIsAPermutationByPriority(given: list[SRVTarget], rng: Any) -> None:
+    """
+    Every target comes out once, and priorities never go down.
+    """
+    ordered = rfc2782Order(given, rng.randint)
+    assert Counter(ordered) == Counter(given)
+    priorities = [t.priority for t in ordered]
+    assert priorities == sorted(priorities)
+
+
+@given(targets, st.data())
+def test_zeroWeightsOnlyByTheDrawOfZero(given: list[SRVTarget], data: Any) -> None:
+    """
+    Within a priority, a target of weight 0 is chosen while one of positive
+    weight is left only when the draw was 0 (the RFC's "very small
+    chance"); one draw is made for each choice.
+    """
+    draws: list[int] = []
+
+    def randint(low: int, high: int) -> int:
+        drawn: int = data.draw(st.integers(low, high))
+        draws.append(drawn)
+        return drawn
+
+    ordered = rfc2782Order(given, randint)
+    assert len(draws) == len(ordered)
+    left = Counter(given)
+    for target, drawn in zip(ordered, draws, strict=True):
+        left[target] -= 1
+        weightedLeft = any(
+            t.weight and t.priority == target.priority and n for t, n in left.items()
+        )
+        if target.weight == 0 and weightedLeft:
+            assert drawn == 0
+
+
+def test_orderFollowsTheDraws() -> None:
+    """
+    The running sum over the weights (ascending) picks the first whose
+    sum reaches the draw; the draw's range shrinks as targets are chosen.
+    """
+    a, b, c = (SRVTarget(10, w, 1, h) for w, h in ((10, "a"), (20, "b"), (0, "c")))
+    asked: list[tuple[int, int]] = []
+    draws = iter([11, 10, 0])
+
+    def randint(low: int, high: int) -> int:
+        asked.append((low, high))
+        return next(draws)
+
+    assert rfc2782Order([a, b, c], randint) == [b, a, c]
+    assert asked == [(0, 30), (0, 10), (0, 0)]
+
+
+def test_lowerPriorityFirstWhateverTheWeight() -> None:
+    heavy = SRVTarget(20, 1000, 1, "heavy")
+    light = SRVTarget(10, 0, 1, "light")
+    assert rfc2782Order([heavy, light], random.Random(1).randint) == [light, heavy]
+
+
+def test_drawBeyondTheTotalIsAnError() -> None:
+    with pytest.raises(ValueError, match="beyond the total"):
+        rfc2782Order([SRVTarget(0, 1, 1, "a")], lambda low, high: high + 1)
+
+
+def test_weightsHonouredOverTwoThousandChoices() -> None:
+    """
+    Over 2,000 orders, each server is first in a share within 5% of its
+    weight's share (the RFC's draw from 0 to the total, both included,
+    gives the lightest one draw more than its weight).
+    """
+    weighted = [SRVTarget(0, w, 1, h) for w, h in ((10, "a"), (30, "b"), (60, "c"))]
+    rng = random.Random(2782)
+    firsts = Counter(rfc2782Order(weighted, rng.randint)[0].host for _ in range(2000))
+    for target in weighted:
+        assert abs(firsts[target.host] / 2000 - target.weight / 100) < 0.05, firsts
+
+
+# --------------------------------------------------------------- the lookup
+
+
+def test_looksUpTheServiceName() -> None:
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7)]
+    endpoint.connect(factory)
+    assert resolver.lookups == [NAME]
+    assert endpoint.name == NAME
+
+
+def test_textDomainIsIDNA() -> None:
+    endpoint = SRVEndpoint(Clock(), "xmpp-client", "\u00e9chec.example.org")
+    assert endpoint.name == b"_xmpp-client._tcp.xn--chec-9oa.example.org"
+
+
+def test_answerKeptForItsTTL() -> None:
+    """
+    An answer is used again until its lowest TTL has passed; then the
+    records are looked up again.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=60), srv("b.test", 7, ttl=30)]
+    cancelled(endpoint.connect(factory))
+    clock.advance(29)
+    cancelled(endpoint.connect(factory))
+    assert len(resolver.lookups) == 1
+    clock.advance(1)
+    cancelled(endpoint.connect(factory))
+    assert len(resolver.lookups) == 2
+    assert not clock.getDelayedCalls()
+
+
+def test_ttlZeroIsNotKept() -> None:
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=0)]
+    cancelled(endpoint.connect(factory))
+    cancelled(endpoint.connect(factory))
+    assert len(resolver.lookups) == 2
+
+
+def test_newRecordsUsedAndRemovedOnesDropped() -> None:
+    """
+    A server the records newly list is tried on the next pass; one no
+    longer listed is no longer tried, and its health is forgotten.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=0), srv("b.test", 7, priority=1, ttl=0)]
+    cancelled(endpoint.connect(factory))
+    assert [h.description for h in endpoint.health()] == [
+        "tcp:a.test:7",
+        "tcp:b.test:7",
+    ]
+    resolver.answer = [srv("b.test", 7, ttl=0), srv("c.test", 8, priority=1, ttl=0)]
+    passing = endpoint.connect(factory)
+    assert trying(endpoint) == [("b.test", 7)]
+    endpoint.fakes["b.test", 7].last.fail()
+    assert trying(endpoint) == [("c.test", 8)]
+    cancelled(passing)
+    assert sorted(endpoint._endpoints) == [("b.test", 7), ("c.test", 8)]
+    assert sorted(endpoint._health._records) == [("b.test", 7), ("c.test", 8)]
+
+
+def test_nxdomainFallsBackToDefaultPort() -> None:
+    endpoint, resolver, clock = srvEndpoint(defaultPort=5222)
+    resolver.answer = DNSNameError(NAME)
+    passing = endpoint.connect(factory)
+    assert trying(endpoint) == [("example.test", 5222)]
+    cancelled(passing)
+
+
+def test_emptyAnswerFallsBackToDefaultPort() -> None:
+    endpoint, resolver, clock = srvEndpoint(defaultPort=5222)
+    resolver.answer = []
+    passing = endpoint.connect(factory)
+    assert trying(endpoint) == [("example.test", 5222)]
+    cancelled(passing)
+
+
+def test_noRecordsAndNoDefaultPortIsAClearError() -> None:
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = DNSNameError(NAME)
+    failure = outcome(endpoint.connect(factory))
+    assert failure.check(NoServiceRecords)
+    assert "no SRV record" in failure.getErrorMessage()
+    assert "defaultPort" in failure.getErrorMessage()
+    assert not endpoint.fakes
+
+
+def test_serversForgottenWhenNoneIsListed() -> None:
+    """
+    Records that list servers, then say the service is not offered: the
+    servers' health is forgotten with them.
+    """
+    endpoint, resolver, clock = srvEndpoint(defaultPort=5222)
+    resolver.answer = [srv("a.test", 7, ttl=0)]
+    cancelled(endpoint.connect(factory))
+    assert [h.description for h in endpoint.health()] == ["tcp:a.test:7"]
+    resolver.answer = [srv(".", 0, ttl=0)]
+    assert outcome(endpoint.connect(factory)).check(ServiceNotOffered)
+    assert endpoint.health() == []
+    assert endpoint._health._records == {}
+
+
+def test_dotRecordMeansNotOffered() -> None:
+    """
+    A lone record whose target is C{"."} fails the attempt, saying that
+    the service is not offered, even with a default port to fall back to.
+    """
+    endpoint, resolver, clock = srvEndpoint(defaultPort=5222)
+    resolver.answer = [srv(".", 0)]
+    failure = outcome(endpoint.connect(factory))
+    assert failure.check(ServiceNotOffered)
+    assert failure.check(DNSLookupError)
+    assert "not offered" in failure.getErrorMessage()
+    assert not endpoint.fakes
+
+
+def test_lookupFailureFailsTheAttempt() -> None:
+    endpoint, resolver, clock = srvEndpoint(defaultPort=5222)
+    resolver.answer = DNSServerError(NAME)
+    assert outcome(endpoint.connect(factory)).check(DNSServerError)
+    assert not endpoint.fakes
+
+
+def test_failedLookupUsesTheLastAnswer() -> None:
+    """
+    Past its TTL, the last answer still stands in for a lookup that fails
+    (a timeout, a server failure), but not for one that says the name is
+    gone.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=10)]
+    cancelled(endpoint.connect(factory))
+    clock.advance(60)
+    resolver.answer = DNSServerError(NAME)
+    passing = endpoint.connect(factory)
+    assert len(resolver.lookups) == 2
+    assert trying(endpoint) == [("a.test", 7)]
+    cancelled(passing)
+    resolver.answer = DNSNameError(NAME)
+    assert outcome(endpoint.connect(factory)).check(NoServiceRecords)
+    resolver.answer = DNSServerError(NAME)
+    assert outcome(endpoint.connect(factory)).check(NoServiceRecords)
+
+
+def test_cancelDuringLookup() -> None:
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.hold = True
+    passing = endpoint.connect(factory)
+    cancelled(passing)
+    assert not endpoint.fakes
+    resolver.held[0].callback(([srv("a.test", 7)], [], []))
+    assert not endpoint.fakes
+
+
+# ----------------------------------------------------------------- the pass
+
+
+def test_passInRFCOrderWithStagger() -> None:
+    """
+    Priority 0 first, then after C{stagger} the next; the first to connect
+    wins and the others are called off.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("backup.test", 7, priority=10), srv("main.test", 7)]
+    passing = endpoint.connect(factory)
+    assert trying(endpoint) == [("main.test", 7)]
+    clock.advance(0.25)
+    assert trying(endpoint) == [("main.test", 7), ("backup.test", 7)]
+    endpoint.fakes["backup.test", 7].last.succeed()
+    assert isinstance(outcome(passing), Protocol)
+    assert trying(endpoint) == []
+    assert endpoint.current == "tcp:backup.test:7"
+    assert not clock.getDelayedCalls()
+
+
+def test_passFailsWithEveryFailure() -> None:
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7), srv("b.test", 8, priority=1)]
+    passing = endpoint.connect(factory)
+    endpoint.fakes["a.test", 7].last.fail(ConnectionRefusedError())
+    endpoint.fakes["b.test", 8].last.fail(ConnectionRefusedError())
+    failure = outcome(passing)
+    assert failure.check(AllEndpointsFailed)
+    assert [where for where, _ in failure.value.failures] == [
+        "tcp:a.test:7",
+        "tcp:b.test:8",
+    ]
+
+
+def test_healthKeptPerServerAcrossPasses() -> None:
+    """
+    A server that failed C{failuresBeforeCooling} times in a row is tried
+    after the others on the following passes, though the records put it
+    first.
+    """
+    endpoint, resolver, clock = srvEndpoint(failuresBeforeCooling=1)
+    resolver.answer = [srv("a.test", 7), srv("b.test", 7, priority=1)]
+    first = endpoint.connect(factory)
+    endpoint.fakes["a.test", 7].last.fail()
+    endpoint.fakes["b.test", 7].last.succeed()
+    assert outcome(first) is not None
+    passing = endpoint.connect(factory)
+    assert trying(endpoint) == [("b.test", 7)]
+    cooling = {h.description: h.coolingUntil for h in endpoint.health()}
+    assert cooling["tcp:a.test:7"] is not None
+    cancelled(passing)
+
+
+def test_serviceOverSRV() -> None:
+    """
+    L{ClientService} connects through it, and after losing the connection
+    tries the others before the server it was on.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7), srv("b.test", 7, priority=1)]
+    service = ClientService(endpoint, factory, clock=clock, retryPolicy=lambda n: 1.0)
+    service.startService()
+    endpoint.fakes["a.test", 7].last.succeed()
+    assert outcome(service.whenConnected()) is not None
+    endpoint.fakes["a.test", 7].last.lose()
+    clock.advance(1.0)
+    assert trying(endpoint) == [("b.test", 7)]
+    endpoint.fakes["b.test", 7].last.succeed()
+    assert endpoint.current == "tcp:b.test:7"
+    service.stopService()
+    assert not clock.getDelayedCalls()
+
+
+def test_eachClientHasItsOwnLostServer() -> None:
+    """
+    Two services over one endpoint: the one whose connection to C{a} ended
+    tries C{b} first; the other, whose connection is still up, is not
+    affected, and its next pass starts at C{a} as the records say.  What
+    is known about the servers is shared.
+    """
+    endpoint, resolver, clock = srvEndpoint(failuresBeforeCooling=1)
+    resolver.answer = [srv("a.test", 7), srv("b.test", 7, priority=1)]
+    one = ClientService(endpoint, factory, clock=clock, retryPolicy=lambda n: 1.0)
+    other = ClientService(endpoint, factory, clock=clock, retryPolicy=lambda n: 1.0)
+    one.startService()
+    other.startService()
+    for attempt in endpoint.fakes["a.test", 7].attempts:
+        attempt.succeed()
+    oneAttempt, otherAttempt = endpoint.fakes["a.test", 7].attempts
+    oneAttempt.lose()
+    clock.advance(1.0)
+    assert trying(endpoint) == [("b.test", 7)]
+    endpoint.fakes["b.test", 7].last.fail()
+    assert [h.failuresInARow for h in endpoint.health()] == [0, 1]
+    otherAttempt.lose()
+    clock.advance(1.0)
+    assert trying(endpoint)[-1] == ("a.test", 7)
+    one.stopService()
+    other.stopService()
+    assert not clock.getDelayedCalls()
+
+
+def test_steadyConnectionLostIsReplacedAtOnce() -> None:
+    """
+    A connection that was up for a while and ended is replaced by a new
+    pass at once, with no wait on the retry policy: the records list
+    other servers (the endpoint says it fails over).
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7), srv("b.test", 7, priority=1)]
+    service = ClientService(endpoint, factory, clock=clock, retryPolicy=lambda n: 60)
+    service.startService()
+    endpoint.fakes["a.test", 7].last.succeed()
+    clock.advance(5)
+    endpoint.fakes["a.test", 7].last.lose()
+    clock.advance(0)
+    assert trying(endpoint) == [("b.test", 7)]
+    service.stopService()
+    assert not clock.getDelayedCalls()
+
+
+def test_stopDuringThePassCallsItOff() -> None:
+    """
+    A service stopped while its pass runs (the lookup answered, the stagger
+    timer set) calls the pass off: every attempt is cancelled and nothing
+    stays scheduled.  (The service cancels only a C{Deferred} that has not
+    fired, so the endpoint must not hand it one chained to the lookup's.)
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7), srv("b.test", 7, priority=1)]
+    service = ClientService(endpoint, factory, clock=clock)
+    service.startService()
+    assert trying(endpoint) == [("a.test", 7)]
+    service.stopService()
+    assert trying(endpoint) == []
+    assert not clock.getDelayedCalls()
+
+
+def test_sessions() -> None:
+    endpoint, resolver, clock = srvEndpoint()
+    with pytest.raises(TypeError, match="move must be callable"):
+        endpoint.openSession(None)  # type: ignore[arg-type]
+    session = endpoint.openSession(lambda: None)
+    resolver.answer = [srv("a.test", 7)]
+    passing = session.connect(factory)
+    endpoint.fakes["a.test", 7].last.succeed()
+    assert outcome(passing) is not None
+    assert endpoint.current == "tcp:a.test:7"
+    session.close()
+    session.close()
+    assert not clock.getDelayedCalls()
+
+
+# ---------------------------------------------------------- bad arguments
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, error, match",
+    [
+        ((1, "example.test"), {}, TypeError, "service"),
+        (("_xmpp", "example.test"), {}, ValueError, "underscore"),
+        (("xmpp", "."), {}, ValueError, "domain"),
+        (("xmpp", None), {}, TypeError, "domain"),
+        (("xmpp", "example.test"), {"protocol": "_tcp"}, ValueError, "protocol"),
+        (("xmpp", "example.test"), {"defaultPort": 0}, ValueError, "defaultPort"),
+        (("xmpp", "example.test"), {"defaultPort": "80"}, TypeError, "defaultPort"),
+        (("xmpp", "example.test"), {"stagger": -1}, ValueError, "stagger"),
+        (("xmpp", "example.test"), {"resolver": object()}, TypeError, "resolver"),
+    ],
+)
+def test_badArguments(
+    args: tuple[Any, ...], kwargs: dict[str, Any], error: type, match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        SRVEndpoint(Clock(), *args, **kwargs)
+
+
+def test_repr() -> None:
+    assert repr(SRVEndpoint(Clock(), "saystuff", "example.test")) == (
+        "srv(_saystuff._tcp.example.test)"
+    )
+
+
+@pytest.mark.parametrize(
+    "name, module",
+    [
+        ("SRVEndpoint", "reconnect._srv"),
+        ("SRVConnector", "reconnect._srvconnector"),
+        ("NoServiceRecords", "reconnect._srvlookup"),
+        ("ServiceNotOffered", "reconnect._srvlookup"),
+    ],
+)
+def test_exported(name: str, module: str) -> None:
+    import importlib
+
+    import reconnect
+
+    assert name in reconnect.__all__
+    assert getattr(reconnect, name) is getattr(importlib.import_module(module), name)
