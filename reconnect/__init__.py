@@ -23,6 +23,7 @@ from ._srv import SRVEndpoint
 from ._srvconnector import SRVConnector
 from ._srvlookup import NoServiceRecords, ServiceNotOffered
 from ._stats import ConnectionStats
+from ._tls import isCertificateError
 
 __all__ = [
     "AllEndpointsFailed",
@@ -46,6 +47,7 @@ __all__ = [
     "decorrelatedJitterPolicy",
     "fullJitterPolicy",
     "getDebugEvents",
+    "isCertificateError",
     "limitRetries",
     "setDebugEvents",
 ]

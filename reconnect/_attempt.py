@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 
 from ._errors import AttemptTimedOut
 from ._proxy import _DisconnectFactory, _ReconnectingProtocolProxy
+from ._tls import negotiatesTLS
 
 _log = Logger()
 
@@ -74,11 +75,23 @@ class _Progress:
     @ivar proxy: the protocol proxy of the attempt's connection, once the
         transport is up.
     @ivar timer: the call that ends the attempt when its time runs out.
-    @ivar step: the C{Deferred} of the step under way: the endpoint's
-        C{connect}, then C{prepareConnection}'s result.
+    @ivar step: the C{Deferred} of the step under way, which ending the
+        attempt cancels: the endpoint's C{connect} until the transport is
+        up, then C{prepareConnection}'s result.
+    @ivar handshake: where the connection's TLS handshake stands:
+        C{None} without TLS (or before the transport is up), C{False}
+        while it is under way, C{True} once it has completed.
+    @ivar connected: whether the endpoint's C{connect} has fired.
     """
 
-    __slots__ = ("prepareConnection", "proxy", "timer", "step")
+    __slots__ = (
+        "prepareConnection",
+        "proxy",
+        "timer",
+        "step",
+        "handshake",
+        "connected",
+    )
 
     def __init__(
         self, prepareConnection: Optional[Callable[[IProtocol], object]]
@@ -87,6 +100,8 @@ class _Progress:
         self.proxy: Optional[_ReconnectingProtocolProxy] = None
         self.timer: Optional[IDelayedCall] = None
         self.step: Optional[Deferred[Any]] = None
+        self.handshake: Optional[bool] = None
+        self.connected = False
 
 
 class _Attempt(_DisconnectFactory):
@@ -95,8 +110,9 @@ class _Attempt(_DisconnectFactory):
     endpoint is given, which the endpoint keeps as long as the connection
     lasts: so it keeps little once the attempt has ended.
 
-    The attempt succeeds when the endpoint has connected and
-    C{prepareConnection} (if any) has finished; it fails when either fails,
+    The attempt succeeds when the endpoint has connected, the TLS handshake
+    (over a TLS transport) has completed and C{prepareConnection} (if any)
+    has finished; it fails when either fails,
     when the connection is lost before that, when its time runs out or when
     it is cancelled.  Whatever happens, the listener hears of it once,
     through C{attemptSucceeded} or C{attemptFailed}; a connection that is not
@@ -146,8 +162,29 @@ class _Attempt(_DisconnectFactory):
         progress = self._progress
         if progress is None:
             abortTransport(proxy)
-        else:
-            progress.proxy = proxy
+            return
+        if progress.proxy is None:
+            # Connected, and the endpoint's Deferred has not fired yet (it
+            # fires once the protocol's connectionMade has returned).
+            # Cancelling it now would only make its canceller complain (a
+            # TCP connector is no longer connecting) and the endpoint fire it
+            # twice: ending the attempt from here on aborts the transport.
+            progress.step = None
+        progress.proxy = proxy
+        if negotiatesTLS(proxy._transport):
+            progress.handshake = False
+
+    def handshakeDone(self, proxy: _ReconnectingProtocolProxy) -> None:
+        """
+        The TLS handshake is done: if the endpoint has connected, the
+        attempt goes on to C{prepareConnection}.
+        """
+        progress = self._progress
+        if progress is None or proxy is not progress.proxy:
+            return
+        progress.handshake = True
+        if progress.connected:
+            self._prepare(progress, proxy)
 
     def _connected(self, proxy: _ReconnectingProtocolProxy) -> None:
         progress = self._progress
@@ -155,6 +192,14 @@ class _Attempt(_DisconnectFactory):
             # Ended meanwhile: transportMade has aborted the connection.
             return
         progress.proxy = proxy
+        progress.connected = True
+        if progress.handshake is False:
+            # Over TLS, connected means the handshake is done: a certificate
+            # that does not verify fails the attempt, not a connection.
+            return
+        self._prepare(progress, proxy)
+
+    def _prepare(self, progress: _Progress, proxy: _ReconnectingProtocolProxy) -> None:
         if progress.prepareConnection is None:
             self._finish(None)
             return
@@ -162,7 +207,13 @@ class _Attempt(_DisconnectFactory):
         # the proxy, which passes everything on to the user's protocol.
         preparing = maybeDeferred(progress.prepareConnection, cast(IProtocol, proxy))
         progress.step = preparing
-        preparing.addCallbacks(lambda _: self._finish(None), self._stepFailed)
+        preparing.addCallbacks(self._prepared, self._stepFailed)
+
+    def _prepared(self, result: object) -> None:
+        # An attempt that ended meanwhile (timed out, stopped, lost) has
+        # cancelled this step; whatever it ends with now is no news.
+        if self._progress is not None:
+            self._finish(None)
 
     def _stepFailed(self, failure: Failure) -> None:
         if self._progress is not None:
@@ -208,7 +259,10 @@ class _Attempt(_DisconnectFactory):
         if failure is None:
             failure = Failure(CancelledError("connected without a protocol"))
         step = progress.step
-        if step is not None and not step.called:
+        if step is not None:
+            # Even a step that has fired may be waiting on a Deferred it
+            # chained (C{succeed(None).addCallback(lambda _: login())}):
+            # cancelling it reaches that one.
             cancelQuietly(step)
         if proxy is not None:
             abortTransport(proxy)

@@ -21,6 +21,8 @@ import random as _random
 from collections.abc import Callable
 from typing import Optional, cast
 
+from ._checks import checkCallable, checkNumber, isFinite
+
 RetryPolicy = Callable[[int], Optional[float]]
 """
 The type of a retry policy: attempt number in, seconds (or C{None}, "give
@@ -47,17 +49,28 @@ def _source(draw: Draw) -> Optional[Draw]:
     return None if draw is _random.random else draw
 
 
+def _checkTypes(**arguments: object) -> None:
+    """
+    Check that each argument is a number, before any comparison could fail
+    with a message that names none.
+
+    @raise TypeError: naming the first that is not.
+    """
+    for name, value in arguments.items():
+        checkNumber(name, value)
+
+
 def _checkDelays(initialDelay: float, maxDelay: float) -> None:
     """
     Reject delays that would make a policy retry at once forever, or never.
 
     @raise ValueError: naming the offending argument.
     """
-    if not (initialDelay > 0 and math.isfinite(initialDelay)):
+    if not (initialDelay > 0 and isFinite(initialDelay)):
         raise ValueError(
             f"initialDelay must be a finite number > 0, not {initialDelay!r}"
         )
-    if not (maxDelay >= initialDelay and math.isfinite(maxDelay)):
+    if not (maxDelay >= initialDelay and isFinite(maxDelay)):
         raise ValueError(
             f"maxDelay must be finite and >= initialDelay ({initialDelay!r}), "
             f"not {maxDelay!r}"
@@ -70,7 +83,7 @@ def _checkFactor(factor: float) -> None:
 
     @raise ValueError: naming the argument.
     """
-    if not (factor >= 1 and math.isfinite(factor)):
+    if not (factor >= 1 and isFinite(factor)):
         raise ValueError(f"factor must be a finite number >= 1, not {factor!r}")
 
 
@@ -172,17 +185,24 @@ def backoffPolicy(
     at attempt 100, C{maxDelay} caps the exponential part (or stands in for
     it when it overflows) and the jitter comes on top.
 
-    Like Twisted's, it takes any arguments, and so it can give delays a
+    Like Twisted's, it takes any numbers, and so it can give delays a
     service will not use (a negative C{initialDelay}, say): the service then
     gives up, as it does for any policy that returns nonsense.  The policies
-    that are new here check their arguments instead.
+    that are new here check their values instead.  Unlike Twisted's, it
+    refuses at once what is not a number (a string, C{None}, a C{bool}) or
+    a C{jitter} that is not callable, naming the argument: with those,
+    Twisted's fails at its first call, with a message that names none.
 
     @param initialDelay: the base delay, in seconds.
     @param maxDelay: the cap on the exponential part, in seconds.
     @param factor: how much the delay grows with each attempt.
     @param jitter: a 0-argument callable whose result is added to each
         delay; C{random.random} by default.
+    @raise TypeError: if an argument is not a number (C{jitter}: not
+        callable), naming it.
     """
+    _checkTypes(initialDelay=initialDelay, maxDelay=maxDelay, factor=factor)
+    checkCallable("jitter", jitter)
     return TwistedBackoff(initialDelay, maxDelay, factor, _source(jitter))
 
 
@@ -243,10 +263,14 @@ def fullJitterPolicy(
     @param initialDelay: the base delay, in seconds; more than 0, so that
         the window grows and a client does not retry at once for ever.
     @param random: a 0-argument callable returning a float in C{[0, 1)}.
+    @raise TypeError: if an argument is not a number (C{random}: not
+        callable), naming it.
     @raise ValueError: if C{initialDelay} is not more than 0, C{maxDelay} is
         less than it or infinite, or C{factor} is less than 1; the message
         names the argument.
     """
+    _checkTypes(initialDelay=initialDelay, maxDelay=maxDelay, factor=factor)
+    checkCallable("random", random)
     _checkDelays(initialDelay, maxDelay)
     _checkFactor(factor)
     return FullJitter(initialDelay, maxDelay, factor, _source(random))
@@ -299,9 +323,13 @@ def decorrelatedJitterPolicy(
 
     @param initialDelay: the least delay, in seconds; more than 0.
     @param random: a 0-argument callable returning a float in C{[0, 1)}.
+    @raise TypeError: if an argument is not a number (C{random}: not
+        callable), naming it.
     @raise ValueError: if C{initialDelay} is not more than 0, or
         C{maxDelay} is less than it or infinite.
     """
+    _checkTypes(initialDelay=initialDelay, maxDelay=maxDelay)
+    checkCallable("random", random)
     _checkDelays(initialDelay, maxDelay)
     return DecorrelatedJitter(initialDelay, maxDelay, _source(random))
 
@@ -360,7 +388,7 @@ def checkedDelay(delay: object) -> Optional[float]:
         raise TypeError(
             f"retry policy returned {delay!r}: not a number of seconds or None"
         )
-    if not (math.isfinite(delay) and delay >= 0):
+    if not (isFinite(delay) and delay >= 0):
         raise ValueError(
             f"retry policy returned {delay!r}: not a finite number of seconds >= 0"
         )

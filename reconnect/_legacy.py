@@ -331,6 +331,13 @@ class _ConnectorFactory(_DisconnectFactory):
     def transportLost(self, proxy: _ReconnectingProtocolProxy, reason: Failure) -> None:
         self._lost(proxy, reason)
 
+    def handshakeDone(self, proxy: _ReconnectingProtocolProxy) -> None:
+        """
+        Nothing to do: as with Twisted's own connectors, legacy code hears
+        of a connection when TCP connects, and of a failed handshake as
+        C{clientConnectionLost}.
+        """
+
     def doStart(self) -> None:
         pass
 

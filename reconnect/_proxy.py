@@ -5,7 +5,9 @@ connection ends.
 The reactor sees only the wrappers.  So that it still treats the user's
 protocol as what it is, each wrapper class declares the interfaces of the
 protocol it wraps: a half-closeable protocol stays half-closeable, a protocol
-that receives file descriptors still receives them.
+that receives file descriptors still receives them.  Every wrapper also
+listens for the end of a TLS handshake, so that an attempt over TLS can wait
+for it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from weakref import WeakKeyDictionary
 
 from twisted.internet.interfaces import (
     IAddress,
+    IHandshakeListener,
     IProtocol,
     IProtocolFactory,
     ITransport,
@@ -66,6 +69,16 @@ class _ReconnectingProtocolProxy:
         finally:
             self._factory.transportLost(self, reason)
 
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS handshake under this connection is done: the factory hears
+        it first (an attempt is not over before it), then the user's
+        protocol, if it listens for it.
+        """
+        self._factory.handshakeDone(self)
+        if IHandshakeListener.providedBy(self._protocol):
+            cast(IHandshakeListener, self._protocol).handshakeCompleted()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._protocol, name)
 
@@ -111,7 +124,7 @@ def _proxyClassFor(protocol: IProtocol) -> type[_ReconnectingProtocolProxy]:
     interfaces = tuple(provided.interfaces())
     proxyClass = _proxyClasses.get(interfaces)
     if proxyClass is None:
-        proxyClass = implementer(IProtocol, *interfaces)(
+        proxyClass = implementer(IProtocol, IHandshakeListener, *interfaces)(
             type(
                 "_ReconnectingProtocolProxy",
                 (_ReconnectingProtocolProxy,),
@@ -162,6 +175,12 @@ class _DisconnectFactory(ABC):
     def transportLost(self, proxy: _ReconnectingProtocolProxy, reason: Failure) -> None:
         """
         C{proxy}'s connection has ended.
+        """
+
+    @abstractmethod
+    def handshakeDone(self, proxy: _ReconnectingProtocolProxy) -> None:
+        """
+        C{proxy}'s TLS handshake has completed.
         """
 
     def buildProtocol(self, addr: IAddress) -> Optional[IProtocol]:

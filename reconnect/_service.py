@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import (
     IProtocol,
     IProtocolFactory,
+    IReactorTCP,
     IReactorTime,
     IStreamClientEndpoint,
 )
@@ -20,7 +21,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ._backoff import RetryPolicy, backoffPolicy, ownPolicy
-from ._checks import checkCallables, checkCount, checkSeconds
+from ._checks import (
+    checkCallables,
+    checkClock,
+    checkCount,
+    checkEndpoint,
+    checkFactory,
+    checkSeconds,
+)
+from ._describe import TLSNotInstalled, clientEndpoint
 from ._errors import GaveUpConnecting
 from ._keepalive import TCPKeepAlive
 from ._machine import _ClientMachine
@@ -69,6 +78,35 @@ def _globalReactorUnlessGiven(clock: Optional[IReactorTime]) -> IReactorTime:
     return cast(IReactorTime, reactor)
 
 
+def _endpointFrom(
+    endpoint: Union[IStreamClientEndpoint, str], clock: Optional[IReactorTime]
+) -> IStreamClientEndpoint:
+    """
+    The endpoint to connect to: C{endpoint} itself, or the endpoint its
+    string description names, parsed as L{FailoverEndpoint} parses one.  A
+    description connects through C{clock} if that is a reactor that can
+    connect (it provides C{IReactorTCP}), else through the global reactor:
+    a C{task.Clock} given to time the retries cannot connect anything.
+
+    @raise TypeError: if C{endpoint} is neither an endpoint nor a string.
+    @raise ValueError: if the description is bad.
+    """
+    if not isinstance(endpoint, str):
+        checkEndpoint("endpoint", endpoint)
+        return endpoint
+    reactor: object = clock
+    if not IReactorTCP.providedBy(clock):
+        from twisted.internet import reactor
+    try:
+        return clientEndpoint(reactor, endpoint)
+    except TLSNotInstalled:
+        raise
+    except Exception as error:
+        raise ValueError(
+            f"endpoint {endpoint!r} is not a client endpoint description: {error}"
+        ) from error
+
+
 class ClientService(Service):
     """
     Keeps one connection to an endpoint up: connects when started, and
@@ -80,14 +118,16 @@ class ClientService(Service):
     callbacks; an optional time limit per attempt; retry policies that may
     give up, and failures judged not worth retrying; callbacks on each
     connect and disconnect; optional damping of flapping connections; and
-    the current state, readable as L{state}.
+    the current state, readable as L{state}.  What a caller of Twisted's
+    can see change is listed in README, under "Where reconnect differs from
+    Twisted's ClientService".
     """
 
     _log = Logger()
 
     def __init__(
         self,
-        endpoint: IStreamClientEndpoint,
+        endpoint: Union[IStreamClientEndpoint, str],
         factory: IProtocolFactory,
         retryPolicy: Optional[RetryPolicy] = None,
         clock: Optional[IReactorTime] = None,
@@ -104,7 +144,9 @@ class ClientService(Service):
         tcpKeepAlive: Union[TCPKeepAlive, bool, None] = None,
     ) -> None:
         """
-        @param endpoint: where to connect.
+        @param endpoint: where to connect: an endpoint, or its string
+            description (C{"tcp:example.com:7000"}), which connects through
+            C{clock} if that is a reactor, else the global reactor.
         @param factory: builds the protocol for each connection.
         @param retryPolicy: given the number of consecutive failures, the
             seconds to wait before the next attempt, or C{None} to give up.
@@ -152,7 +194,16 @@ class ClientService(Service):
             the connection is made, so the kernel notices a peer that died
             while the connection was idle.  A transport without a TCP socket
             is left alone, with one debug event (C{keepAliveSkipped}).
+        @raise TypeError: if an argument is of the wrong kind (an
+            C{endpoint} that is neither an endpoint nor a string, a
+            C{factory} with no C{buildProtocol}, a C{clock} that cannot
+            schedule calls, a callback that is not callable, ...).
+        @raise ValueError: if one is out of range, or C{endpoint} is a bad
+            description; each error names the argument.
         """
+        checkFactory("factory", factory)
+        checkClock("clock", clock)
+        endpoint = _endpointFrom(endpoint, clock)
         checkCallables(
             retryPolicy=retryPolicy,
             prepareConnection=prepareConnection,

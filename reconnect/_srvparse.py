@@ -176,5 +176,5 @@ def _tlsOptions(hostname: str, trustRoots: Optional[str]) -> Any:
         raise ValueError(f"srv: trustRoots={trustRoots!r} holds no .pem or .crt file")
     return ssl.optionsForClientTLS(
         hostname,
-        trustRoot=ssl.trustRootFromCertificates(certificates),  # type: ignore[no-untyped-call]
+        trustRoot=ssl.trustRootFromCertificates(certificates),
     )

@@ -7,24 +7,30 @@ attempts the test decides, one by one::
     service.startService()
     endpoint.attempts[-1].succeed()      # or .fail(reason), or leave it hanging
 
+(C{succeed(tls=True)} makes a transport that carries TLS, whose handshake
+the test then completes with C{completeHandshake()} or fails with
+C{lose(reason)}),
+
 and, for tests over real sockets, L{ChaosProxy}: a loopback TCP proxy that
 cuts, refuses, hangs, silences or trickles connections on command.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import (
+    IHandshakeListener,
     IProtocol,
     IProtocolFactory,
+    ISSLTransport,
     IStreamClientEndpoint,
 )
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import directlyProvides, implementer
 
 from ._chaos import ChaosProxy
 
@@ -55,11 +61,14 @@ class FakeAttempt:
         self.cancelled = True
         deferred.errback(Failure(CancelledError("connection attempt cancelled")))
 
-    def succeed(self) -> IProtocol:
+    def succeed(self, tls: bool = False) -> IProtocol:
         """
         Connect: build the protocol, give it a fresh C{StringTransport} and
         fire the attempt with it.
 
+        @param tls: if true, the transport says it carries TLS
+            (C{ISSLTransport}), whose handshake the test completes with
+            L{completeHandshake} or fails with L{lose}.
         @return: the protocol the factory built (for a L{ClientService},
             its proxy).
         """
@@ -69,10 +78,21 @@ class FakeAttempt:
             raise ValueError("the factory built no protocol")
         self.protocol = protocol
         self.transport = StringTransport()
+        if tls:
+            directlyProvides(self.transport, ISSLTransport)
         protocol.makeConnection(self.transport)
         if not self.cancelled:
             self.deferred.callback(protocol)
         return protocol
+
+    def completeHandshake(self) -> None:
+        """
+        Complete the TLS handshake of a connection made by C{succeed(tls=True)},
+        as Twisted's TLS transport tells a protocol that listens for it.
+        """
+        assert self.protocol is not None and self.transport is not None
+        assert IHandshakeListener.providedBy(self.protocol), "no handshake listener"
+        cast(IHandshakeListener, self.protocol).handshakeCompleted()
 
     def fail(self, reason: Optional[BaseException] = None) -> None:
         """

@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.interfaces import IReactorPluggableNameResolver
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import Clock, deferLater
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -122,6 +122,19 @@ async def until(predicate: Any, timeout: float = 20.0) -> None:
         assert waited < timeout, "timed out waiting"
         await deferLater(reactor, 0.02, lambda: None)
         waited += 0.02
+
+
+async def endedWithin(process: Process, seconds: float) -> int | None:
+    """
+    The exit status of C{process}, which must end within C{seconds}: if it
+    does not, it is killed and the test fails.
+    """
+    try:
+        code: int | None = await process.ended.addTimeout(seconds, reactor)
+    except TimeoutError:
+        process.transport.signalProcess("KILL")  # type: ignore[union-attr]
+        raise AssertionError(f"twistd still running after {seconds} s") from None
+    return code
 
 
 class LineCollector(LineReceiver):
@@ -229,9 +242,9 @@ class EndpointAndClockRules(RuleBasedStateMachine):
 
 
 @implementer(IReactorPluggableNameResolver)
-class ResolvingMemoryReactor(MemoryReactor):
+class ResolvingMemoryReactor(MemoryReactorClock):
     """
-    A C{MemoryReactor} with the name resolver real reactors have (Twisted
+    A C{MemoryReactorClock} with the name resolver real reactors have (Twisted
     24.7's has none, and a C{HostnameEndpoint} made on it warns).
     """
 

@@ -4,9 +4,11 @@ Tests for the retry policies in L{reconnect._backoff}.
 
 import math
 import pickle
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.application.internet import backoffPolicy as twistedBackoffPolicy
 
@@ -245,7 +247,11 @@ EVERY_POLICY = [
 ]
 
 
-@pytest.mark.parametrize("policy", EVERY_POLICY, ids=repr)
+@pytest.mark.parametrize(
+    "policy",
+    EVERY_POLICY,
+    ids=["backoff", "backoff-noJitter", "fullJitter", "decorrelated", "limited"],
+)
 def test_policiesPickle(policy: object) -> None:
     """
     Every policy pickles (the default random source included) and comes
@@ -319,3 +325,163 @@ def test_checkedDelayRejects(delay: object, error: type[Exception]) -> None:
     """
     with pytest.raises(error, match="retry policy returned"):
         checkedDelay(delay)
+
+
+# -- every argument of every policy is checked (issue 21, item 4) ------------------
+
+NUMBER, CALLABLE, COUNT = "a number", "callable", "an int"
+
+# Every constructor of a policy, or wrapper of one, that reconnect exports,
+# with what each of its arguments must be.
+POLICY_MAKERS: dict[str, tuple[Callable[..., object], dict[str, str]]] = {
+    "backoffPolicy": (
+        backoffPolicy,
+        {
+            "initialDelay": NUMBER,
+            "maxDelay": NUMBER,
+            "factor": NUMBER,
+            "jitter": CALLABLE,
+        },
+    ),
+    "fullJitterPolicy": (
+        fullJitterPolicy,
+        {
+            "initialDelay": NUMBER,
+            "maxDelay": NUMBER,
+            "factor": NUMBER,
+            "random": CALLABLE,
+        },
+    ),
+    "decorrelatedJitterPolicy": (
+        decorrelatedJitterPolicy,
+        {"initialDelay": NUMBER, "maxDelay": NUMBER, "random": CALLABLE},
+    ),
+    "limitRetries": (limitRetries, {"policy": CALLABLE, "maxRetries": COUNT}),
+}
+
+# What the arguments of limitRetries, which has no defaults, are otherwise.
+REQUIRED = {"policy": backoffPolicy(), "maxRetries": 3}
+
+# Values that are no number at all.
+notNumbers = st.one_of(
+    st.text(max_size=3),
+    st.binary(max_size=3),
+    st.none(),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+    st.complex_numbers(max_magnitude=10),
+    st.builds(object),
+)
+ANY_OF_KIND = {
+    NUMBER: st.one_of(st.floats(), st.integers(), notNumbers),
+    CALLABLE: st.one_of(st.just(noJitter), st.floats(), notNumbers),
+    COUNT: st.one_of(st.integers(), st.floats(), notNumbers),
+}
+
+
+def test_everyPolicyMakerListed() -> None:
+    """
+    The table above covers every policy constructor and wrapper reconnect
+    exports, and every argument of each.
+    """
+    import inspect
+
+    import reconnect
+
+    exported = {
+        name
+        for name in reconnect.__all__
+        if name.endswith("Policy") and name != "RetryPolicy" or name == "limitRetries"
+    }
+    assert exported == set(POLICY_MAKERS)
+    for make, kinds in POLICY_MAKERS.values():
+        assert list(inspect.signature(make).parameters) == list(kinds)
+
+
+WRONG_VALUES = {
+    NUMBER: ["1", b"1", None, True, [1], 1j, object()],
+    CALLABLE: [None, 1, 0.5, "random", object()],
+    COUNT: [None, "3", 2.5, True, object()],
+}
+
+
+@pytest.mark.parametrize(
+    "maker, argument, kind, wrong",
+    [
+        (maker, argument, kind, wrong)
+        for maker, (_, kinds) in POLICY_MAKERS.items()
+        for argument, kind in kinds.items()
+        for wrong in WRONG_VALUES[kind]
+    ],
+    ids=lambda value: value if isinstance(value, str) else type(value).__name__,
+)
+def test_wrongKindOfArgumentNamed(
+    maker: str, argument: str, kind: str, wrong: object
+) -> None:
+    """
+    An argument of the wrong kind (a string for a delay, a number for a
+    random source, ...) is a C{TypeError} at the call that names it, for
+    every policy and wrapper.
+    """
+    make, kinds = POLICY_MAKERS[maker]
+    kwargs = {name: REQUIRED[name] for name in kinds if name in REQUIRED}
+    kwargs[argument] = wrong
+    with pytest.raises(TypeError, match=rf"^{argument} must be {kind}"):
+        make(**kwargs)
+
+
+@settings(deadline=None, max_examples=400)
+@given(maker=st.sampled_from(sorted(POLICY_MAKERS)), data=st.data())
+def test_anyArgumentsWorkOrAreNamed(maker: str, data: st.DataObject) -> None:
+    """
+    Whatever a policy constructor or wrapper is given, it makes a policy,
+    or raises a C{TypeError} or C{ValueError} whose message begins with the
+    name of one of its arguments (a default C{maxDelay} below the
+    C{initialDelay} given is named too).  The policies that check their
+    values give delays within their bounds.
+    """
+    make, kinds = POLICY_MAKERS[maker]
+    given = {
+        name: data.draw(ANY_OF_KIND[kinds[name]], label=name)
+        for name in kinds
+        if name in REQUIRED or data.draw(st.booleans(), label=f"pass {name}")
+    }
+    kwargs = {**{n: v for n, v in REQUIRED.items() if n in kinds}, **given}
+    try:
+        policy = make(**kwargs)
+    except (TypeError, ValueError) as error:
+        assert str(error).split(" ")[0] in kinds, error
+        return
+    if maker in ("fullJitterPolicy", "decorrelatedJitterPolicy"):
+        assert callable(policy)
+        for attempt in (1, 2, 50):
+            delay = policy(attempt)
+            assert isinstance(delay, (int, float))
+            assert 0 <= delay <= kwargs.get("maxDelay", 60)
+
+
+@pytest.mark.parametrize(
+    "make, argument",
+    [
+        (fullJitterPolicy, "initialDelay"),
+        (fullJitterPolicy, "maxDelay"),
+        (fullJitterPolicy, "factor"),
+        (decorrelatedJitterPolicy, "maxDelay"),
+    ],
+)
+def test_hugeIntegerArgumentsNamed(make: Any, argument: str) -> None:
+    """
+    An integer too large for a float is an infinite number of seconds: a
+    C{ValueError} naming the argument, not an C{OverflowError}.
+    """
+    with pytest.raises(ValueError, match=f"^{argument} must be (a )?finite"):
+        make(**{argument: 10**400})
+
+
+def test_hugeIntegerDelayRejected() -> None:
+    """
+    A policy that answers an integer too large for a float answered no
+    finite delay.
+    """
+    with pytest.raises(ValueError, match="retry policy returned"):
+        checkedDelay(10**400)

@@ -18,6 +18,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from reconnect.saystuff import (
+    MaybeDelivered,
     NotConnectedError,
     QueueFullError,
     RequestTimedOut,
@@ -208,14 +209,19 @@ def test_replyWithoutRequest() -> None:
         lane.replyReceived(b"unasked")
 
 
-def test_protocolErrorFailsEverythingInFlight() -> None:
-    book = RequestBook(Clock())
+def test_protocolErrorIsALostConnection() -> None:
+    """
+    A lane let go of with a protocol error hands its requests on as any
+    lost one does; a L{MaybeDelivered} names the error.
+    """
+    book = RequestBook(Clock(), resendOnReconnect=False)
     lane = book.attach(Wire())
     requests = [book.submit(b"%d" % n) for n in range(3)]
-    lane.protocolError(ServerProtocolError("garbage"))
+    lane.detach(Failure(ServerProtocolError("garbage", b"\x00" * 100)))
     for d in requests:
-        assert outcome(d).check(ServerProtocolError)
-    lane.detach(LOST)
+        failure = outcome(d)
+        assert failure.check(MaybeDelivered)
+        assert "garbage (a line of 100 bytes beginning" in str(failure.value)
     assert book.queued == 0
 
 

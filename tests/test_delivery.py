@@ -7,6 +7,8 @@ byte bound, back-pressure to producers, and heartbeats on idle connections.
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,19 +16,24 @@ from helpers import outcome, sayStuffOnClock
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.defer import CancelledError
-from twisted.internet.error import ConnectionLost
+from twisted.internet.error import ConnectionLost, ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 
+from reconnect import GaveUpConnecting
 from reconnect.saystuff import (
     MaybeDelivered,
+    NotConnectedError,
+    NotConnectedGaveUp,
     QueueFullError,
+    RequestTimedOut,
     ResendBudget,
     ResendBudgetExhausted,
     SayStuffToServerService,
 )
 from reconnect.saystuff._relay import RelayProtocol
+from reconnect.saystuff._service import REQUEST_OVERHEAD
 from reconnect.testing import FakeAttempt, FakeEndpoint
 
 
@@ -456,4 +463,313 @@ def test_fullQueueWithoutWatermarksResumesOnceThereIsRoom() -> None:
     assert producer.calls == ["pause"]
     endpoint.last.succeed()
     assert producer.calls == ["pause", "resume"]
+    stuff.stopService()
+
+
+# -- issue 21 and 26: what a hostile server or a flood must not do -----------
+
+
+def test_emptyLinesMeetBackPressure() -> None:
+    """
+    Each request costs C{requestOverhead} bytes beyond its line: a flood of
+    empty lines to a server that never answers pauses the producers after
+    C{highWater / requestOverhead} requests, and while disconnected the
+    queue holds at most C{queueBytes / requestOverhead} of them.
+    """
+    stuff, clock, endpoint = service(queueSize=10**6)
+    producer = Producer()
+    stuff.registerProducer(producer)
+    sent, pausedAt = 0, None
+    while sent < 10**5:
+        try:
+            stuff.sendToServer(b"")
+        except QueueFullError:
+            break
+        sent += 1
+        if pausedAt is None and stuff.book.paused:
+            pausedAt = sent
+    assert pausedAt == 4 * 1024 * 1024 // REQUEST_OVERHEAD
+    assert sent == 8 * 1024 * 1024 // REQUEST_OVERHEAD
+    assert stuff.book.pendingBytes == sent * REQUEST_OVERHEAD
+    assert producer.calls == ["pause"]
+    stuff.stopService()
+
+    stuff, clock, endpoint = service()
+    endpoint.last.succeed()
+    stuff.registerProducer(producer)
+    producer.calls.clear()
+    sent = 0
+    while sent < 10**5 and not stuff.book.paused:
+        stuff.sendToServer(b"")
+        sent += 1
+    assert sent == 4 * 1024 * 1024 // REQUEST_OVERHEAD
+    assert producer.calls == ["pause"]
+    answer(endpoint.last, *[b""] * (sent // 2))
+    assert producer.calls == ["pause", "resume"]
+    stuff.stopService()
+
+
+def test_poisonLineFailsAfterTheResendLimit() -> None:
+    """
+    A line that makes the server drop the connection is written at most
+    C{1 + resendLimit} times (4 by default), then fails with
+    L{MaybeDelivered}; the requests after it are answered.
+    """
+    stuff, clock, endpoint = service()
+    endpoint.last.succeed()
+    poison = stuff.sendToServer(b"poison")
+    for _ in range(4):
+        assert written(endpoint.last) == [b"poison"]
+        endpoint.last.lose()
+        clock.advance(1.0)
+        endpoint.last.succeed()
+    failure = outcome(poison)
+    assert failure.check(MaybeDelivered)
+    assert "lost each of the 4 times it was written" in str(failure.value)
+    assert written(endpoint.last) == []
+    later = stuff.sendToServer(b"fine")
+    answer(endpoint.last, b"fine")
+    assert outcome(later) == b"fine"
+    stuff.stopService()
+
+
+def test_resendLimitArguments() -> None:
+    with pytest.raises(ValueError):
+        SayStuffToServerService("h", 1, resendLimit=-1)
+    with pytest.raises(TypeError):
+        SayStuffToServerService("h", 1, requestOverhead=1.5)  # type: ignore[arg-type]
+    SayStuffToServerService("h", 1, resendLimit=None, requestOverhead=0)
+
+
+def test_timedOutRequestDoesNotStopHeartbeats() -> None:
+    """
+    A request that timed out is awaited no more: with C{heartbeat=5} and no
+    idle timeout, a silent connection still gets its heartbeat and is
+    replaced, within two beats and the heartbeat timeout.
+    """
+    stuff, clock, endpoint = service(heartbeat=5.0, idleTimeout=None)
+    first = endpoint.last
+    first.succeed()
+    reply = stuff.sendToServer(b"lost in the void", timeout=1.0)
+    clock.pump([0.5] * 2)
+    assert outcome(reply).check(RequestTimedOut)
+    clock.pump([0.5] * 28)
+    assert first.transport is not None and first.transport.disconnected
+    assert written(first) == [b"lost in the void", b"PING"]
+    stuff.stopService()
+
+
+def test_deadHeartbeatsInARowMeetTheRetryPolicy() -> None:
+    """
+    Against a server that accepts and never answers: the first connection
+    a heartbeat finds dead is replaced at once; the next ones, with no
+    reply between, wait the policy's delays for 1, 2, ... failures, and
+    the log says so.  A reply starts the count afresh.
+    """
+    stuff, clock, endpoint = service(
+        heartbeat=1.0, retryPolicy=lambda attempt: 10.0 * attempt
+    )
+    logged: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        endpoint.last.succeed()
+        clock.pump([0.5] * 4)
+        assert len(endpoint.attempts) == 1
+        endpoint.last.lose()
+        assert len(endpoint.attempts) == 2, "the first: at once"
+        for delay in (10.0, 20.0):
+            endpoint.last.succeed()
+            clock.pump([0.5] * 4)
+            endpoint.last.lose()
+            assert stuff.state == "waiting"
+            attempts = len(endpoint.attempts)
+            clock.advance(delay - 0.1)
+            assert len(endpoint.attempts) == attempts
+            clock.advance(0.1)
+            assert len(endpoint.attempts) == attempts + 1
+        endpoint.last.succeed()
+        clock.pump([0.5] * 2)
+        answer(endpoint.last, b"PONG")
+        clock.pump([0.5] * 4)
+        endpoint.last.lose()
+        assert stuff.state == "connecting", "after a reply: at once again"
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    said = [
+        (e["reconnectEvent"], e.get("then"), e.get("delay"))
+        for e in logged
+        if e.get("reconnectEvent")
+        in ("heartbeatTimeout", "reconnecting", "disconnected")
+    ]
+    assert said == [
+        ("heartbeatTimeout", "connecting again at once", None),
+        ("reconnecting", None, None),
+        (
+            "heartbeatTimeout",
+            "2 connections in a row died so: the retry policy paces the next attempt",
+            None,
+        ),
+        ("disconnected", None, 10.0),
+        (
+            "heartbeatTimeout",
+            "3 connections in a row died so: the retry policy paces the next attempt",
+            None,
+        ),
+        ("disconnected", None, 20.0),
+        ("heartbeatTimeout", "connecting again at once", None),
+        ("reconnecting", None, None),
+    ]
+    stuff.stopService()
+
+
+def test_defaultIdleTimeoutIsOnTime() -> None:
+    """
+    With the default C{idleTimeout} of 30 s, a connection is aborted 30 s
+    after the write that went unanswered, not up to 60.
+    """
+    stuff, clock, endpoint = service()
+    endpoint.last.succeed()
+    clock.advance(7.0)
+    stuff.sendToServer(b"anyone?")
+    clock.pump([0.5] * 59)
+    assert not endpoint.last.transport.disconnected  # type: ignore[union-attr]
+    clock.advance(0.5)
+    assert endpoint.last.transport.disconnected  # type: ignore[union-attr]
+    stuff.stopService()
+
+
+def test_idleTimeoutCountsFromTheLastReply() -> None:
+    """
+    Replies keep a busy connection: it is aborted C{idleTimeout} after the
+    last one while requests still await theirs.
+    """
+    stuff, clock, endpoint = service(idleTimeout=4.0)
+    endpoint.last.succeed()
+    stuff.sendToServer(b"a")
+    stuff.sendToServer(b"b")
+    clock.advance(3.0)
+    answer(endpoint.last, b"A")
+    clock.advance(3.9)
+    assert not endpoint.last.transport.disconnected  # type: ignore[union-attr]
+    clock.advance(0.1)
+    assert endpoint.last.transport.disconnected  # type: ignore[union-attr]
+    stuff.stopService()
+
+
+@pytest.mark.parametrize(
+    "flag", ["idempotent", "queueWhileDisconnected", "resendOnReconnect"]
+)
+def test_flagsMustBeBools(flag: str) -> None:
+    """
+    C{"false"} is no C{False}: every flag of the service must be a bool.
+    """
+    with pytest.raises(TypeError, match=flag):
+        SayStuffToServerService("h", 1, **{flag: "false"})
+
+
+def test_queueSizeZeroRefusedAsTheOptionIs() -> None:
+    """
+    C{queueSize=0} is refused, as C{--queue-size 0} is, pointing at
+    C{queueWhileDisconnected=False}.
+    """
+    from twisted.python.usage import UsageError
+
+    from reconnect.saystuff._tap import Options
+
+    with pytest.raises(ValueError, match="queueWhileDisconnected=False"):
+        SayStuffToServerService("h", 1, queueSize=0)
+    with pytest.raises(UsageError):
+        Options().parseOptions(["--queue-size", "0"])
+    SayStuffToServerService("h", 1, queueSize=1)
+
+
+def test_gaveUpRefusalIsNotConnected() -> None:
+    """
+    After giving up, C{sendToServer} refuses with a L{NotConnectedError},
+    as the seed's contract has it, that carries the give-up's cause.
+    """
+    stuff, clock, endpoint = service(retryPolicy=lambda attempt: None)
+    endpoint.last.fail()
+    assert stuff.state == "gaveUp"
+    with pytest.raises(NotConnectedError) as raised:
+        stuff.sendToServer(b"x")
+    assert isinstance(raised.value, NotConnectedGaveUp)
+    assert isinstance(raised.value, GaveUpConnecting)
+    assert raised.value.failure.check(ConnectionRefusedError)
+    assert raised.value.attempts == 1
+    assert "gave up connecting after 1 failed attempt(s)" in str(raised.value)
+    stuff.stopService()
+
+
+def test_messagesReadAsSentences() -> None:
+    """
+    A L{MaybeDelivered} says what happened once, without Twisted's
+    "non-clean fashion" preamble or a doubled period; an old connection
+    that owes nothing closes at once, without a "0 reply(ies)" event.
+    """
+    stuff, clock, endpoint = service(idempotent=False)
+    endpoint.last.succeed()
+    reply = stuff.sendToServer(b"once")
+    endpoint.last.lose()
+    message = str(outcome(reply).value)
+    assert message == (
+        "the connection was lost after the request was written and before "
+        "its reply came, so it may or may not have run: Connection was "
+        "closed cleanly"
+    )
+    clock.advance(1.0)
+    endpoint.last.succeed()
+    timedOut = stuff.sendToServer(b"slow", timeout=1.0)
+    clock.advance(1.0)
+    assert outcome(timedOut).check(RequestTimedOut)
+    logged: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        old = endpoint.last
+        stuff.reconnect()
+        endpoint.last.succeed()
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert "draining" not in [e.get("reconnectEvent") for e in logged]
+    assert old.transport is not None and old.transport.disconnecting
+    stuff.stopService()
+
+
+def guideBlock(first: str) -> str:
+    """
+    The python block of docs/guide.md that starts with C{first}.
+    """
+    guide = (Path(__file__).parent.parent / "docs" / "guide.md").read_text()
+    [block] = [
+        body
+        for body in re.findall(r"```python\n(.*?)```", guide, re.DOTALL)
+        if body.startswith(first)
+    ]
+    return block
+
+
+def test_greetingRecipe() -> None:
+    """
+    The guide's recipe for a server that greets, as written: the greeting
+    is read before any request; requests queued meanwhile go out after it;
+    a wrong greeting fails the attempt, which the policy paces.
+    """
+    namespace: dict[str, Any] = {}
+    exec(guideBlock("# greeting.py"), namespace)
+    assert isinstance(namespace["service"], SayStuffToServerService)
+    stuff, clock, endpoint = service(prepareConnection=namespace["readGreeting"])
+    reply = stuff.sendToServer(b"hello")
+    endpoint.last.succeed()
+    assert written(endpoint.last) == []
+    answer(endpoint.last, b"HELLO I am the server")
+    assert stuff.state == "connected"
+    assert written(endpoint.last) == [b"hello"]
+    answer(endpoint.last, b"hello")
+    assert outcome(reply) == b"hello"
+    endpoint.last.lose()
+    clock.advance(1.0)
+    endpoint.last.succeed()
+    answer(endpoint.last, b"GO AWAY")
+    assert stuff.state == "waiting"
+    assert stuff.clientService.stats().failures == 1
     stuff.stopService()

@@ -19,7 +19,7 @@ from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
 )
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 
 from reconnect._describe import describeEndpoint
 from reconnect.saystuff import RestartableLineServer, SayStuffToServerService
@@ -42,10 +42,10 @@ def test_endpointOfHost(host: str, kind: type, description: str) -> None:
 
 def test_addressNeedsNoResolver() -> None:
     """
-    An address is connected to at once, on a reactor that has no name
-    resolver at all.
+    An address is connected to at once, with no name resolution: the
+    reactor's connectTCP is called with the address itself.
     """
-    memory = MemoryReactor()
+    memory = MemoryReactorClock()
     service = SayStuffToServerService("127.0.0.1", 7, reactor=memory)
     service.startService()
     assert memory.tcpClients[0][:2] == ("127.0.0.1", 7)

@@ -16,8 +16,8 @@ import pytest_twisted
 from helpers import (
     TWISTD,
     LineCollector,
-    Process,
     StdoutOnly,
+    endedWithin,
     freePort,
     sameReactor,
     stop,
@@ -27,7 +27,7 @@ from helpers import (
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import defer, reactor
+from twisted.internet import reactor
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     TCP4ServerEndpoint,
@@ -198,19 +198,6 @@ def test_stdinTakesNoDefaultPidfile(given: str, kept: str) -> None:
 
 
 # -- the real twistd ----------------------------------------------------------
-
-
-async def endedWithin(process: Process, seconds: float) -> Optional[int]:
-    """
-    The exit status of C{process}, which must end within C{seconds}: if it
-    does not, it is killed and the test fails.
-    """
-    try:
-        code: Optional[int] = await process.ended.addTimeout(seconds, reactor)
-    except defer.TimeoutError:
-        process.transport.signalProcess("KILL")  # type: ignore[union-attr]
-        raise AssertionError(f"twistd still running after {seconds} s") from None
-    return code
 
 
 @pytest_twisted.ensureDeferred

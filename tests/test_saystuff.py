@@ -17,6 +17,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from reconnect.saystuff import (
+    MaybeDelivered,
     NotConnectedError,
     QueueFullError,
     RequestTimedOut,
@@ -30,9 +31,9 @@ from reconnect.testing import FakeEndpoint
 
 
 def connectedProtocol(
-    maxLineLength: int = 100,
+    maxLineLength: int = 100, **bookOptions: Any
 ) -> tuple[SayStuffClientProtocol, RequestBook, StringTransport]:
-    book = RequestBook(Clock())
+    book = RequestBook(Clock(), **bookOptions)
     protocol = SayStuffClientProtocol(book, maxLineLength)
     transport = StringTransport()
     protocol.makeConnection(transport)
@@ -115,20 +116,32 @@ def test_framingSurvivesAnySplit(lines: list[bytes], data: st.DataObject) -> Non
 
 
 def test_replyOverLimitIsProtocolError() -> None:
-    protocol, book, transport = connectedProtocol(maxLineLength=10)
+    """
+    The replies before an overlong one are delivered; what was in flight
+    after it is handled as for a lost connection (here, not resending:
+    L{MaybeDelivered}, naming the cause).
+    """
+    protocol, book, transport = connectedProtocol(
+        maxLineLength=10, resendOnReconnect=False
+    )
     first = book.submit(b"a")
     second = book.submit(b"b")
     protocol.dataReceived(b"ok\r\n" + b"x" * 11 + b"\r\n")
     assert outcome(first) == b"ok"
-    assert outcome(second).check(ServerProtocolError)
+    failure = outcome(second)
+    assert failure.check(MaybeDelivered)
+    assert "over the limit of 10 bytes" in str(failure.value)
+    assert "a line of 11 bytes beginning b'xxxxxxxxxxx'" in str(failure.value)
     assert transport.disconnected
 
 
 def test_unterminatedReplyOverLimit() -> None:
-    protocol, book, transport = connectedProtocol(maxLineLength=10)
+    protocol, book, transport = connectedProtocol(
+        maxLineLength=10, resendOnReconnect=False
+    )
     request = book.submit(b"a")
     protocol.dataReceived(b"y" * 11)
-    assert outcome(request).check(ServerProtocolError)
+    assert outcome(request).check(MaybeDelivered)
     assert transport.disconnected
 
 
@@ -137,6 +150,110 @@ def test_moreRepliesThanRequests() -> None:
     request = book.submit(b"a")
     protocol.dataReceived(b"A\r\nextra\r\n")
     assert outcome(request) == b"A"
+    assert transport.disconnected
+
+
+def test_protocolErrorResendsWhatWasInFlight() -> None:
+    """
+    After a protocol error, requests in flight are handled as for any lost
+    connection: by default, written again on the next one.
+    """
+    protocol, book, transport = connectedProtocol()
+    request = book.submit(b"a")
+    protocol.dataReceived(b"A\nB\r\n")
+    assert transport.disconnected
+    assert not request.called
+    assert (book.queued, book.lanes, book.awaited) == (1, 0, 0)
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert book.queued == 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"A\nB\r\n", id="bare LF in a whole line"),
+        pytest.param(b"A\r\nB\nC\r\n", id="bare LF in a later line"),
+        pytest.param(b"A\nB", id="bare LF in an unfinished line"),
+    ],
+)
+def test_bareLineFeedIsProtocolError(data: bytes) -> None:
+    """
+    A bare LF inside a reply (which would shift every later reply for a
+    server or a reader that splits at LF) aborts the connection; the
+    replies before it are delivered.
+    """
+    protocol, book, transport = connectedProtocol(resendOnReconnect=False)
+    first, second = book.submit(b"1"), book.submit(b"2")
+    protocol.dataReceived(data)
+    assert transport.disconnected
+    if data.startswith(b"A\r\n"):
+        assert outcome(first) == b"A"
+    else:
+        assert outcome(first).check(MaybeDelivered)
+    failure = outcome(second)
+    assert failure.check(MaybeDelivered)
+    assert "a bare LF inside a reply line" in str(failure.value)
+
+
+def test_lineBeforeAnyRequestIsProtocolError() -> None:
+    """
+    A line that comes before any request was written (a greeting nobody
+    reads) is not taken for the first reply: the connection is aborted,
+    and the request written after it is written again on the next one.
+    """
+    book = RequestBook(Clock())
+    protocol = SayStuffClientProtocol(book, 100)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(b"HELLO\r\n")
+    assert transport.disconnected
+    book = RequestBook(Clock())
+    protocol = SayStuffClientProtocol(book, 100)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.attach()
+    protocol.dataReceived(b"HELLO\r\n")
+    assert transport.disconnected
+    request = book.submit(b"q")
+    assert not request.called and book.queued == 1
+
+
+def test_greetingReadBeforeAttaching() -> None:
+    """
+    L{readLine} hands the lines that come before the connection is
+    attached to its reader, in order; afterwards lines are replies, and
+    asking for one raises.
+    """
+    book = RequestBook(Clock())
+    protocol = SayStuffClientProtocol(book, 100)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    greeting = protocol.readLine()
+    protocol.dataReceived(b"HELLO th")
+    assert not greeting.called
+    protocol.dataReceived(b"ere\r\n")
+    assert outcome(greeting) == b"HELLO there"
+    protocol.attach()
+    request = book.submit(b"q")
+    protocol.dataReceived(b"Q\r\n")
+    assert outcome(request) == b"Q"
+    with pytest.raises(RuntimeError):
+        protocol.readLine()
+
+
+def test_greetingReaderLearnsOfTheEnd() -> None:
+    book = RequestBook(Clock())
+    protocol = SayStuffClientProtocol(book, 5)
+    protocol.makeConnection(StringTransport())
+    greeting = protocol.readLine()
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert outcome(greeting).check(ConnectionDone)
+    protocol = SayStuffClientProtocol(book, 5)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    greeting = protocol.readLine()
+    protocol.dataReceived(b"x" * 6)
+    assert outcome(greeting).check(ServerProtocolError)
     assert transport.disconnected
 
 
@@ -205,9 +322,9 @@ def test_badServiceOptions(kwargs: dict[str, Any]) -> None:
 
 
 def test_stringEndpoint() -> None:
-    from twisted.internet.testing import MemoryReactor
+    from twisted.internet.testing import MemoryReactorClock
 
-    reactor = MemoryReactor()
+    reactor = MemoryReactorClock()
     service = SayStuffToServerService(
         endpoint="tcp:host=127.0.0.1:port=7", reactor=reactor
     )

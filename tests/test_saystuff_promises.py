@@ -28,7 +28,7 @@ from hypothesis.stateful import (
 )
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from reconnect import GaveUpConnecting, backoffPolicy, limitRetries
@@ -172,7 +172,7 @@ def test_badArguments(
     Bad constructor arguments are errors at the call, naming the argument.
     """
     with pytest.raises(error, match=name):
-        SayStuffToServerService(reactor=MemoryReactor(), **kwargs)
+        SayStuffToServerService(reactor=MemoryReactorClock(), **kwargs)
 
 
 def test_tlsWithoutTlsSupportSaysWhatToInstall() -> None:
@@ -185,10 +185,12 @@ def test_tlsWithoutTlsSupportSaysWhatToInstall() -> None:
     except ImportError:
         with pytest.raises(ValueError, match=r"reconnect\[tls\]"):
             SayStuffToServerService(
-                endpoint="tls:example.com:443", reactor=MemoryReactor()
+                endpoint="tls:example.com:443", reactor=MemoryReactorClock()
             )
     else:
-        SayStuffToServerService(endpoint="tls:example.com:443", reactor=MemoryReactor())
+        SayStuffToServerService(
+            endpoint="tls:example.com:443", reactor=MemoryReactorClock()
+        )
 
 
 # -- the stateful property test -------------------------------------------------
@@ -349,6 +351,8 @@ class SayStuffPromises(EndpointAndClockRules):
         assert self.stuff.book.pendingBytes - pendingBytes in range(
             0, 100 * (4 + REQUEST_OVERHEAD), 4 + REQUEST_OVERHEAD
         )
+        book = self.stuff.book
+        assert book.awaited == sum(lane.awaited for lane in book._lanes)
         self.deadConnectionsReplaced()
         assert self.producer.paused == self.stuff.book.paused
         state = self.stuff.state

@@ -1180,3 +1180,271 @@ def test_stopWhileReconnecting(make: Any) -> None:
     h.endpoint.last.lose()
     assert stopped.called and h.service.state == "stopped"
     assert len(h.endpoint.attempts) == 1
+
+
+# -- user work that outlives its attempt (issue 21, items 1 and 3) ------------
+
+
+def alarming(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """
+    The events at warning level or above, or carrying a traceback: what no
+    supported call may log.
+    """
+    from twisted.logger import LogLevel
+
+    return [
+        e
+        for e in events
+        if "log_failure" in e
+        or e.get("log_level") in (LogLevel.warn, LogLevel.error, LogLevel.critical)
+    ]
+
+
+class ChainedLogin:
+    """
+    A C{prepareConnection} of the usual shape: a Deferred that has fired
+    but waits on one it chained, C{succeed(None).addCallback(lambda _:
+    login())}.
+
+    @ivar outer: what each call returned.
+    @ivar inner: the login Deferred of each call.
+    @ivar cancelled: the login Deferreds whose canceller ran.
+    """
+
+    def __init__(self, cancellerRaises: bool = False) -> None:
+        self.cancellerRaises = cancellerRaises
+        self.outer: list[Deferred[object]] = []
+        self.inner: list[Deferred[object]] = []
+        self.cancelled: list[Deferred[object]] = []
+
+    def _cancel(self, login: Deferred[object]) -> None:
+        self.cancelled.append(login)
+        if self.cancellerRaises:
+            raise ValueError("this login cannot be called off")
+
+    def login(self) -> Deferred[object]:
+        login: Deferred[object] = Deferred(self._cancel)
+        self.inner.append(login)
+        return login
+
+    def __call__(self, protocol: IProtocol) -> Deferred[object]:
+        outer: Deferred[object] = succeed(None)
+        outer.addCallback(lambda _: self.login())
+        self.outer.append(outer)
+        return outer
+
+
+def endAttempt(h: Harness, how: str) -> None:
+    """
+    End the attempt under way (connected, preparing): its time runs out, the
+    service is stopped, or its connection is lost.
+    """
+    if how == "timeout":
+        h.clock.advance(5)
+    elif how == "stop":
+        h.service.stopService()
+    else:
+        h.endpoint.last.lose()
+
+
+ENDINGS = ["timeout", "stop", "lost"]
+
+
+@pytest.mark.parametrize("how", ENDINGS)
+def test_chainedPrepareCancelledWhenAttemptEnds(
+    make: Any, logs: list[dict[str, Any]], how: str
+) -> None:
+    """
+    A C{prepareConnection} Deferred that has fired but waits on an inner
+    one is cancelled when its attempt ends (times out, is stopped, or loses
+    its connection): the cancellation reaches the inner Deferred, and
+    nothing is left unhandled.
+    """
+    import gc
+
+    prepare = ChainedLogin()
+    h = make(attemptTimeout=5.0, prepareConnection=prepare).start()
+    h.connect()
+    assert h.service.state == "connecting"
+    endAttempt(h, how)
+    assert prepare.cancelled == prepare.inner
+    assert len(prepare.cancelled) == 1
+    assert h.service.state == ("stopped" if how == "stop" else "waiting")
+    # Every failure in the chain was consumed by the attempt.
+    assert result(prepare.outer[0]) is None
+    gc.collect()
+    assert alarming(logs) == []
+
+
+@pytest.mark.parametrize("how", ENDINGS)
+@pytest.mark.parametrize("outcome", ["succeeds", "fails"])
+def test_prepareResultAfterAttemptEndedIsIgnored(
+    make: Any, logs: list[dict[str, Any]], how: str, outcome: str
+) -> None:
+    """
+    A C{prepareConnection} whose work cannot be called off (its canceller
+    raises: logged once) and ends after its attempt did: what it ends with
+    is ignored, not an C{AssertionError} logged as an unhandled error.
+    """
+    import gc
+
+    prepare = ChainedLogin(cancellerRaises=True)
+    h = make(attemptTimeout=5.0, prepareConnection=prepare).start()
+    h.connect()
+    endAttempt(h, how)
+    assert len(prepare.cancelled) == 1
+    logged = alarming(logs)
+    assert [e["log_failure"].type for e in logged] == [ValueError]
+    state = h.service.state
+    (login,) = prepare.inner
+    if outcome == "succeeds":
+        login.callback("logged in")
+    else:
+        login.errback(Failure(ConnectionDone("gone")))
+    assert h.service.state == state
+    assert result(prepare.outer[0]) is None
+    gc.collect()
+    assert alarming(logs) == logged
+    h.clock.advance(1)
+    if how != "stop":
+        assert len(h.endpoint.attempts) == 2
+
+
+def test_stopFromConnectionMadeOverTwistedEndpoint(
+    make: Any, logs: list[dict[str, Any]]
+) -> None:
+    """
+    Stopping from the protocol's C{connectionMade} over one of Twisted's
+    own endpoints logs nothing alarming: the connect Deferred, about to
+    fire, is not cancelled (its canceller would errback it, then complain
+    that the connector is no longer connecting, and the endpoint would fire
+    it a second time); the transport is aborted instead.
+    """
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+    from twisted.internet.error import NotConnectingError
+    from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+    reactor = MemoryReactorClock()
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", 7000)
+
+    class Stopper(Protocol):
+        def connectionMade(self) -> None:
+            stops.append(service.stopService())
+
+    stops: list[Deferred[None]] = []
+    service = ClientService(
+        endpoint, Factory.forProtocol(Stopper), fixedDelay, clock=reactor
+    )
+    service.startService()
+    (connector,) = reactor.connectors
+
+    def stopConnecting() -> None:
+        # A real connector's answer, once connected.
+        raise NotConnectingError("we're not trying to connect")
+
+    connector.stopConnecting = stopConnecting  # type: ignore[method-assign]
+    wrapping = reactor.tcpClients[0][2]
+    protocol = wrapping.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    assert service.state == "stopped"
+    assert result(stops[0]) is None
+    assert transport.disconnecting
+    assert alarming(logs) == []
+    assert reactor.getDelayedCalls() == []
+
+
+# -- the retry timer (issue 21, item 5) ---------------------------------------
+
+
+@pytest.mark.parametrize("then", ["connects", "fails again"])
+def test_firedRetryTimerLetGo(make: Any, then: str) -> None:
+    """
+    Once the retry timer has fired, nothing of the service keeps it: the
+    fired call, which refers back to the service, is freed as soon as the
+    clock lets go of it, with no cycle left for the garbage collector.
+    """
+    import weakref
+
+    h = make().start()
+    h.endpoint.last.fail()
+    (call,) = h.clock.getDelayedCalls()
+    fired = weakref.ref(call)
+    del call
+    h.clock.advance(1)
+    assert h.service.state == "connecting"
+    assert fired() is None
+    if then == "connects":
+        h.connect()
+    else:
+        h.endpoint.last.fail()
+        assert h.service.state == "waiting"
+    assert fired() is None
+
+
+# -- where we differ from Twisted's ClientService (README) -------------------
+
+
+def test_waiterFromBeforeStartFailsWhenStoppedFromInit(make: Any) -> None:
+    """
+    A C{whenConnected()} made before the service was started fails with
+    L{CancelledError} when the service is stopped without ever starting
+    (Twisted's stays pending for ever): every Deferred we hand out fires.
+    """
+    h = make()
+    waiter = h.service.whenConnected()
+    h.service.stopService()
+    failureOf(waiter, CancelledError)
+
+
+def test_retryMessageNamesTheEndpointByItsDescription(
+    make: Any, logs: list[dict[str, Any]]
+) -> None:
+    """
+    The retry message is Twisted's sentence, but it names one of Twisted's
+    endpoints by its description (Twisted's shows the object's C{repr}),
+    adds why, and comes from this package's namespace.
+    """
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+    from twisted.internet.testing import MemoryReactorClock
+    from twisted.logger import formatEvent
+
+    reactor = MemoryReactorClock()
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", 7000)
+    service = ClientService(endpoint, Factory(), fixedDelay, clock=reactor)
+    service.startService()
+    reactor.tcpClients[0][2].clientConnectionFailed(
+        reactor.connectors[0], Failure(ConnectionRefusedError())
+    )
+    (retry,) = [e for e in logs if e.get("reconnectEvent") == "attemptFailed"]
+    assert formatEvent(retry).startswith(
+        "Scheduling retry 1 to connect tcp:127.0.0.1:7000 in 1.0 seconds. "
+        "Attempt failed: Connection was refused"
+    )
+    assert retry["log_namespace"] == "reconnect._service.ClientService"
+    assert retry["endpoint"] is endpoint
+    service.stopService()
+
+
+def test_everyDifferenceFromTwistedIsTested() -> None:
+    """
+    Each difference README lists in "Where reconnect differs from Twisted's
+    ClientService" names the tests that prove it, and each of them exists.
+    """
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Where reconnect differs from Twisted's ClientService")[
+        1
+    ].split("\n## ")[0]
+    differences = [d for d in section.split("\n- ")[1:]]
+    assert len(differences) >= 9
+    defined = set()
+    for module in (root / "tests").glob("test_*.py"):
+        defined.update(re.findall(r"^def (test_\w+)", module.read_text(), re.M))
+    for difference in differences:
+        named = re.findall(r"`(test_\w+)`", difference)
+        assert named, difference
+        assert set(named) <= defined, set(named) - defined

@@ -199,6 +199,64 @@ def test_badConstructorArguments(
         ClientService(FakeEndpoint(), Factory(), clock=Clock(), **kwargs)
 
 
+@pytest.mark.parametrize(
+    "endpoint, factory, clock, error, name",
+    [
+        (None, Factory(), Clock(), TypeError, "endpoint"),
+        (42, Factory(), Clock(), TypeError, "endpoint"),
+        (b"tcp:127.0.0.1:7000", Factory(), Clock(), TypeError, "endpoint"),
+        ("nonsense:x", Factory(), Clock(), ValueError, "endpoint"),
+        ("tcp:127.0.0.1", Factory(), Clock(), ValueError, "endpoint"),
+        ("tcp:host=a:port=x", Factory(), Clock(), ValueError, "endpoint"),
+        (FakeEndpoint(), None, Clock(), TypeError, "factory"),
+        (FakeEndpoint(), Protocol, Clock(), TypeError, "factory"),
+        (FakeEndpoint(), Factory(), "x", TypeError, "clock"),
+        (FakeEndpoint(), Factory(), time, TypeError, "clock"),
+    ],
+    ids=[
+        "endpoint-None",
+        "endpoint-int",
+        "endpoint-bytes",
+        "endpoint-unknown-type",
+        "endpoint-no-port",
+        "endpoint-bad-port",
+        "factory-None",
+        "factory-protocol-class",
+        "clock-str",
+        "clock-time-module",
+    ],
+)
+def test_badEndpointFactoryOrClock(
+    endpoint: Any, factory: Any, clock: Any, error: type[Exception], name: str
+) -> None:
+    """
+    An endpoint that is neither an endpoint nor a description, a bad
+    description, a factory that builds nothing, a clock that schedules
+    nothing: each is an error at the call, naming the argument, rather than
+    a service that retries for ever (or hangs in C{waiting}) logging why.
+    """
+    with pytest.raises(error, match=name):
+        ClientService(endpoint, factory, clock=clock)
+
+
+def test_endpointDescription() -> None:
+    """
+    An endpoint may be given as its string description, as
+    L{FailoverEndpoint} takes them: it connects through the C{clock} if
+    that is a reactor, else through the global reactor.
+    """
+    from twisted.internet import reactor
+    from twisted.internet.testing import MemoryReactorClock
+
+    memory = MemoryReactorClock()
+    service = ClientService("tcp:127.0.0.1:7000", Factory(), clock=memory)
+    service.startService()
+    assert [client[:2] for client in memory.tcpClients] == [("127.0.0.1", 7000)]
+    service.stopService()
+    onClock = ClientService("tcp:127.0.0.1:7000", Factory(), clock=Clock())
+    assert onClock.endpoint._reactor is reactor  # type: ignore[attr-defined]
+
+
 @implementer(IProtocolFactory)
 class RaisingEndpoint:
     """
@@ -440,6 +498,10 @@ class Moody:
         self.retire = "close"
         self.gaveUp = False
         self.kept: list[IProtocol] = []
+        # The Deferreds of "chained" preparations, and the logins they wait
+        # on (the usual shape: a fired Deferred waiting on an inner one).
+        self.preparations: list[Deferred[object]] = []
+        self.logins: list[Deferred[object]] = []
 
     def retryPolicy(self, attempt: int) -> object:
         self.gaveUp = self.policy != "ok"
@@ -465,7 +527,17 @@ class Moody:
             return Deferred()
         if self.prepare == "later":
             return succeed(None)
+        if self.prepare == "chained":
+            preparing: Deferred[object] = succeed(None)
+            preparing.addCallback(lambda _: self._login())
+            self.preparations.append(preparing)
+            return preparing
         return "nonsense"
+
+    def _login(self) -> Deferred[object]:
+        login: Deferred[object] = Deferred()
+        self.logins.append(login)
+        return login
 
     def callback(self, *args: object) -> None:
         if self.callbacks == "raise":
@@ -501,7 +573,16 @@ class MoodyEndpoint(FakeEndpoint):
 MOODS = {
     "policy": ["ok", "ok", "raise", "none", "nan", "negative", "string"],
     "fatal": ["no", "no", "yes", "raise"],
-    "prepare": ["none", "later", "raise", "fail", "hang", "nonsense"],
+    "prepare": [
+        "none",
+        "later",
+        "raise",
+        "fail",
+        "hang",
+        "nonsense",
+        "chained",
+        "chained",
+    ],
     "callbacks": ["ok", "raise"],
     "connect": ["ok", "ok", "raise", "nonsense"],
     "retire": ["close", "keep", "raise"],
@@ -560,6 +641,30 @@ class ClientServiceUnderUserCode(EndpointAndClockRules):
     def cancelWaiter(self, data: st.DataObject) -> None:
         waiting = [w for w in self.waiters if not w.called]
         data.draw(st.sampled_from(waiting)).cancel()
+
+    @precondition(lambda self: any(not login.called for login in self.mood.logins))
+    @rule(data=st.data(), succeeds=st.booleans())
+    def loginEnds(self, data: st.DataObject, succeeds: bool) -> None:
+        """
+        A chained preparation's login ends, perhaps long after its attempt.
+        """
+        pending = [login for login in self.mood.logins if not login.called]
+        login = data.draw(st.sampled_from(pending))
+        if succeeds:
+            login.callback("logged in")
+        else:
+            login.errback(Failure(Boom("login failed")))
+
+    @invariant()
+    def preparationsConsumed(self) -> None:
+        """
+        Whatever a chained preparation ended with, and whenever, the
+        attempt consumed it: nothing is left to be logged as unhandled.
+        """
+        if not hasattr(self, "mood"):
+            return
+        for preparing in self.mood.preparations:
+            assert not isinstance(getattr(preparing, "result", None), Failure)
 
     @invariant()
     def definedState(self) -> None:

@@ -189,16 +189,6 @@ class Lane:
         if book._idleWaiters:
             book._checkIdle()
 
-    def protocolError(self, error: Exception) -> None:
-        """
-        The server broke the protocol: nothing in flight on this lane can be
-        trusted to get its own reply, so all of it fails with C{error}.
-        """
-        inFlight, self.inFlight = self.inFlight, deque()
-        live = [r for r in inFlight if not r.abandoned]
-        self._book.awaited -= len(live)
-        self._book._failEach(live, error)
-
     def retire(self, whenDrained: Callable[[], object]) -> None:
         """
         Take no new requests; call C{whenDrained} once every request on this

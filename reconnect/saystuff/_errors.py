@@ -53,7 +53,10 @@ class ServerProtocolError(Exception):
     """
     The server broke the line protocol (a reply line over the limit, a
     reply with no request to answer, a bare LF inside a reply); the
-    connection was dropped.
+    connection was dropped, and what was in flight handled as for any lost
+    connection (a L{MaybeDelivered} names this error).  L{readLine
+    <reconnect.saystuff._protocol.SayStuffClientProtocol.readLine>} fails
+    with it.
 
     @ivar length: the offending line's length in bytes, if there is one.
     @ivar preview: its first L{PREVIEW_BYTES} bytes.

@@ -45,10 +45,12 @@ class SayStuffClientProtocol(Protocol):
     What would hand one request's reply to another is a protocol error: a
     reply over the length limit, one that answers no request (a line before
     any request was written, or an extra one), and a bare LF inside a
-    reply.  Everything in flight then fails with it, C{onProtocolError} is
-    told (the service logs it), and the connection is aborted, so the
-    service starts afresh on a new one.  A server that greets each
-    connection with a line of its own is read first, with L{readLine} from
+    reply.  C{onProtocolError} is told (the service logs it), and the
+    connection is aborted: what was in flight is handled as for any lost
+    connection (written again on the next one, or failed with
+    L{MaybeDelivered <reconnect.saystuff.MaybeDelivered>}, whose message
+    names the protocol error).  A server that greets each connection with
+    a line of its own is read first, with L{readLine} from
     C{prepareConnection}.
     """
 
@@ -195,7 +197,7 @@ class SayStuffClientProtocol(Protocol):
 
     def _protocolError(self, error: ServerProtocolError) -> None:
         """
-        Fail what is in flight with C{error}, say why, and abort.
+        Say why, let go of the lane as lost with C{error}, and abort.
         """
         self._buffer = b""
         if self._onProtocolError is not None:
@@ -203,8 +205,9 @@ class SayStuffClientProtocol(Protocol):
         readers, self._lineReaders = self._lineReaders, []
         for reader in readers:
             reader.errback(Failure(error))
-        if self.lane is not None:
-            self.lane.protocolError(error)
+        lane, self.lane = self.lane, None
+        if lane is not None:
+            lane.detach(Failure(error))
         self.transport.abortConnection()  # type: ignore[union-attr]
 
 

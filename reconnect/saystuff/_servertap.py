@@ -9,7 +9,11 @@ import socket
 from typing import Any, Optional
 
 from twisted.application.service import IService
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.endpoints import (
+    SSL4ServerEndpoint,
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
+)
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.python.usage import UsageError
 
@@ -32,7 +36,10 @@ def addressFamily(address: str) -> Optional[str]:
 
 class Options(ExitingOptions):
     # README's synopsis is this one (tests/test_plugins.py).
-    synopsis = f"[--port {DEFAULT_PORT}] [--interface 127.0.0.1]"
+    synopsis = (
+        f"[--port {DEFAULT_PORT}] [--interface 127.0.0.1]"
+        " [--tls-cert PEM] [--tls-key PEM]"
+    )
     longdesc = "A line server: every CRLF-terminated line is answered with itself."
     optParameters = [
         [
@@ -43,6 +50,19 @@ class Options(ExitingOptions):
             named("port", portNumber),
         ],
         ["interface", "i", "127.0.0.1", "The address to listen on."],
+        [
+            "tls-cert",
+            None,
+            None,
+            "Serve TLS with the certificate in this PEM file (which may hold"
+            " the key too).",
+        ],
+        [
+            "tls-key",
+            None,
+            None,
+            "The PEM file of --tls-cert's private key, if not in that file.",
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -50,15 +70,58 @@ class Options(ExitingOptions):
             raise UsageError(
                 f"--interface: not an IPv4 or IPv6 address: {self['interface']!r}"
             )
+        if self["tls-key"] is not None and self["tls-cert"] is None:
+            raise UsageError("--tls-key: needs --tls-cert")
+        self["tls"] = None
+        if self["tls-cert"] is not None:
+            self["tls"] = serverCertificate(self["tls-cert"], self["tls-key"])
+
+
+def serverCertificate(certificatePath: str, keyPath: Optional[str]) -> Any:
+    """
+    The C{PrivateCertificate} in the PEM files given, or a L{UsageError}
+    that names the option at fault.
+    """
+    try:
+        from twisted.internet.ssl import PrivateCertificate
+    except ImportError as e:
+        raise UsageError(
+            f"--tls-cert: TLS needs pyOpenSSL ({e}); pip install 'reconnect[tls]'"
+        ) from None
+    pem = b""
+    for option, path in (("--tls-cert", certificatePath), ("--tls-key", keyPath)):
+        if path is None:
+            continue
+        try:
+            with open(path, "rb") as f:
+                pem += f.read() + b"\n"
+        except OSError as e:
+            raise UsageError(f"{option}: cannot read {path!r}: {e.strerror}") from None
+    try:
+        return PrivateCertificate.loadPEM(pem)
+    except Exception as e:
+        which = "--tls-key" if keyPath is not None else "--tls-cert"
+        raise UsageError(
+            f"{which}: no certificate and matching private key in"
+            f" {certificatePath!r}{'' if keyPath is None else ' and ' + repr(keyPath)}:"
+            f" {e}"
+        ) from None
 
 
 def makeService(options: Any) -> IService:
     from twisted.internet import reactor
 
     interface = options["interface"]
+    port = options["port"]
+    certificate = options.get("tls")
     endpoint: IStreamServerEndpoint
-    if addressFamily(interface) == "IPv6":
-        endpoint = TCP6ServerEndpoint(reactor, options["port"], interface=interface)
+    if certificate is not None:
+        # Either address family: the reactor's TLS port takes both.
+        endpoint = SSL4ServerEndpoint(
+            reactor, port, certificate.options(), interface=interface
+        )
+    elif addressFamily(interface) == "IPv6":
+        endpoint = TCP6ServerEndpoint(reactor, port, interface=interface)
     else:
-        endpoint = TCP4ServerEndpoint(reactor, options["port"], interface=interface)
+        endpoint = TCP4ServerEndpoint(reactor, port, interface=interface)
     return listening(endpoint, EchoLineFactory(), f"--port {options['port']}")

@@ -160,7 +160,7 @@ class SayStuffToServerService(Service):
             least 1: to hold none, pass C{queueWhileDisconnected=False}).
         @param resendOnReconnect: write requests that were in flight when a
             connection dropped again on the next one (the default), or fail
-            them with C{ConnectionLost}.
+            them with L{MaybeDelivered} (a C{ConnectionLost}).
         @param timeout: default seconds to wait for each reply (C{None}: no
             limit).
         @param idleTimeout: a connection on which requests await their
@@ -330,12 +330,14 @@ class SayStuffToServerService(Service):
             with L{MaybeDelivered} and is never written again; a request
             not yet written is always sent on the next connection.
         @return: a C{Deferred} that fires with the reply line, or fails with
-            L{RequestTimedOut}, C{ConnectionLost} (when not resending),
-            L{ServerProtocolError}, L{ServiceStoppedError},
-            L{MaybeDelivered} (or L{ResendBudgetExhausted}) or, when the
-            service gives up connecting, L{GaveUpConnecting
-            <reconnect.GaveUpConnecting>}.  Cancelling it
-            withdraws a queued request before it is sent.
+            L{RequestTimedOut}, L{ServiceStoppedError}, L{MaybeDelivered}
+            (a C{ConnectionLost}: the connection dropped, or the server
+            broke the protocol, after the request was written and it was
+            not to be written again: not idempotent, not resending, over
+            the L{ResendBudget} (L{ResendBudgetExhausted}) or written
+            C{1 + resendLimit} times) or, when the service gives up
+            connecting, L{GaveUpConnecting <reconnect.GaveUpConnecting>}.
+            Cancelling it withdraws a queued request before it is sent.
         @raise TypeError: if C{line} is not bytes.
         @raise ValueError: if C{line} contains CR or LF or is too long.
         @raise NotConnectedError: if disconnected and not queueing.

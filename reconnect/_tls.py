@@ -1,0 +1,78 @@
+"""
+What the service needs to know about TLS: whether a transport negotiates
+it, and whether a failure says the peer's certificate was not accepted.
+
+Nothing here imports pyOpenSSL or service_identity unless they are already
+loaded: a program that never uses TLS does not need them installed.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from twisted.internet.interfaces import ISSLTransport
+from twisted.python.failure import Failure
+
+# Words of OpenSSL's reasons that say a certificate, ours or the peer's,
+# was refused: the peer's did not verify, or the peer refused ours.
+_CERTIFICATE_REASONS = ("certificate", "unknown ca")
+
+
+def negotiatesTLS(transport: object) -> bool:
+    """
+    Does C{transport} carry TLS, whose handshake a connection must wait for?
+
+    Both of Twisted's ways qualify: the memory-BIO wrapper that
+    C{wrapClientTLS} and C{tls:} strings put around a connection, and a
+    connection that started TLS itself (C{SSL4ClientEndpoint},
+    C{startTLS}), which provides C{ISSLTransport}.
+    """
+    if ISSLTransport.providedBy(transport):
+        return True
+    tls = sys.modules.get("twisted.protocols.tls")
+    return tls is not None and isinstance(transport, tls.TLSMemoryBIOProtocol)
+
+
+def isCertificateError(failure: Failure) -> bool:
+    """
+    Did an attempt fail because a certificate was not accepted?
+
+    True for a peer certificate that does not verify against the trust
+    roots (unknown issuer, expired, self-signed), for one issued to another
+    host name, and for a peer that refused the client's certificate.  Such a
+    failure stays until someone changes a certificate or the trust roots,
+    so it can serve as C{isFatal}::
+
+        ClientService(endpoint, factory, isFatal=isCertificateError)
+
+    @param failure: the failure of an attempt (a L{Failure}).
+    @return: C{True} if the failure is a certificate's.
+    """
+    identity = sys.modules.get("service_identity")
+    if identity is not None and failure.check(
+        identity.VerificationError, identity.CertificateError
+    ):
+        return True
+    ssl = sys.modules.get("OpenSSL.SSL")
+    if ssl is None or not failure.check(ssl.Error):
+        return False
+    return any(
+        word in reason.casefold()
+        for reason in _openSSLReasons(failure.value)
+        for word in _CERTIFICATE_REASONS
+    )
+
+
+def _openSSLReasons(error: Any) -> list[str]:
+    """
+    The reason strings of an C{OpenSSL.SSL.Error}, whose argument is a list
+    of C{(library, function, reason)} tuples.
+    """
+    reasons = []
+    for arg in getattr(error, "args", ()):
+        if isinstance(arg, list):
+            for entry in arg:
+                if isinstance(entry, tuple) and entry:
+                    reasons.append(str(entry[-1]))
+    return reasons

@@ -1,0 +1,565 @@
+"""
+Over TLS, connected means the handshake is done: a handshake that fails is
+a failed attempt, counted and paced like a refused connection, and nothing
+is handed out or written before the handshake has completed.
+
+The unit tests drive the attempt with a fake transport that says it carries
+TLS; the others connect over real sockets on 127.0.0.1 to a TLS server in
+this process and, where the command exists, to C{openssl s_server}, with
+certificates made at test time.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from certificates import Authority, Issued
+from helpers import Process, freePort, sayStuffOnClock, until
+from OpenSSL import SSL
+from service_identity import VerificationError
+from twisted.internet import reactor
+from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IHandshakeListener, IListeningPort
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from reconnect import (
+    AttemptTimedOut,
+    ClientService,
+    EndpointConnector,
+    ReconnectingClientFactory,
+    isCertificateError,
+)
+from reconnect.testing import FakeEndpoint
+
+
+class Recorder(Protocol):
+    """
+    A client protocol that keeps what it receives.
+    """
+
+    def __init__(self) -> None:
+        self.received = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+
+@implementer(IHandshakeListener)
+class HandshakeRecorder(Recorder):
+    """
+    A client protocol that listens for the handshake itself.
+    """
+
+    handshakes = 0
+
+    def handshakeCompleted(self) -> None:
+        self.handshakes += 1
+
+
+def fakeService(**kwargs: Any) -> tuple[ClientService, FakeEndpoint, Clock]:
+    clock = Clock()
+    endpoint = FakeEndpoint()
+    service = ClientService(
+        endpoint,
+        Factory.forProtocol(HandshakeRecorder),
+        clock=clock,
+        retryPolicy=lambda attempt: 1.0,
+        **kwargs,
+    )
+    service.startService()
+    return service, endpoint, clock
+
+
+class BadCertificate(Exception):
+    """
+    Stands for the TLS error a failed handshake ends the connection with.
+    """
+
+
+def stopAndCheck(service: ClientService, clock: Clock, endpoint: FakeEndpoint) -> None:
+    """
+    Stop the service, as the reactor would end any connection it closes,
+    and check that it stopped and left nothing scheduled.
+    """
+    stopped = service.stopService()
+    for attempt in endpoint.attempts:
+        transport = attempt.transport
+        if transport is not None and transport.disconnecting and not attempt.lost:
+            attempt.lose()
+    assert stopped.called
+    assert clock.getDelayedCalls() == []
+
+
+def test_attemptWaitsForTheHandshake() -> None:
+    """
+    Over a TLS transport, C{whenConnected} does not fire, and the service
+    stays C{connecting}, until the handshake has completed; then the
+    protocol it hands out has heard of the handshake too.
+    """
+    service, endpoint, clock = fakeService()
+    connected = service.whenConnected()
+    endpoint.last.succeed(tls=True)
+    assert not connected.called
+    assert service.state == "connecting"
+    endpoint.last.completeHandshake()
+    assert service.state == "connected"
+    protocol = connected.result
+    assert isinstance(protocol, HandshakeRecorder)
+    assert protocol.handshakes == 1
+    stopAndCheck(service, clock, endpoint)
+
+
+def test_plainTransportDoesNotWait() -> None:
+    """
+    Without TLS, the attempt ends when the endpoint connects, as before.
+    """
+    service, endpoint, clock = fakeService()
+    connected = service.whenConnected()
+    endpoint.last.succeed()
+    assert connected.called
+    stopAndCheck(service, clock, endpoint)
+
+
+def test_prepareConnectionRunsAfterTheHandshake() -> None:
+    """
+    C{prepareConnection} runs once the handshake is done, not before.
+    """
+    prepared: list[object] = []
+    service, endpoint, clock = fakeService(prepareConnection=prepared.append)
+    endpoint.last.succeed(tls=True)
+    assert prepared == []
+    endpoint.last.completeHandshake()
+    assert len(prepared) == 1
+    assert service.state == "connected"
+    stopAndCheck(service, clock, endpoint)
+
+
+def test_failedHandshakeIsAFailedAttempt() -> None:
+    """
+    A connection lost before its handshake completed is a failed attempt:
+    it counts for C{failAfterFailures}, the retry policy paces the next
+    one, C{lastFailure} is the TLS error, and C{onConnected} and
+    C{onDisconnected} never hear of it.
+    """
+    heard: list[str] = []
+    service, endpoint, clock = fakeService(
+        onConnected=lambda protocol: heard.append("connected"),
+        onDisconnected=lambda protocol, reason: heard.append("disconnected"),
+    )
+    connected = service.whenConnected(failAfterFailures=2)
+    endpoint.last.succeed(tls=True)
+    endpoint.last.lose(BadCertificate("certificate verify failed"))
+    assert service.state == "waiting"
+    assert not connected.called
+    assert len(endpoint.attempts) == 1
+    clock.advance(1.0)
+    assert len(endpoint.attempts) == 2
+    endpoint.last.succeed(tls=True)
+    endpoint.last.lose(BadCertificate("certificate verify failed"))
+    failure = connected.result
+    connected.addErrback(lambda _: None)
+    assert failure.check(BadCertificate)
+    assert service.lastFailure is not None
+    assert service.lastFailure.check(BadCertificate)
+    assert heard == []
+    stopAndCheck(service, clock, endpoint)
+
+
+def test_attemptTimeoutCoversTheHandshake() -> None:
+    """
+    A server that accepts the connection and never answers the handshake
+    is cut by C{attemptTimeout}: the transport is aborted and the attempt
+    fails with L{AttemptTimedOut}.
+    """
+    service, endpoint, clock = fakeService(attemptTimeout=5.0)
+    connected = service.whenConnected(failAfterFailures=1)
+    endpoint.last.succeed(tls=True)
+    clock.advance(4.9)
+    assert not connected.called
+    clock.advance(0.1)
+    transport = endpoint.last.transport
+    assert transport is not None and transport.disconnecting
+    failure = connected.result
+    connected.addErrback(lambda _: None)
+    assert failure.check(AttemptTimedOut)
+    stopAndCheck(service, clock, endpoint)
+
+
+def test_lateHandshakeAfterTheAttemptEnded() -> None:
+    """
+    A handshake that completes after its attempt was given up (stopped)
+    hands nothing out.
+    """
+    service, endpoint, clock = fakeService()
+    connected = service.whenConnected()
+    endpoint.last.succeed(tls=True)
+    service.stopService()
+    endpoint.last.completeHandshake()
+    assert connected.called
+    connected.addErrback(lambda _: None)
+    assert service.state == "stopped"
+    assert clock.getDelayedCalls() == []
+
+
+def test_sayStuffWritesNothingBeforeTheHandshake() -> None:
+    """
+    SayStuff holds its queued lines until the handshake is done; a failed
+    handshake sends nothing and the line waits for the next connection.
+    """
+    service, clock, endpoint = sayStuffOnClock(start=True)
+    reply = service.sendToServer(b"hello")
+    endpoint.last.succeed(tls=True)
+    transport = endpoint.last.transport
+    assert transport is not None and transport.value() == b""
+    endpoint.last.lose(BadCertificate("certificate verify failed"))
+    assert not reply.called
+    clock.advance(1.0)
+    endpoint.last.succeed(tls=True)
+    transport = endpoint.last.transport
+    assert transport is not None and transport.value() == b""
+    endpoint.last.completeHandshake()
+    assert transport.value() == b"hello\r\n"
+    endpoint.last.protocol.dataReceived(b"HELLO\r\n")  # type: ignore[union-attr]
+    assert reply.result == b"HELLO"
+    service.stopService()
+    endpoint.last.lose()
+    assert clock.getDelayedCalls() == []
+
+
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (SSL.Error([("SSL routines", "", "certificate verify failed")]), True),
+        (SSL.Error([("SSL routines", "", "tlsv1 alert unknown ca")]), True),
+        (SSL.Error([("SSL routines", "", "sslv3 alert bad certificate")]), True),
+        (SSL.Error([("SSL routines", "", "wrong version number")]), False),
+        (VerificationError(errors=[]), True),
+        (ConnectionRefusedError(), False),
+        (AttemptTimedOut(5.0), False),
+    ],
+)
+def test_isCertificateError(error: Exception, expected: bool) -> None:
+    """
+    L{isCertificateError} is true for failures that say a certificate was
+    not accepted, false for any other.
+    """
+    assert isCertificateError(Failure(error)) is expected
+
+
+# Over real sockets.
+
+
+@pytest.fixture
+def authority(tmp_path: Path) -> Authority:
+    return Authority(tmp_path / "ca")
+
+
+@pytest.fixture
+def stranger(tmp_path: Path) -> Authority:
+    """
+    An authority that issued nothing the servers present.
+    """
+    return Authority(tmp_path / "stranger", "a stranger's CA")
+
+
+@pytest.fixture
+def issued(authority: Authority) -> Issued:
+    return authority.issue("localhost")
+
+
+class Echo(Protocol):
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+@pytest_twisted.async_yield_fixture
+async def tlsServer(issued: Issued) -> AsyncIterator[int]:
+    """
+    A TLS echo server in this process; the fixture's value is its port.
+    """
+    description = (
+        f"ssl:0:interface=127.0.0.1"
+        f":privateKey={issued.key}:certKey={issued.certificate}"
+    )
+    port: IListeningPort = await serverFromString(reactor, description).listen(
+        Factory.forProtocol(Echo)
+    )
+    yield port.getHost().port
+    await port.stopListening()
+
+
+def tlsEndpoint(port: int, roots: Path, hostname: str = "localhost") -> Any:
+    return clientFromString(
+        reactor,
+        f"tls:{hostname}:{port}:endpoint=tcp\\:127.0.0.1\\:{port}:trustRoots={roots}",
+    )
+
+
+class LogRecorder:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.lines.append(formatEvent(event))
+
+
+@pytest.fixture
+def logged() -> Iterator[LogRecorder]:
+    recorder = LogRecorder()
+    globalLogPublisher.addObserver(recorder)
+    yield recorder
+    globalLogPublisher.removeObserver(recorder)
+
+
+async def giveUpOn(endpoint: Any) -> tuple[ClientService, Failure]:
+    """
+    Connect with a service that gives up after two failed attempts, a tenth
+    of a second apart; its C{whenConnected} must fail within 10 seconds.
+    """
+    service = ClientService(
+        endpoint, Factory.forProtocol(Recorder), retryPolicy=lambda attempt: 0.1
+    )
+    service.startService()
+    outcome: list[Any] = []
+    service.whenConnected(failAfterFailures=2).addBoth(outcome.append)
+    await until(lambda: outcome, timeout=10.0)
+    await service.stopService()
+    [failure] = outcome
+    assert isinstance(failure, Failure)
+    return service, failure
+
+
+@pytest_twisted.ensureDeferred
+async def test_trustedServer(tlsServer: int, authority: Authority) -> None:
+    """
+    With the server's issuer in the trust roots, C{whenConnected} fires
+    once the handshake is done (the peer's certificate is there) and the
+    first write goes through.
+    """
+    service = ClientService(
+        tlsEndpoint(tlsServer, authority.roots), Factory.forProtocol(Recorder)
+    )
+    service.startService()
+    try:
+        protocol = await service.whenConnected(failAfterFailures=1)
+        peer = protocol.transport.getPeerCertificate()
+        assert peer is not None
+        subject = peer.to_cryptography().subject
+        assert subject.rfc4514_string() == "CN=localhost"
+        protocol.transport.write(b"hello\n")
+        await until(lambda: protocol.received == b"hello\n")
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_untrustedServer(
+    tlsServer: int, stranger: Authority, logged: LogRecorder
+) -> None:
+    """
+    A certificate that does not verify: C{whenConnected(failAfterFailures=2)}
+    fails with OpenSSL's verification error after two attempts, and the log
+    of each failed attempt names it.
+    """
+    service, failure = await giveUpOn(tlsEndpoint(tlsServer, stranger.roots))
+    assert failure.check(SSL.Error)
+    assert isCertificateError(failure)
+    named = [line for line in logged.lines if "certificate verify failed" in line]
+    assert len(named) >= 2, logged.lines
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrongHostname(
+    tlsServer: int, authority: Authority, logged: LogRecorder
+) -> None:
+    """
+    A certificate issued to another name fails the same way, with
+    service_identity's error, which the log names.
+    """
+    service, failure = await giveUpOn(
+        tlsEndpoint(tlsServer, authority.roots, hostname="wrong.example")
+    )
+    assert failure.check(VerificationError)
+    assert isCertificateError(failure)
+    named = [line for line in logged.lines if "DNSMismatch" in line]
+    assert len(named) >= 2, logged.lines
+
+
+class Silent(Protocol):
+    """
+    Accepts the connection and never says a word.
+    """
+
+
+@pytest_twisted.ensureDeferred
+async def test_silentServerTimesOut(authority: Authority) -> None:
+    """
+    A server that completes TCP and never answers the handshake is cut by
+    C{attemptTimeout}.
+    """
+    port = await serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+        Factory.forProtocol(Silent)
+    )
+    try:
+        service = ClientService(
+            tlsEndpoint(port.getHost().port, authority.roots),
+            Factory.forProtocol(Recorder),
+            retryPolicy=lambda attempt: 0.1,
+            attemptTimeout=0.3,
+        )
+        service.startService()
+        outcome: list[Any] = []
+        service.whenConnected(failAfterFailures=1).addBoth(outcome.append)
+        await until(lambda: outcome, timeout=10.0)
+        await service.stopService()
+        [failure] = outcome
+        assert isinstance(failure, Failure) and failure.check(AttemptTimedOut)
+    finally:
+        await port.stopListening()
+
+
+# A TLS server no one here wrote.
+
+OPENSSL = shutil.which("openssl")
+
+
+@pytest_twisted.async_yield_fixture
+async def sServer(issued: Issued) -> AsyncIterator[int]:
+    """
+    C{openssl s_server} answering each line reversed, on a free port; the
+    fixture's value is the port, once the server has said it accepts.
+    """
+    if OPENSSL is None:
+        pytest.skip("the openssl command is not on this machine")
+    port = freePort()
+    process = Process()
+    reactor.spawnProcess(
+        process,
+        OPENSSL,
+        [
+            OPENSSL,
+            "s_server",
+            "-accept",
+            f"127.0.0.1:{port}",
+            "-rev",
+            "-cert",
+            str(issued.certificate),
+            "-key",
+            str(issued.key),
+        ],
+        env=None,
+    )
+    try:
+        await until(lambda: b"ACCEPT" in process.output or process.ended.called, 10.0)
+        assert b"ACCEPT" in process.output, process.output
+        yield port
+    finally:
+        if not process.ended.called:
+            process.transport.signalProcess("KILL")
+        await process.ended
+
+
+@pytest_twisted.ensureDeferred
+async def test_opensslServer(
+    sServer: int, authority: Authority, stranger: Authority
+) -> None:
+    """
+    Against C{openssl s_server}: trusted, the line goes through after the
+    handshake; untrusted, the attempts fail with a certificate error.
+    """
+    service = ClientService(
+        tlsEndpoint(sServer, authority.roots), Factory.forProtocol(Recorder)
+    )
+    service.startService()
+    try:
+        protocol = await service.whenConnected(failAfterFailures=1)
+        assert protocol.transport.getPeerCertificate() is not None
+        protocol.transport.write(b"hello\n")
+        await until(lambda: b"olleh" in protocol.received)
+    finally:
+        await service.stopService()
+    service, failure = await giveUpOn(tlsEndpoint(sServer, stranger.roots))
+    assert isCertificateError(failure)
+
+
+class RecordingReconnectingFactory(ReconnectingClientFactory):
+    """
+    A legacy factory that records what the connector tells it, and stops
+    trying after the first connection lost.
+    """
+
+    protocol = HandshakeRecorder
+
+    def __init__(self) -> None:
+        self.made: list[HandshakeRecorder] = []
+        self.lost: list[Failure] = []
+        self.failed: list[Failure] = []
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = super().buildProtocol(addr)
+        self.made.append(protocol)
+        return protocol
+
+    def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
+        self.lost.append(reason)
+        self.stopTrying()
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        self.failed.append(reason)
+        self.stopTrying()
+
+
+@pytest_twisted.ensureDeferred
+async def test_legacyConnectorKeepsTwistedsCallbacks(
+    tlsServer: int, stranger: Authority
+) -> None:
+    """
+    Legacy code keeps Twisted's connector contract over TLS: the connection
+    is made when TCP connects, and a handshake that fails ends it with
+    C{clientConnectionLost}, the reason being the certificate error.
+    """
+    factory = RecordingReconnectingFactory()
+    connector = EndpointConnector(
+        tlsEndpoint(tlsServer, stranger.roots), factory, reactor
+    )
+    connector.connect()
+    await until(lambda: factory.lost or factory.failed, timeout=10.0)
+    assert factory.failed == []
+    [reason] = factory.lost
+    assert isCertificateError(reason)
+    assert [protocol.handshakes for protocol in factory.made] == [0]
+
+
+def test_guideSnippet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    The guide's TLS snippet runs as written, in a folder holding the trust
+    roots and client certificate it names.
+    """
+    guide = (Path(__file__).parent.parent / "docs" / "guide.md").read_text()
+    [snippet] = [
+        block
+        for block in re.findall(r"^```python\n(.*?)^```", guide, re.M | re.S)
+        if block.startswith("# tls_client.py")
+    ]
+    authority = Authority(tmp_path / "made")
+    shutil.copytree(authority.roots, tmp_path / "ca")
+    client = authority.issue("client")
+    shutil.copy(client.certificate, tmp_path / "client.crt")
+    shutil.copy(client.key, tmp_path / "client.key")
+    monkeypatch.chdir(tmp_path)
+    names: dict[str, Any] = {}
+    exec(compile(snippet, "tls_client.py", "exec"), names)
+    service = names["service"]
+    assert isinstance(service, ClientService)
+    assert service.state == "init"
