@@ -4,6 +4,7 @@ Tests for the retry policies in L{reconnect._backoff}.
 
 import math
 import pickle
+import re
 
 import pytest
 from hypothesis import given
@@ -245,7 +246,15 @@ EVERY_POLICY = [
 ]
 
 
-@pytest.mark.parametrize("policy", EVERY_POLICY, ids=repr)
+def stableId(policy: object) -> str:
+    """
+    The policy's C{repr} without the addresses of the functions it holds:
+    every pytest-xdist worker must collect the same test ids.
+    """
+    return re.sub(r" at 0x[0-9a-f]+", "", repr(policy))
+
+
+@pytest.mark.parametrize("policy", EVERY_POLICY, ids=stableId)
 def test_policiesPickle(policy: object) -> None:
     """
     Every policy pickles (the default random source included) and comes
