@@ -18,7 +18,7 @@ from ._keepalive import TCPKeepAlive
 from ._legacy import EndpointConnector, ReconnectingClientFactory
 from ._service import ClientService
 from ._stats import ConnectionStats
-from ._version import __version__
+from ._version import __version__ as __version__
 
 __all__ = [
     "AllEndpointsFailed",
