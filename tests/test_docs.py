@@ -31,6 +31,9 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 INSTALL = "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]'"
 SERVER = "twistd -n --pidfile= saystuff-server &"
+# The documents' server listens on the default port, 65432: the tests that
+# start it share one pytest-xdist worker, so that no two run at once.
+DEFAULT_PORT = pytest.mark.xdist_group("saystuff-server-default-port")
 TESTS = "python -m pytest"
 
 
@@ -198,6 +201,7 @@ def guideTac() -> str:
     return tac
 
 
+@DEFAULT_PORT
 @pytest.mark.parametrize(
     "document, client, marker",
     [
@@ -227,6 +231,7 @@ def test_tacBesideTheServer(
     assert b"Traceback" not in background.output
 
 
+@DEFAULT_PORT
 def test_stdinCommand(tmp_path: Path) -> None:
     """
     The C{--stdin} command, with the server started as README starts it:
@@ -249,6 +254,7 @@ def test_stdinCommand(tmp_path: Path) -> None:
     assert done.stdout == b"one\ntwo\n"
 
 
+@pytest.mark.slow
 def test_installAndDemo(tmp_path: Path) -> None:
     """
     README's first two commands, as a new user runs them: install into a
