@@ -87,6 +87,18 @@ def test_testCommandIsWhatCiRuns() -> None:
     assert [line for line in ci if line.rstrip().endswith(f'" {TESTS}')]
 
 
+def test_slowTestsCommandIsWhatCiRuns() -> None:
+    """
+    README's command for the tests the default run leaves out is a step of
+    C{.ci/run} too, and the default run does leave them out.
+    """
+    slow = "python -m pytest -m slow"
+    assert f"`{slow}`" in (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert [line for line in ci if line.rstrip().endswith(f'" {slow}')]
+    assert '-m "not slow"' in (ROOT / "setup.cfg").read_text()
+
+
 def test_toxEnvironmentsExist() -> None:
     """
     Each C{tox -e NAME} in the documents names an environment of tox.ini,
