@@ -13,6 +13,7 @@ C{tox} and C{.ci/run} lines, whose environments must exist.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import selectors
@@ -20,7 +21,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,10 +34,24 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 INSTALL = "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]'"
 SERVER = "twistd -n --pidfile= saystuff-server &"
-# The documents' server listens on the default port, 65432: the tests that
-# start it share one pytest-xdist worker, so that no two run at once.
-DEFAULT_PORT = pytest.mark.xdist_group("saystuff-server-default-port")
 TESTS = "python -m pytest"
+
+
+@pytest.fixture
+def defaultPortLock() -> Iterator[None]:
+    """
+    Hold, while the test runs, a lock for the port the documents' server
+    listens on (the default, 65432): no two tests that start it run at
+    once, in one run's pytest-xdist workers or in several runs on one
+    machine.
+    """
+    path = Path(tempfile.gettempdir()) / "reconnect-tests-port-65432.lock"
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+DEFAULT_PORT = pytest.mark.usefixtures("defaultPortLock")
 
 
 def blocks(path: Path, language: str) -> list[str]:
