@@ -24,6 +24,7 @@ from ._srvconnector import SRVConnector
 from ._srvlookup import NoServiceRecords, ServiceNotOffered
 from ._stats import ConnectionStats
 from ._tls import isCertificateError
+from ._version import __version__ as __version__
 
 __all__ = [
     "AllEndpointsFailed",

@@ -9,6 +9,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from benchmarks._report import README, RESULTS, ROOT, currentReadmeBlock, readmeBlock
 
 
@@ -21,6 +23,7 @@ def test_readmeTablesAreTheSavedResults() -> None:
     assert currentReadmeBlock(README.read_text()) == readmeBlock(report)
 
 
+@pytest.mark.slow
 def test_quickRunLeavesTheTreeAlone() -> None:
     """
     C{python -m benchmarks --quick} runs every measure, prints the goals

@@ -13,6 +13,7 @@ C{tox} and C{.ci/run} lines, whose environments must exist.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import selectors
@@ -20,7 +21,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,23 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 INSTALL = "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]'"
 SERVER = "twistd -n --pidfile= saystuff-server &"
 TESTS = "python -m pytest"
+
+
+@pytest.fixture
+def defaultPortLock() -> Iterator[None]:
+    """
+    Hold, while the test runs, a lock for the port the documents' server
+    listens on (the default, 65432): no two tests that start it run at
+    once, in one run's pytest-xdist workers or in several runs on one
+    machine.
+    """
+    path = Path(tempfile.gettempdir()) / "reconnect-tests-port-65432.lock"
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+DEFAULT_PORT = pytest.mark.usefixtures("defaultPortLock")
 
 
 def blocks(path: Path, language: str) -> list[str]:
@@ -82,6 +102,18 @@ def test_testCommandIsWhatCiRuns() -> None:
     assert TESTS in commands(ROOT / "README.md")
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert [line for line in ci if line.rstrip().endswith(f'" {TESTS}')]
+
+
+def test_slowTestsCommandIsWhatCiRuns() -> None:
+    """
+    README's command for the tests the default run leaves out is a step of
+    C{.ci/run} too, and the default run does leave them out.
+    """
+    slow = "python -m pytest -m slow"
+    assert f"`{slow}`" in (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert [line for line in ci if line.rstrip().endswith(f'" {slow}')]
+    assert '-m "not slow"' in (ROOT / "setup.cfg").read_text()
 
 
 def test_toxEnvironmentsExist() -> None:
@@ -198,6 +230,7 @@ def guideTac() -> str:
     return tac
 
 
+@DEFAULT_PORT
 @pytest.mark.parametrize(
     "document, client, marker",
     [
@@ -227,6 +260,7 @@ def test_tacBesideTheServer(
     assert b"Traceback" not in background.output
 
 
+@DEFAULT_PORT
 def test_stdinCommand(tmp_path: Path) -> None:
     """
     The C{--stdin} command, with the server started as README starts it:
@@ -249,6 +283,7 @@ def test_stdinCommand(tmp_path: Path) -> None:
     assert done.stdout == b"one\ntwo\n"
 
 
+@pytest.mark.slow
 def test_installAndDemo(tmp_path: Path) -> None:
     """
     README's first two commands, as a new user runs them: install into a

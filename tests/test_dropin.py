@@ -165,8 +165,9 @@ def _copyTree(target: Path) -> None:
 
 def test_sdistCarriesTheDropin(tmp_path: Path) -> None:
     """
-    The source distribution holds the dropin and the typing marker, and
-    no C{__init__.py} in C{twisted/} or C{twisted/plugins/}.
+    The source distribution holds the dropin, the typing marker, the
+    licence and the changelog, and no C{__init__.py} in C{twisted/} or
+    C{twisted/plugins/}.
     """
     import tarfile
 
@@ -178,8 +179,88 @@ def test_sdistCarriesTheDropin(tmp_path: Path) -> None:
         }
     assert "twisted/plugins/reconnect_saystuff.py" in members
     assert "reconnect/py.typed" in members
+    assert "LICENSE" in members
+    assert "CHANGELOG.md" in members
     assert "twisted/__init__.py" not in members
     assert "twisted/plugins/__init__.py" not in members
+
+
+def _wheel(source: Path, where: Path) -> Path:
+    """
+    Build C{source}'s wheel with the project's own build backend, into
+    C{where}.
+    """
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from setuptools import build_meta; "
+            "print(build_meta.build_wheel(sys.argv[1]))",
+            str(where),
+        ],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return where / built.stdout.strip().splitlines()[-1]
+
+
+def test_wheelCarriesLicenseDropinAndVersion(tmp_path: Path) -> None:
+    """
+    The wheel holds the licence, the dropin and the typing marker; its
+    metadata's version is C{reconnect.__version__}; and once it is
+    installed, C{reconnect.__version__} is the installed metadata's version.
+    """
+    import zipfile
+
+    from reconnect import __version__
+
+    source = tmp_path / "source"
+    _copyTree(source)
+    wheel = _wheel(source, tmp_path)
+    with zipfile.ZipFile(wheel) as archive:
+        members = set(archive.namelist())
+        distInfo = f"reconnect-{__version__}.dist-info"
+        metadata = archive.read(f"{distInfo}/METADATA").decode()
+    assert f"{distInfo}/licenses/LICENSE" in members
+    assert "twisted/plugins/reconnect_saystuff.py" in members
+    assert "reconnect/py.typed" in members
+    assert f"\nVersion: {__version__}\n" in metadata
+    assert "\nLicense-Expression: MIT\n" in metadata
+    assert "\nClassifier: Typing :: Typed\n" in metadata
+
+    python = _venvSeeingOurSitePackages(tmp_path / "venv")
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install"]
+    install += ["-q", "--no-deps", str(wheel)]
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    subprocess.run(install, check=True, env=env)
+    versions = subprocess.run(
+        [
+            python,
+            "-c",
+            "import importlib.metadata, reconnect; "
+            "print(reconnect.__file__, reconnect.__version__, "
+            "importlib.metadata.version('reconnect'))",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout.split()
+    [where, installed, metadataVersion] = versions
+    assert not Path(where).is_relative_to(ROOT)
+    assert installed == metadataVersion == __version__
+
+
+def test_changelogHasTheVersion() -> None:
+    """
+    The changelog has a section for the version being built.
+    """
+    from reconnect import __version__
+
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"\n## [{__version__}] - " in changelog
 
 
 def test_oldestConstraintsAreTheFloors() -> None:
