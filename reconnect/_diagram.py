@@ -25,10 +25,20 @@ from ._machine import _ClientMachine
 
 def dotSource() -> str:
     """
-    The machine in Graphviz's DOT language: a node per state, an edge per
-    transition labelled with its input and, below, its outputs.
+    The machine in Graphviz's DOT language: a node per state, listing the
+    inputs the state ignores (those that change nothing and do nothing);
+    and an edge per other transition, labelled with its input and, below,
+    its outputs.
     """
     initial, states, transitions = transitionsOf(_ClientMachine._machine)
+    ignored: dict[str, list[str]] = {state: [] for state in states}
+    edges = []
+    for transition in sorted(transitions, key=lambda t: (t[0], t[1], t[2])):
+        inState, inputName, outState, outputs = transition
+        if inState == outState and not outputs:
+            ignored[inState].append(inputName)
+        else:
+            edges.append(transition)
     lines = [
         "digraph ClientService {",
         "    graph [fontname=Helvetica, nodesep=0.5, ranksep=0.7];",
@@ -37,10 +47,11 @@ def dotSource() -> str:
     ]
     for state in sorted(states):
         style = ", style=bold, penwidth=2" if state == initial else ""
-        lines.append(f'    "{state}" [label="{state}"{style}];')
-    for inState, inputName, outState, outputs in sorted(
-        transitions, key=lambda t: (t[0], t[1], t[2])
-    ):
+        label = state
+        if ignored[state]:
+            label += "\\nignores " + ", ".join(ignored[state])
+        lines.append(f'    "{state}" [label="{label}"{style}];')
+    for inState, inputName, outState, outputs in edges:
         label = inputName
         if outputs:
             label += "\\n" + ", ".join(outputs)

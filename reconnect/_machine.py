@@ -2,23 +2,37 @@
 The state machine behind L{reconnect.ClientService}.
 
 Its states, inputs and outputs follow Twisted's C{ClientService} machine;
-one state (C{gaveUp}) and one input (C{_giveUp}) are added for retry
-policies that can say "no more".  Every transition is declared in the block
-at the bottom of L{_ClientMachine}, so the whole machine reads on one screen
-and automat can draw it.
+one state (C{gaveUp}) and three inputs (C{_retryLater}, C{_giveUp}: the retry
+policy's verdict; C{_failOver}, with C{immediateFailover}) are added for
+retry policies that can say "no more" and for failover endpoints, and
+two states (C{reconnecting}, C{handingOver}) for L{reconnect
+<reconnect.ClientService.reconnect>}.  Every decision is a row of the table
+at the bottom of L{_ClientMachine}, grouped by state; C{docs/clientservice.svg}
+is drawn from it (L{reconnect._diagram}).
 
-Inputs never run inside one another: an input that arrives while another is
-being handled (because an output fired a user's callback, and the callback
-called back into the service) waits in a queue and runs as soon as the
-current one is done.  That is what makes every public call safe from inside
-the service's own callbacks.
+Each state keeps what only it needs in one object, the machine's C{_data}:
+L{_Connecting} (the attempt), L{_Waiting} (the retry timer), L{_Connected}
+(the connection; also the data of C{reconnecting}), L{_HandingOver} (the
+connection and the new attempt) and L{_Stopping} (the stop's waiters and the
+connection still to end; for C{disconnecting} and C{restarting}).  The
+states without data (C{init}, C{stopped}, C{gaveUp}) keep L{_IDLE}.  In each
+row, the outputs read the data of the state left, and the output that sets
+up the state entered replaces it: between two inputs, C{_data} is always the
+current state's.
+
+Inputs never run inside one another, with one exception: an output that asks
+the retry policy fires the policy's verdict as an input, as its last act.
+An input that arrives while another is being handled (because an output
+fired a user's callback, and the callback called back into the service)
+waits in a queue and runs as soon as the current one is done.  That is what
+makes every public call safe from inside the service's own callbacks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from time import time
-from typing import Any, Generic, Optional, TypeVar, Union, overload
+from typing import Any, Optional, Union
 
 from automat import MethodicalMachine
 from twisted.internet.defer import CancelledError, Deferred
@@ -35,15 +49,14 @@ from . import _debugevents
 from ._attempt import AttemptListener, _Attempt, abortTransport
 from ._backoff import RetryPolicy, checkedDelay
 from ._describe import describeEndpoint
+from ._driver import declaredInputs, ignore, installInputs, stateSlots, transition
 from ._driver import discard as _discard
-from ._driver import installInputs, stateSlots
 from ._errors import GaveUpConnecting
 from ._keepalive import applyKeepAlive
 from ._proxy import _ReconnectingProtocolProxy
 from ._sessions import IEndpointSession, ISessionEndpoint
 from ._settings import Settings
-
-_T = TypeVar("_T")
+from ._stats import ConnectionStats
 
 ConnectWaiter = tuple["Deferred[IProtocol]", Optional[int]]
 
@@ -65,96 +78,138 @@ _FAILING_OVER = (
 )
 
 
-_INPUTS = (
-    "start",
-    "stop",
-    "reconnect",
-    "handOver",
-    "whenConnected",
-    "_connectionMade",
-    "_connectionFailed",
-    "_giveUp",
-    "_reconnect",
-    "_clientDisconnected",
-    "_handOverMade",
-    "_handOverFailed",
-)
+# -- what each state keeps ---------------------------------------------------
 
 
-class _HandOver:
+class _StateData:
     """
-    The attempt of a hand-over, and what hears how it went: the machine is
-    told, and checks that the hand-over is still wanted.
+    What a state keeps; this one, L{_IDLE}, is kept by the states that keep
+    nothing.
+
+    @ivar connected: the service's established connection, in the states
+        that have one.
     """
 
-    __slots__ = ("_machine", "attempt")
+    __slots__ = ()
 
-    def __init__(self, machine: _ClientMachine) -> None:
+    connected: Optional[_Connected] = None
+
+    def withoutConnection(self) -> _StateData:
+        """
+        This state's data once its connection has ended.
+        """
+        return self
+
+
+_IDLE = _StateData()
+
+
+class _Connecting(_StateData):
+    """
+    C{connecting}: the attempt under way.
+    """
+
+    __slots__ = ("attempt",)
+
+    def __init__(self, attempt: _Attempt) -> None:
+        self.attempt = attempt
+
+
+class _Waiting(_StateData):
+    """
+    C{waiting}: the timer of the next attempt.
+    """
+
+    __slots__ = ("retryCall",)
+
+    def __init__(self, retryCall: IDelayedCall) -> None:
+        self.retryCall = retryCall
+
+
+class _Connected(_StateData):
+    """
+    C{connected}, and C{reconnecting} (which closes it): the connection.
+
+    @ivar proxy: the connection's protocol proxy.
+    @ivar since: when it was made, by the service's clock.
+    @ivar resetCall: with C{resetAfter}, the timer that forgets past
+        failures once the connection has lasted; C{None} once it has fired.
+    """
+
+    __slots__ = ("proxy", "since", "resetCall")
+
+    def __init__(self, proxy: _ReconnectingProtocolProxy, since: float) -> None:
+        self.proxy = proxy
+        self.since = since
+        self.resetCall: Optional[IDelayedCall] = None
+
+    @property
+    def connected(self) -> _Connected:  # type: ignore[override]
+        return self
+
+    def withoutConnection(self) -> _StateData:
+        return _IDLE
+
+
+class _HandingOver(_StateData):
+    """
+    C{handingOver}: the connection, and the attempt at its successor.  It
+    hears how the attempt went, and tells the machine if it is still the
+    machine's hand-over when its turn comes.
+    """
+
+    __slots__ = ("_machine", "connected", "attempt")
+
+    def __init__(self, machine: _ClientMachine, connected: _Connected) -> None:
         self._machine = machine
+        self.connected = connected
         self.attempt = machine.newAttempt(self)
 
     def attemptSucceeded(self, proxy: _ReconnectingProtocolProxy) -> None:
-        self._machine.handOverSucceeded(self, proxy)
+        self._machine.dispatch(self._succeeded, proxy)
 
     def attemptFailed(self, reason: Failure) -> None:
-        self._machine.handOverFailed(self, reason)
+        self._machine.dispatch(self._failed, reason)
 
     def connectionEnded(
         self, proxy: _ReconnectingProtocolProxy, reason: Failure
     ) -> None:
         self._machine.connectionEnded(proxy, reason)
 
+    def _succeeded(self, proxy: _ReconnectingProtocolProxy) -> None:
+        if self._machine._data is self:
+            self._machine._handOverMade(proxy)
+        else:
+            # Called off meanwhile: not wanted.
+            abortTransport(proxy)
 
-class _Occasional:
+    def _failed(self, reason: Failure) -> None:
+        if self._machine._data is self:
+            self._machine._handOverFailed(reason)
+
+
+class _Stopping(_StateData):
     """
-    What a machine needs only now and then: the waiters of a stop, a
-    hand-over under way, retired connections, the timer of C{resetAfter}.
-    Most services, most of the time, need none of them; this object is
-    made the first time one is set, so those services keep one slot for
-    the four.
-    """
-
-    __slots__ = ("stopWaiters", "handOver", "retired", "resetCall")
-
-    def __init__(self) -> None:
-        self.stopWaiters: object = None
-        self.handOver: object = None
-        self.retired: object = None
-        self.resetCall: object = None
-
-
-class _KeptOccasionally(Generic[_T]):
-    """
-    A machine attribute kept in its L{_Occasional}: C{None} until set.
+    C{disconnecting} and C{restarting}: who waits for the stop, and the
+    connection still to end.  Stopping while connecting calls the attempt
+    off at once, so a C{_Stopping} without a connection lasts only until
+    that news, already queued, is handled.
     """
 
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._name = name.lstrip("_")
+    __slots__ = ("waiters", "connected")
 
-    @overload
-    def __get__(self, machine: None, owner: type) -> _KeptOccasionally[_T]: ...
+    def __init__(
+        self, waiters: list[Deferred[None]], connected: Optional[_Connected]
+    ) -> None:
+        self.waiters = waiters
+        self.connected = connected
 
-    @overload
-    def __get__(self, machine: _ClientMachine, owner: type) -> Optional[_T]: ...
+    def withoutConnection(self) -> _StateData:
+        self.connected = None
+        return self
 
-    def __get__(
-        self, machine: Optional[_ClientMachine], owner: type
-    ) -> Union[_KeptOccasionally[_T], Optional[_T]]:
-        if machine is None:
-            return self
-        occasional = machine._occasional
-        if occasional is None:
-            return None
-        value: Optional[_T] = getattr(occasional, self._name)
-        return value
 
-    def __set__(self, machine: _ClientMachine, value: Optional[_T]) -> None:
-        occasional = machine._occasional
-        if occasional is None:
-            if value is None:
-                return
-            occasional = machine._occasional = _Occasional()
-        setattr(occasional, self._name, value)
+# -- the machine ----------------------------------------------------------------
 
 
 class _ClientMachine:
@@ -162,14 +217,15 @@ class _ClientMachine:
     Keeps one connection to C{endpoint}: the data and the machine of a
     L{reconnect.ClientService}.
 
-    Public entry points (L{dispatch} and L{state}) are all the service uses;
-    the inputs themselves are only ever run through L{dispatch}.
+    The service runs inputs only through L{dispatch}, and reads the machine
+    through L{state}, L{stats}, L{endpoint}, L{closeRetired} and the
+    counters.
     """
 
     _machine = MethodicalMachine()
 
     # Thousands of services may run in one process: no per-instance dict.
-    # The last slot is where automat keeps each instance's current state.
+    # The last slots keep the state: automat's, and the compiled inputs'.
     __slots__ = (
         "_endpoint",
         "_target",
@@ -183,16 +239,13 @@ class _ClientMachine:
         "failures",
         "connects",
         "disconnects",
-        "connectedSince",
         "_secondsConnectedBefore",
         "_stateBefore",
-        "_attempt",
-        "_connection",
-        "_retryCall",
-        "_connectWaiters",
-        "_occasional",
         "_queue",
+        "_connectWaiters",
+        "_retired",
         "_session",
+        "_data",
         *stateSlots(_machine),
     )
 
@@ -217,28 +270,70 @@ class _ClientMachine:
         self.failures = 0
         self.connects = 0
         self.disconnects = 0
-        self.connectedSince: Optional[float] = None
         self._secondsConnectedBefore = 0.0
         self._stateBefore: Optional[str] = None
-        self._attempt: Optional[_Attempt] = None
-        self._connection: Optional[_ReconnectingProtocolProxy] = None
-        self._retryCall: Optional[IDelayedCall] = None
         # Made only when needed: most services, most of the time, have no
         # waiters, nothing queued and nothing retired.
-        self._connectWaiters: Optional[list[ConnectWaiter]] = None
-        self._occasional: Optional[_Occasional] = None
         self._queue: Optional[list[tuple[Callable[..., object], tuple[Any, ...]]]]
         self._queue = None
+        self._connectWaiters: Optional[list[ConnectWaiter]] = None
+        # Connections handed over from, until they end: each with who waits
+        # for its end.
+        self._retired: Optional[
+            dict[_ReconnectingProtocolProxy, list[Deferred[None]]]
+        ] = None
         self._session: Optional[IEndpointSession] = None
+        self._data: _StateData = _IDLE
 
-    _stopWaiters: _KeptOccasionally[list[Deferred[None]]] = _KeptOccasionally()
-    _handOver: _KeptOccasionally[_HandOver] = _KeptOccasionally()
-    _retired: _KeptOccasionally[
-        dict[_ReconnectingProtocolProxy, list[Deferred[None]]]
-    ] = _KeptOccasionally()
-    _resetCall: _KeptOccasionally[IDelayedCall] = _KeptOccasionally()
+    # -- what the service reads -----------------------------------------------
 
-    # -- running inputs one at a time ---------------------------------------
+    @property
+    def endpoint(self) -> IStreamClientEndpoint:
+        """
+        Where the machine connects.
+        """
+        return self._endpoint
+
+    @property
+    def settings(self) -> Settings:
+        """
+        The service's settings.
+        """
+        return self._settings
+
+    @_machine.serializer()
+    def state(self, state: str) -> str:
+        """
+        The name of the current state.
+        """
+        return state
+
+    def stats(self) -> ConnectionStats:
+        """
+        The counters and gauges, as they are now.
+        """
+        return ConnectionStats(
+            state=self.state(),
+            attempts=self.attempts,
+            failures=self.failures,
+            failedAttempts=self.failedAttempts,
+            connects=self.connects,
+            disconnects=self.disconnects,
+            connected=self._data.connected is not None,
+            secondsConnected=self.secondsConnected(),
+        )
+
+    def secondsConnected(self) -> float:
+        """
+        Seconds spent connected, over every connection so far.
+        """
+        total = self._secondsConnectedBefore
+        connected = self._data.connected
+        if connected is not None:
+            total += self._settings.clock.seconds() - connected.since
+        return total
+
+    # -- running inputs one at a time -------------------------------------------
 
     def dispatch(self, step: Callable[..., object], *args: Any) -> None:
         """
@@ -268,22 +363,15 @@ class _ClientMachine:
         finally:
             self._stateBefore = None
 
-    @_machine.serializer()
-    def state(self, state: str) -> str:
+    def requestReconnect(self) -> None:
         """
-        The name of the current state.
+        Someone wants a new connection now: with C{retireConnection}, a
+        hand-over, otherwise a close and a reconnect.
         """
-        return state
-
-    @property
-    def endpoint(self) -> IStreamClientEndpoint:
-        "The endpoint the service connects to."
-        return self._endpoint
-
-    @property
-    def settings(self) -> Settings:
-        "The service's settings."
-        return self._settings
+        if self._settings.retireConnection is not None:
+            self.dispatch(self.handOver)
+        else:
+            self.dispatch(self.closeAndReconnect)
 
     def openSession(self, move: Callable[[], object]) -> None:
         """
@@ -333,14 +421,61 @@ class _ClientMachine:
             listener,
         )
 
-    def secondsConnected(self) -> float:
+    # -- news of the attempt and of the connection, as its turn comes ---------
+
+    def attemptSucceeded(self, proxy: _ReconnectingProtocolProxy) -> None:
+        self.dispatch(self._connectionMade, proxy)
+
+    def attemptFailed(self, reason: Failure) -> None:
+        self.dispatch(self._connectionFailed, reason)
+
+    def connectionEnded(
+        self, proxy: _ReconnectingProtocolProxy, reason: Failure
+    ) -> None:
+        self.dispatch(self._connectionEnded, proxy, reason)
+
+    def _connectionEnded(
+        self, proxy: _ReconnectingProtocolProxy, reason: Failure
+    ) -> None:
         """
-        Seconds spent connected, over every connection so far.
+        A connection ended: the service's, which is news for the machine; a
+        retired one, whose waiters are told; or one never handed to the
+        service (aborted as unwanted), which is no news.
         """
-        total = self._secondsConnectedBefore
-        if self.connectedSince is not None:
-            total += self._settings.clock.seconds() - self.connectedSince
-        return total
+        connected = self._data.connected
+        if connected is not None and proxy is connected.proxy:
+            self._clientDisconnected(reason)
+        elif self._retired is not None:
+            for waiter in self._retired.pop(proxy, ()):
+                waiter.callback(None)
+
+    def closeRetired(self) -> list[Deferred[None]]:
+        """
+        Close every retired connection that is still open.
+
+        @return: a C{Deferred} for each, firing once it has ended.
+        """
+        ended: list[Deferred[None]] = []
+        for proxy, waiters in list((self._retired or {}).items()):
+            waiter: Deferred[None] = Deferred()
+            waiters.append(waiter)
+            ended.append(waiter)
+            transport = proxy._transport
+            if transport is not None:
+                transport.loseConnection()
+        return ended
+
+    def forgetWaiter(self, cancelled: Deferred[IProtocol]) -> None:
+        """
+        The canceller of every C{whenConnected} Deferred: a waiter that was
+        cancelled leaves at once, rather than at the next connect.
+        """
+        left = [
+            entry for entry in self._connectWaiters or () if entry[0] is not cancelled
+        ]
+        self._connectWaiters = left or None
+
+    # -- events -------------------------------------------------------------------
 
     def _event(
         self, level: LogLevel, format: str, event: str, **fields: object
@@ -373,136 +508,34 @@ class _ClientMachine:
         fields["log_time"] = time()
         log.observer(fields)
 
-    # -- events from the connection, judged when their turn comes -----------
+    def _notify(self, callback: Callable[..., object], *args: object) -> bool:
+        """
+        Call a user's lifecycle callback; what it raises is logged, not
+        allowed to derail the machine.
 
-    def attemptSucceeded(self, proxy: _ReconnectingProtocolProxy) -> None:
-        self.dispatch(self._attemptSucceeded, proxy)
-
-    def attemptFailed(self, reason: Failure) -> None:
-        self.dispatch(self._attemptFailed, reason)
-
-    def connectionEnded(
-        self, proxy: _ReconnectingProtocolProxy, reason: Failure
-    ) -> None:
-        self.dispatch(self._connectionEnded, proxy, reason)
-
-    def _attemptSucceeded(self, proxy: _ReconnectingProtocolProxy) -> None:
+        @return: whether it returned without raising.
         """
-        The current attempt connected.  If the service was stopped while the
-        news was on its way, the connection is not wanted: it is aborted, and
-        the attempt counts as cancelled.
-        """
-        self._attempt = None
-        if self.state() == "connecting":
-            self._connectionMade(proxy)
-        else:
-            abortTransport(proxy)
-            self._connectionFailed(Failure(CancelledError()), 0.0)
-
-    def _attemptFailed(self, reason: Failure) -> None:
-        """
-        The current attempt failed.  While connecting, it counts as a
-        failure, and the policy (and C{isFatal}) decide whether to try again;
-        an attempt that a stop called off is no failure.
-        """
-        self._attempt = None
-        if self.state() != "connecting":
-            self._connectionFailed(reason, 0.0)
-            return
-        self.lastFailure = reason
-        self.failures += 1
-        judged = self._judge(reason, mayBeFatal=True)
-        if isinstance(judged, Failure):
-            self._giveUp(judged)
-        else:
-            self._connectionFailed(reason, judged)
-
-    def _connectionEnded(
-        self, proxy: _ReconnectingProtocolProxy, reason: Failure
-    ) -> None:
-        """
-        An established connection ended.  Connections that are no longer
-        the current one are no news.
-        """
-        if proxy is not self._connection:
-            if self._retired is not None:
-                for waiter in self._retired.pop(proxy, ()):
-                    waiter.callback(None)
-            return
-        judged: Union[float, Failure] = 0.0
-        if self.state() in ("connected", "handingOver"):
-            if self._session is not None and self.connectedSince is not None:
-                upFor = self._settings.clock.seconds() - self.connectedSince
-                self._notify(self._session.connectionEnded, upFor)
-            if not self._failsOverAtOnce():
-                judged = self._judge(reason, mayBeFatal=False)
-        if isinstance(judged, Failure):
-            self._giveUp(judged)
-        else:
-            self._clientDisconnected(reason, judged)
-
-    def handOverSucceeded(
-        self, handOver: _HandOver, proxy: _ReconnectingProtocolProxy
-    ) -> None:
-        self.dispatch(self._handOverSucceeded, handOver, proxy)
-
-    def handOverFailed(self, handOver: _HandOver, reason: Failure) -> None:
-        self.dispatch(self._handOverEnded, handOver, reason)
-
-    def _handOverSucceeded(
-        self, handOver: _HandOver, proxy: _ReconnectingProtocolProxy
-    ) -> None:
-        """
-        The new connection of a hand-over is ready.  If the hand-over was
-        called off meanwhile, the connection is not wanted.
-        """
-        if handOver is self._handOver and self.state() == "handingOver":
-            self._handOver = None
-            self._handOverMade(proxy)
-        else:
-            abortTransport(proxy)
-
-    def _handOverEnded(self, handOver: _HandOver, reason: Failure) -> None:
-        """
-        The new connection of a hand-over failed; if the hand-over was
-        called off, that is no news.
-        """
-        if handOver is self._handOver and self.state() == "handingOver":
-            self._handOver = None
-            self._handOverFailed(reason)
-
-    def closeRetired(self) -> list[Deferred[None]]:
-        """
-        Close every retired connection that is still open.
-
-        @return: a C{Deferred} for each, firing once it has ended.
-        """
-        ended: list[Deferred[None]] = []
-        # The holder is looked at first on the paths every stop and every
-        # disconnect take: the descriptor costs a Python call.
-        retired = self._retired if self._occasional is not None else None
-        if not retired:
-            return ended
-        for proxy, waiters in list(retired.items()):
-            waiter: Deferred[None] = Deferred()
-            waiters.append(waiter)
-            ended.append(waiter)
-            transport = proxy._transport
-            if transport is not None:
-                transport.loseConnection()
-        return ended
-
-    def _failsOverAtOnce(self) -> bool:
-        """
-        Whether the connection that just ended is followed at once by a new
-        attempt, with no failure counted: with C{immediateFailover}, for a
-        connection that was up long enough not to look like a server that
-        accepts and hangs up (which would make a tight loop).
-        """
-        if not self._settings.immediateFailover or self.connectedSince is None:
+        try:
+            callback(*args)
+        except Exception:
+            self._event(
+                LogLevel.error,
+                "Error in connection callback {callback!r}",
+                "callbackFailed",
+                callback=callback,
+                log_failure=Failure(),
+            )
             return False
-        upFor = self._settings.clock.seconds() - self.connectedSince
-        return upFor >= _STEADY_CONNECTION
+        return True
+
+    @staticmethod
+    def _peerOf(connected: Optional[_Connected]) -> object:
+        if connected is None:
+            return None
+        getPeer = getattr(connected.proxy._transport, "getPeer", None)
+        return getPeer() if getPeer is not None else None
+
+    # -- helpers of the outputs -----------------------------------------------------
 
     def _judge(self, reason: Failure, mayBeFatal: bool) -> Union[float, Failure]:
         """
@@ -532,7 +565,74 @@ class _ClientMachine:
             return reason
         return delay
 
-    # -- states -------------------------------------------------------------
+    def _becomeConnected(self, proxy: _ReconnectingProtocolProxy) -> None:
+        """
+        Make C{proxy}'s connection the service's: count it, say so, and
+        hand it to everyone waiting for one.
+        """
+        settings = self._settings
+        keepAlive = settings.tcpKeepAlive
+        if keepAlive is not None and not applyKeepAlive(keepAlive, proxy._transport):
+            self._event(
+                LogLevel.debug,
+                "No TCP socket to set keepalive on for {target}: left as it is",
+                "keepAliveSkipped",
+            )
+        connected = self._data = _Connected(proxy, settings.clock.seconds())
+        self.connects += 1
+        if settings.resetAfter is None:
+            self.failedAttempts = 0
+        else:
+            connected.resetCall = settings.clock.callLater(
+                settings.resetAfter, self._connectionIsStable, connected
+            )
+        self._event(
+            LogLevel.info,
+            "Connected to {target}",
+            "connected",
+            peer=self._peerOf(connected),
+            attempt=self.attempts,
+        )
+        waiters, self._connectWaiters = self._connectWaiters or [], None
+        for waiter, _ in waiters:
+            if not waiter.called:
+                waiter.callback(proxy._protocol)
+        if settings.onConnected is not None:
+            self._notify(settings.onConnected, proxy._protocol)
+
+    def _connectionIsStable(self, connected: _Connected) -> None:
+        connected.resetCall = None
+        self.failedAttempts = 0
+
+    def _countEnded(self, connected: _Connected) -> None:
+        """
+        Count a connection of the service's as ended, and stop its timer.
+        """
+        self.disconnects += 1
+        upFor = self._settings.clock.seconds() - connected.since
+        self._secondsConnectedBefore += upFor
+        if connected.resetCall is not None:
+            if connected.resetCall.active():
+                connected.resetCall.cancel()
+            connected.resetCall = None
+
+    def _failConnectWaiters(self, failure: Failure) -> None:
+        waiters, self._connectWaiters = self._connectWaiters or [], None
+        for waiter, _ in waiters:
+            if not waiter.called:
+                waiter.errback(failure)
+
+    def _gaveUpError(self) -> GaveUpConnecting:
+        assert self.lastFailure is not None
+        return GaveUpConnecting(self.lastFailure, self.failedAttempts)
+
+    def _announceStopped(self, waiters: list[Deferred[None]]) -> None:
+        self._event(LogLevel.info, "Stopped connecting to {target}", "stopped")
+        for waiter in waiters:
+            if not waiter.called:
+                waiter.callback(None)
+
+    # -- states -------------------------------------------------------------------
 
     @_machine.state(initial=True, serialized="init")
     def _init(self) -> None:
@@ -550,6 +650,14 @@ class _ClientMachine:
     def _connected(self) -> None:
         "A prepared connection is up."
 
+    @_machine.state(serialized="handingOver")
+    def _handingOver(self) -> None:
+        "Connected, and connecting anew to hand over to the new connection."
+
+    @_machine.state(serialized="reconnecting")
+    def _reconnecting(self) -> None:
+        "Closing the connection, to connect again at once."
+
     @_machine.state(serialized="disconnecting")
     def _disconnecting(self) -> None:
         "Stopping: waiting for the connection or attempt to end."
@@ -562,19 +670,11 @@ class _ClientMachine:
     def _stopped(self) -> None:
         "Stopped, with no connection and no attempt."
 
-    @_machine.state(serialized="reconnecting")
-    def _reconnecting(self) -> None:
-        "Closing the connection, to connect again at once."
-
-    @_machine.state(serialized="handingOver")
-    def _handingOver(self) -> None:
-        "Connected, and connecting anew to hand over to the new connection."
-
     @_machine.state(serialized="gaveUp")
     def _gaveUp(self) -> None:
         "The policy said no more attempts; waiting to be stopped."
 
-    # -- inputs -------------------------------------------------------------
+    # -- inputs: from the service -------------------------------------------------
 
     @_machine.input()
     def start(self) -> None:
@@ -585,41 +685,36 @@ class _ClientMachine:
         "The service was stopped; C{stopped} fires once it is quiet."
 
     @_machine.input()
-    def reconnect(self) -> None:
-        "Someone wants a new connection now, without waiting."
-
-    @_machine.input()
-    def handOver(self) -> None:
-        "Someone wants a new connection now, keeping this one until it is up."
-
-    @_machine.input()
     def whenConnected(
         self, connected: Deferred[IProtocol], failAfterFailures: Optional[int]
     ) -> None:
         "Someone wants the current or next connection's protocol."
 
     @_machine.input()
+    def closeAndReconnect(self) -> None:
+        "Someone wants a new connection now: close this one, then connect."
+
+    @_machine.input()
+    def handOver(self) -> None:
+        "Someone wants a new connection now, keeping this one until it is up."
+
+    # -- inputs: from the attempt, the connection and the clock -------------------
+
+    @_machine.input()
     def _connectionMade(self, protocol: _ReconnectingProtocolProxy) -> None:
         "The attempt connected, and the connection is prepared."
 
     @_machine.input()
-    def _connectionFailed(self, reason: Failure, delay: float) -> None:
-        "The attempt failed; if another is to follow, after C{delay} seconds."
+    def _connectionFailed(self, reason: Failure) -> None:
+        "The attempt failed, or was called off."
 
     @_machine.input()
-    def _giveUp(self, reason: Failure) -> None:
-        "A failure after which no further attempt is to be made."
+    def _clientDisconnected(self, reason: Failure) -> None:
+        "The service's connection ended."
 
     @_machine.input()
     def _reconnect(self) -> None:
         "The delay before the next attempt is over."
-
-    @_machine.input()
-    def _clientDisconnected(self, reason: Failure, delay: float) -> None:
-        """
-        The established connection ended; if another attempt is to follow,
-        after C{delay} seconds.
-        """
 
     @_machine.input()
     def _handOverMade(self, protocol: _ReconnectingProtocolProxy) -> None:
@@ -629,12 +724,21 @@ class _ClientMachine:
     def _handOverFailed(self, reason: Failure) -> None:
         "The hand-over's new connection could not be made."
 
-    # -- outputs ------------------------------------------------------------
+    # -- inputs: the retry policy's verdict on a failure --------------------------
 
-    @_machine.output()
-    def _resetFailedAttempts(self) -> None:
-        "Forget failures from before the service was last stopped."
-        self.failedAttempts = 0
+    @_machine.input()
+    def _retryLater(self, reason: Failure, delay: float) -> None:
+        "Try again after C{delay} seconds."
+
+    @_machine.input()
+    def _giveUp(self, reason: Failure) -> None:
+        "Make no further attempt."
+
+    @_machine.input()
+    def _failOver(self, reason: Failure) -> None:
+        "Connect again at once, counting no failure (immediate failover)."
+
+    # -- outputs: connecting ------------------------------------------------------
 
     @_machine.output()
     def _connect(self) -> None:
@@ -646,100 +750,30 @@ class _ClientMachine:
             "attempt",
             attempt=self.attempts,
         )
-        self._attempt = self.newAttempt(self)
+        self._data = _Connecting(self.newAttempt(self))
 
     @_machine.output()
-    def _startHandOver(self) -> None:
-        "Start an attempt whose connection is to replace the current one."
-        self.attempts += 1
-        self._event(
-            LogLevel.info,
-            "Connecting to {target} again to hand over (attempt {attempt})",
-            "handingOver",
-            attempt=self.attempts,
-            peer=self._peerOf(self._connection),
-        )
-        self._handOver = _HandOver(self)
-
-    @_machine.output()
-    def _abandonHandOver(self) -> None:
-        "Call off the hand-over's attempt."
-        handOver, self._handOver = self._handOver, None
-        if handOver is not None:
-            handOver.attempt.cancel()
-
-    @_machine.output()
-    def _noteHandOverFailed(self, reason: Failure) -> None:
-        "Say that the hand-over failed; the current connection stays."
-        self._event(
-            LogLevel.warn,
-            "Could not hand over to a new connection to {target}; keeping "
-            "the current one: {reason}",
-            "handOverFailed",
-            reason=reason.getErrorMessage(),
-            failure=reason,
-        )
-
-    @_machine.output()
-    def _handOverConnection(self, protocol: _ReconnectingProtocolProxy) -> None:
-        """
-        The new connection becomes the service's; the old one is retired:
-        counted as ended, but left open for C{retireConnection} to close when
-        it is done with it (closed at once if there is no such callback, or
-        it raises).
-        """
-        retired = self._connection
-        assert retired is not None
-        if self._retired is None:
-            self._retired = {}
-        self._retired[retired] = []
-        self._endConnection()
-        self._keepConnection(protocol)
-        retire = self._settings.retireConnection
-        if retire is None or not self._notify(retire, retired._protocol):
-            transport = retired._transport
-            if transport is not None:
-                transport.loseConnection()
+    def _resetFailedAttempts(self) -> None:
+        "Forget failures from before the service was last stopped."
+        self.failedAttempts = 0
 
     @_machine.output()
     def _cancelAttempt(self) -> None:
         "Abandon the attempt under way."
-        if self._attempt is not None:
-            self._attempt.cancel()
+        data = self._data
+        assert isinstance(data, _Connecting)
+        data.attempt.cancel()
 
     @_machine.output()
-    def _rememberConnection(self, protocol: _ReconnectingProtocolProxy) -> None:
-        "Keep the new connection, and hand it to everyone waiting for one."
-        self._keepConnection(protocol)
-
-    def _keepConnection(self, protocol: _ReconnectingProtocolProxy) -> None:
-        settings = self._settings
-        keepAlive = settings.tcpKeepAlive
-        if keepAlive is not None and not applyKeepAlive(keepAlive, protocol._transport):
-            self._event(
-                LogLevel.debug,
-                "No TCP socket to set keepalive on for {target}: left as it is",
-                "keepAliveSkipped",
-            )
-        self._connection = protocol
-        self.connects += 1
-        self.connectedSince = settings.clock.seconds()
-        if settings.resetAfter is None:
-            self.failedAttempts = 0
+    def _judgeFailure(self, reason: Failure) -> None:
+        "Count the attempt's failure and fire the retry policy's verdict."
+        self.lastFailure = reason
+        self.failures += 1
+        verdict = self._judge(reason, mayBeFatal=True)
+        if isinstance(verdict, Failure):
+            self._giveUp(verdict)
         else:
-            self._resetCall = settings.clock.callLater(
-                settings.resetAfter, self._connectionIsStable
-            )
-        self._event(
-            LogLevel.info,
-            "Connected to {target}",
-            "connected",
-            peer=self._peerOf(protocol),
-            attempt=self.attempts,
-        )
-        self._fireConnectWaiters(protocol._protocol)
-        if settings.onConnected is not None:
-            self._notify(settings.onConnected, protocol._protocol)
+            self._retryLater(reason, verdict)
 
     @_machine.output()
     def _deliverConnectionFailure(self, reason: Failure) -> None:
@@ -761,43 +795,127 @@ class _ClientMachine:
                 waiter.errback(reason)
 
     @_machine.output()
-    def _retryAfterFailure(self, reason: Failure, delay: float) -> None:
-        "Say that the attempt failed, and schedule the next one."
-        self._retry("attemptFailed", "Attempt failed", reason, delay, failure=reason)
+    def _noteAttemptFailed(self, reason: Failure, delay: float) -> None:
+        "Say that the attempt failed, and when the next one is."
+        self._event(
+            LogLevel.info,
+            _SCHEDULING + " Attempt failed: {reason}",
+            "attemptFailed",
+            attempt=self.failedAttempts,
+            delay=delay,
+            reason=reason.getErrorMessage(),
+            failure=reason,
+        )
 
     @_machine.output()
-    def _retryAfterDisconnect(self, reason: Failure, delay: float) -> None:
-        """
-        Say that the connection ended, and schedule the next attempt; the
-        connection is still the current one, to name its peer.
-        """
-        peer = self._peerOf(self._connection)
-        if self._failsOverAtOnce():
-            clock = self._settings.clock
-            assert self.connectedSince is not None
-            self._event(
-                LogLevel.info,
-                _FAILING_OVER,
-                "failingOver",
-                seconds=clock.seconds() - self.connectedSince,
-                reason=reason.getErrorMessage(),
-                peer=peer,
-            )
-            self._retryCall = clock.callLater(0, self.dispatch, self._reconnect)
-            return
-        self._retry("disconnected", "Connection lost", reason, delay, peer=peer)
+    def _scheduleRetry(self, reason: Failure, delay: float) -> None:
+        "Start the timer of the next attempt."
+        call = self._settings.clock.callLater(delay, self.dispatch, self._reconnect)
+        self._data = _Waiting(call)
+
+    @_machine.output()
+    def _retryAtOnce(self, reason: Failure) -> None:
+        "Start the next attempt as soon as the reactor can."
+        call = self._settings.clock.callLater(0, self.dispatch, self._reconnect)
+        self._data = _Waiting(call)
 
     @_machine.output()
     def _cancelRetry(self) -> None:
-        "Call off the scheduled attempt."
-        if self._retryCall is not None:
-            self._retryCall.cancel()
-            self._retryCall = None
+        "Call off the timer of the next attempt."
+        data = self._data
+        assert isinstance(data, _Waiting)
+        data.retryCall.cancel()
+        self._data = _IDLE
+
+    # -- outputs: the connection --------------------------------------------------
 
     @_machine.output()
-    def _noteStopping(self) -> None:
-        "Say that the service is stopping."
-        self._event(LogLevel.debug, "Stopping connecting to {target}", "stopping")
+    def _adoptConnection(self, protocol: _ReconnectingProtocolProxy) -> None:
+        "Make the attempt's connection the service's."
+        self._becomeConnected(protocol)
+
+    @_machine.output()
+    def _abortConnection(self, protocol: _ReconnectingProtocolProxy) -> None:
+        "Close, at once, a connection made after it stopped being wanted."
+        abortTransport(protocol)
+
+    @_machine.output()
+    def _giveCurrentProtocol(self, connected: Deferred[IProtocol]) -> None:
+        "Hand over the current connection's protocol."
+        current = self._data.connected
+        assert current is not None
+        connected.callback(current.proxy._protocol)
+
+    @_machine.output()
+    def _judgeLoss(self, reason: Failure) -> None:
+        """
+        Tell the endpoint's session, then fire the retry policy's verdict on
+        the connection's end; with C{immediateFailover}, a connection that
+        was up long enough not to look like a server that accepts and hangs
+        up (which would make a tight loop) is failed over from at once,
+        with no failure counted.
+        """
+        current = self._data.connected
+        assert current is not None
+        settings = self._settings
+        if self._session is not None:
+            upFor = settings.clock.seconds() - current.since
+            self._notify(self._session.connectionEnded, upFor)
+        if settings.immediateFailover:
+            upFor = settings.clock.seconds() - current.since
+            if upFor >= _STEADY_CONNECTION:
+                self._failOver(reason)
+                return
+        verdict = self._judge(reason, mayBeFatal=False)
+        if isinstance(verdict, Failure):
+            self._giveUp(verdict)
+        else:
+            self._retryLater(reason, verdict)
+
+    @_machine.output()
+    def _noteDisconnected(self, reason: Failure, delay: float) -> None:
+        "Say that the connection ended, and when the next attempt is."
+        self._event(
+            LogLevel.info,
+            _SCHEDULING + " Connection lost: {reason}",
+            "disconnected",
+            attempt=self.failedAttempts,
+            delay=delay,
+            reason=reason.getErrorMessage(),
+            peer=self._peerOf(self._data.connected),
+        )
+
+    @_machine.output()
+    def _noteFailingOver(self, reason: Failure) -> None:
+        "Say that the connection ended, and that the next attempt is at once."
+        current = self._data.connected
+        assert current is not None
+        self._event(
+            LogLevel.info,
+            _FAILING_OVER,
+            "failingOver",
+            seconds=self._settings.clock.seconds() - current.since,
+            reason=reason.getErrorMessage(),
+            peer=self._peerOf(current),
+        )
+
+    @_machine.output()
+    def _forgetConnection(self, reason: Failure) -> None:
+        "Let go of the connection that ended, and tell who asked to know."
+        ended = self._data.connected
+        assert ended is not None
+        self._data = self._data.withoutConnection()
+        self._countEnded(ended)
+        onDisconnected = self._settings.onDisconnected
+        if onDisconnected is not None:
+            self._notify(onDisconnected, ended.proxy._protocol, reason)
+
+    @_machine.output()
+    def _disconnect(self) -> None:
+        "Close the current connection."
+        current = self._data.connected
+        assert current is not None and current.proxy._transport is not None
+        current.proxy._transport.loseConnection()
 
     @_machine.output()
     def _noteReconnecting(self) -> None:
@@ -806,48 +924,73 @@ class _ClientMachine:
             LogLevel.info,
             "Reconnecting to {target} now, as asked",
             "reconnecting",
-            peer=self._peerOf(self._connection),
+            peer=self._peerOf(self._data.connected),
         )
 
+    # -- outputs: handing over ----------------------------------------------------
+
     @_machine.output()
-    def _noteRestarting(self) -> None:
-        "Say that the service will start again once it has stopped."
+    def _startHandOver(self) -> None:
+        "Start an attempt whose connection is to replace the current one."
+        current = self._data.connected
+        assert current is not None
+        self.attempts += 1
         self._event(
-            LogLevel.debug,
-            "Restarting: will connect to {target} again once stopped",
-            "restarting",
+            LogLevel.info,
+            "Connecting to {target} again to hand over (attempt {attempt})",
+            "handingOver",
+            attempt=self.attempts,
+            peer=self._peerOf(current),
+        )
+        self._data = _HandingOver(self, current)
+
+    @_machine.output()
+    def _abandonHandOver(self) -> None:
+        "Call off the hand-over's attempt; the current connection stays."
+        handingOver = self._data
+        assert isinstance(handingOver, _HandingOver)
+        current = handingOver.connected
+        assert current is not None
+        self._data = current
+        handingOver.attempt.cancel()
+
+    @_machine.output()
+    def _keepCurrentConnection(self, reason: Failure) -> None:
+        "Say that the hand-over failed; the current connection stays."
+        current = self._data.connected
+        assert current is not None
+        self._data = current
+        self._event(
+            LogLevel.warn,
+            "Could not hand over to a new connection to {target}; keeping "
+            "the current one: {reason}",
+            "handOverFailed",
+            reason=reason.getErrorMessage(),
+            failure=reason,
         )
 
     @_machine.output()
-    def _disconnect(self) -> None:
-        "Close the current connection."
-        assert self._connection is not None
-        transport = self._connection._transport
-        assert transport is not None
-        transport.loseConnection()
+    def _handOverConnection(self, protocol: _ReconnectingProtocolProxy) -> None:
+        """
+        The new connection becomes the service's; the old one is retired:
+        counted as ended, but left open for C{retireConnection} to close when
+        it is done with it (closed at once if there is no such callback, or
+        it raises).
+        """
+        old = self._data.connected
+        assert old is not None
+        if self._retired is None:
+            self._retired = {}
+        self._retired[old.proxy] = []
+        self._countEnded(old)
+        self._becomeConnected(protocol)
+        retire = self._settings.retireConnection
+        if retire is None or not self._notify(retire, old.proxy._protocol):
+            transport = old.proxy._transport
+            if transport is not None:
+                transport.loseConnection()
 
-    @_machine.output()
-    def _forgetConnection(self, reason: Failure) -> None:
-        "Let go of the connection that ended, and tell who asked to know."
-        protocol = self._connection
-        assert protocol is not None
-        self._endConnection()
-        onDisconnected = self._settings.onDisconnected
-        if onDisconnected is not None:
-            self._notify(onDisconnected, protocol._protocol, reason)
-
-    def _endConnection(self) -> None:
-        self._connection = None
-        assert self.connectedSince is not None
-        self.disconnects += 1
-        upFor = self._settings.clock.seconds() - self.connectedSince
-        self._secondsConnectedBefore += upFor
-        self.connectedSince = None
-        # The holder first, as in closeRetired.
-        if self._occasional is not None and self._resetCall is not None:
-            if self._resetCall.active():
-                self._resetCall.cancel()
-            self._resetCall = None
+    # -- outputs: waiters ---------------------------------------------------------
 
     @_machine.output()
     def _awaitConnection(
@@ -859,18 +1002,12 @@ class _ClientMachine:
         self._connectWaiters.append((connected, failAfterFailures))
 
     @_machine.output()
-    def _currentConnection(self, connected: Deferred[IProtocol]) -> None:
-        "Hand over the current connection's protocol."
-        assert self._connection is not None
-        connected.callback(self._connection._protocol)
-
-    @_machine.output()
-    def _noConnection(self, connected: Deferred[IProtocol]) -> None:
+    def _refuseStopped(self, connected: Deferred[IProtocol]) -> None:
         "Tell the caller no connection is coming: the service is stopped."
         connected.errback(CancelledError())
 
     @_machine.output()
-    def _noConnectionAfterGivingUp(self, connected: Deferred[IProtocol]) -> None:
+    def _refuseGaveUp(self, connected: Deferred[IProtocol]) -> None:
         "Tell the caller no connection is coming: the service gave up."
         connected.errback(self._gaveUpError())
 
@@ -881,8 +1018,9 @@ class _ClientMachine:
             self._failConnectWaiters(Failure(CancelledError()))
 
     @_machine.output()
-    def _abandonConnectWaiters(self, reason: Failure) -> None:
-        "Fail everyone waiting for a connection with the give-up error."
+    def _announceGivingUp(self, reason: Failure) -> None:
+        "Say so, and fail everyone waiting for a connection with the give-up error."
+        self._data = _IDLE
         self.lastFailure = reason
         self._event(
             LogLevel.error,
@@ -900,360 +1038,150 @@ class _ClientMachine:
         if onGaveUp is not None:
             self._notify(onGaveUp, gaveUp)
 
+    # -- outputs: stopping --------------------------------------------------------
+
+    @_machine.output()
+    def _beginStopping(self, stopped: Deferred[None]) -> None:
+        "Keep C{stopped} until the connection or the attempt has ended."
+        self._data = _Stopping([stopped], self._data.connected)
+
     @_machine.output()
     def _awaitStop(self, stopped: Deferred[None]) -> None:
-        "Keep C{stopped} until the service is quiet."
-        waiters = self._stopWaiters
-        if waiters is None:
-            self._stopWaiters = waiters = []
-        waiters.append(stopped)
+        "Keep C{stopped} too until the service is quiet."
+        stopping = self._data
+        assert isinstance(stopping, _Stopping)
+        stopping.waiters.append(stopped)
+
+    @_machine.output()
+    def _noteStopping(self) -> None:
+        "Say that the service is stopping."
+        self._event(LogLevel.debug, "Stopping connecting to {target}", "stopping")
+
+    @_machine.output()
+    def _noteRestarting(self) -> None:
+        "Say that the service will start again once it has stopped."
+        self._event(
+            LogLevel.debug,
+            "Restarting: will connect to {target} again once stopped",
+            "restarting",
+        )
 
     @_machine.output()
     def _finishStopping(self) -> None:
         "The service is quiet: fire every stop waiter."
-        waiters = self._stopWaiters or ()
-        if waiters:
-            self._stopWaiters = None
-        self._event(LogLevel.info, "Stopped connecting to {target}", "stopped")
-        for waiter in waiters:
-            if not waiter.called:
-                waiter.callback(None)
+        stopping = self._data
+        assert isinstance(stopping, _Stopping)
+        self._data = _IDLE
+        self._announceStopped(stopping.waiters)
 
-    # -- helpers of the outputs ---------------------------------------------
+    @_machine.output()
+    def _stopAtOnce(self, stopped: Deferred[None]) -> None:
+        "Nothing to wait for: the service is quiet, fire C{stopped}."
+        self._announceStopped([stopped])
 
-    def _retry(
-        self, event: str, why: str, reason: Failure, delay: float, **fields: object
-    ) -> None:
-        """
-        Emit C{event} with Twisted's retry sentence followed by C{why} and
-        the reason, then schedule the next attempt.
-        """
-        self._event(
-            LogLevel.info,
-            _SCHEDULING + " " + why + ": {reason}",
-            event,
-            attempt=self.failedAttempts,
-            delay=delay,
-            reason=reason.getErrorMessage(),
-            **fields,
-        )
-        self._retryCall = self._settings.clock.callLater(delay, self._retryDue)
+    # -- the transitions, by state ------------------------------------------------
 
-    def _retryDue(self) -> None:
-        # A fired call is let go of at once: it refers back to the machine.
-        self._retryCall = None
-        self.dispatch(self._reconnect)
+    # fmt: off
 
-    def _connectionIsStable(self) -> None:
-        self._resetCall = None
-        self.failedAttempts = 0
+    # init: not started; waiters wait for the first connection.
+    transition(_init, start, _connecting, _connect)
+    transition(_init, stop, _stopped, _cancelConnectWaiters, _stopAtOnce)
+    transition(_init, whenConnected, _init, _awaitConnection)
+    ignore(_init, closeAndReconnect, handOver)
 
-    def _fireConnectWaiters(self, result: IProtocol) -> None:
-        waiters, self._connectWaiters = self._connectWaiters or [], None
-        for waiter, _ in waiters:
-            if not waiter.called:
-                waiter.callback(result)
+    # connecting: the attempt's outcome, then the policy's verdict on a failure.
+    transition(_connecting, stop, _disconnecting,
+               _cancelAttempt, _beginStopping, _noteStopping)
+    transition(_connecting, whenConnected, _connecting, _awaitConnection)
+    transition(_connecting, _connectionMade, _connected, _adoptConnection)
+    transition(_connecting, _connectionFailed, _connecting, _judgeFailure)
+    transition(_connecting, _retryLater, _waiting,
+               _deliverConnectionFailure, _noteAttemptFailed, _scheduleRetry)
+    transition(_connecting, _giveUp, _gaveUp,
+               _deliverConnectionFailure, _announceGivingUp)
+    ignore(_connecting, start, closeAndReconnect, handOver)
 
-    def _failConnectWaiters(self, failure: Failure) -> None:
-        waiters, self._connectWaiters = self._connectWaiters or [], None
-        for waiter, _ in waiters:
-            if not waiter.called:
-                waiter.errback(failure)
+    # waiting: the retry timer runs; asking for a connection cuts it short.
+    transition(_waiting, _reconnect, _connecting, _connect)
+    transition(_waiting, closeAndReconnect, _connecting, _cancelRetry, _connect)
+    transition(_waiting, handOver, _connecting, _cancelRetry, _connect)
+    transition(_waiting, stop, _stopped,
+               _cancelRetry, _cancelConnectWaiters, _stopAtOnce)
+    transition(_waiting, whenConnected, _waiting, _awaitConnection)
+    ignore(_waiting, start)
 
-    def forgetWaiter(self, cancelled: Deferred[IProtocol]) -> None:
-        """
-        The canceller of every C{whenConnected} Deferred: a waiter that was
-        cancelled leaves at once, rather than at the next connect.
-        """
-        left = [
-            entry for entry in self._connectWaiters or () if entry[0] is not cancelled
-        ]
-        self._connectWaiters = left or None
+    # connected: the connection ends (the policy's verdict follows), or is replaced.
+    transition(_connected, _clientDisconnected, _connected, _judgeLoss)
+    transition(_connected, _retryLater, _waiting,
+               _noteDisconnected, _forgetConnection, _scheduleRetry)
+    transition(_connected, _giveUp, _gaveUp, _forgetConnection, _announceGivingUp)
+    transition(_connected, _failOver, _waiting,
+               _noteFailingOver, _forgetConnection, _retryAtOnce)
+    transition(_connected, closeAndReconnect, _reconnecting,
+               _noteReconnecting, _disconnect)
+    transition(_connected, handOver, _handingOver, _startHandOver)
+    transition(_connected, stop, _disconnecting,
+               _beginStopping, _noteStopping, _disconnect)
+    transition(_connected, whenConnected, _connected, _giveCurrentProtocol)
+    ignore(_connected, start)
 
-    def _gaveUpError(self) -> GaveUpConnecting:
-        assert self.lastFailure is not None
-        return GaveUpConnecting(self.lastFailure, self.failedAttempts)
+    # handingOver: connected, as above, while the successor is being made.
+    transition(_handingOver, _handOverMade, _connected, _handOverConnection)
+    transition(_handingOver, _handOverFailed, _connected, _keepCurrentConnection)
+    transition(_handingOver, _clientDisconnected, _handingOver, _judgeLoss)
+    transition(_handingOver, _retryLater, _waiting,
+               _abandonHandOver, _noteDisconnected, _forgetConnection, _scheduleRetry)
+    transition(_handingOver, _giveUp, _gaveUp,
+               _abandonHandOver, _forgetConnection, _announceGivingUp)
+    transition(_handingOver, _failOver, _waiting,
+               _abandonHandOver, _noteFailingOver, _forgetConnection, _retryAtOnce)
+    transition(_handingOver, stop, _disconnecting,
+               _abandonHandOver, _beginStopping, _noteStopping, _disconnect)
+    transition(_handingOver, whenConnected, _handingOver, _giveCurrentProtocol)
+    ignore(_handingOver, start, closeAndReconnect, handOver)
 
-    def _notify(self, callback: Callable[..., object], *args: object) -> bool:
-        """
-        Call a user's lifecycle callback; what it raises is logged, not
-        allowed to derail the machine.
+    # reconnecting: the connection is closing; once it has, connect at once.
+    transition(_reconnecting, _clientDisconnected, _connecting,
+               _forgetConnection, _connect)
+    transition(_reconnecting, stop, _disconnecting, _beginStopping, _noteStopping)
+    transition(_reconnecting, whenConnected, _reconnecting, _awaitConnection)
+    ignore(_reconnecting, start, closeAndReconnect, handOver)
 
-        @return: whether it returned without raising.
-        """
-        try:
-            callback(*args)
-        except Exception:
-            self._event(
-                LogLevel.error,
-                "Error in connection callback {callback!r}",
-                "callbackFailed",
-                callback=callback,
-                log_failure=Failure(),
-            )
-            return False
-        return True
+    # disconnecting: once the connection or the attempt has ended, stopped.
+    transition(_disconnecting, _clientDisconnected, _stopped,
+               _forgetConnection, _cancelConnectWaiters, _finishStopping)
+    transition(_disconnecting, _connectionFailed, _stopped,
+               _cancelConnectWaiters, _finishStopping)
+    transition(_disconnecting, _connectionMade, _stopped,
+               _abortConnection, _cancelConnectWaiters, _finishStopping)
+    transition(_disconnecting, start, _restarting, _noteRestarting)
+    transition(_disconnecting, stop, _disconnecting, _awaitStop)
+    transition(_disconnecting, whenConnected, _disconnecting, _awaitConnection)
+    ignore(_disconnecting, closeAndReconnect, handOver)
 
-    @staticmethod
-    def _peerOf(proxy: Optional[_ReconnectingProtocolProxy]) -> object:
-        if proxy is None:
-            return None
-        transport = proxy._transport
-        getPeer = getattr(transport, "getPeer", None)
-        return getPeer() if getPeer is not None else None
+    # restarting: as disconnecting, then connect again.
+    transition(_restarting, _clientDisconnected, _connecting,
+               _forgetConnection, _finishStopping, _resetFailedAttempts, _connect)
+    transition(_restarting, _connectionFailed, _connecting,
+               _finishStopping, _resetFailedAttempts, _connect)
+    transition(_restarting, _connectionMade, _connecting,
+               _abortConnection, _finishStopping, _resetFailedAttempts, _connect)
+    transition(_restarting, stop, _disconnecting, _awaitStop, _noteStopping)
+    transition(_restarting, whenConnected, _restarting, _awaitConnection)
+    ignore(_restarting, start, closeAndReconnect, handOver)
 
-    # -- the transitions ----------------------------------------------------
+    # stopped: starting again forgets past failures.
+    transition(_stopped, start, _connecting, _resetFailedAttempts, _connect)
+    transition(_stopped, stop, _stopped, _stopAtOnce)
+    transition(_stopped, whenConnected, _stopped, _refuseStopped)
+    ignore(_stopped, closeAndReconnect, handOver)
 
-    _init.upon(start, enter=_connecting, outputs=[_connect], collector=_discard)
-    _init.upon(
-        stop,
-        enter=_stopped,
-        outputs=[_cancelConnectWaiters, _awaitStop, _finishStopping],
-        collector=_discard,
-    )
-    _init.upon(
-        whenConnected, enter=_init, outputs=[_awaitConnection], collector=_discard
-    )
-
-    _connecting.upon(start, enter=_connecting, outputs=[], collector=_discard)
-    _connecting.upon(
-        stop,
-        enter=_disconnecting,
-        outputs=[_awaitStop, _noteStopping, _cancelAttempt],
-        collector=_discard,
-    )
-    _connecting.upon(
-        whenConnected, enter=_connecting, outputs=[_awaitConnection], collector=_discard
-    )
-    _connecting.upon(
-        _connectionMade,
-        enter=_connected,
-        outputs=[_rememberConnection],
-        collector=_discard,
-    )
-    _connecting.upon(
-        _connectionFailed,
-        enter=_waiting,
-        outputs=[_deliverConnectionFailure, _retryAfterFailure],
-        collector=_discard,
-    )
-    _connecting.upon(
-        _giveUp,
-        enter=_gaveUp,
-        outputs=[_deliverConnectionFailure, _abandonConnectWaiters],
-        collector=_discard,
-    )
-
-    _waiting.upon(start, enter=_waiting, outputs=[], collector=_discard)
-    _waiting.upon(
-        stop,
-        enter=_stopped,
-        outputs=[_cancelRetry, _cancelConnectWaiters, _awaitStop, _finishStopping],
-        collector=_discard,
-    )
-    _waiting.upon(
-        whenConnected, enter=_waiting, outputs=[_awaitConnection], collector=_discard
-    )
-    _waiting.upon(_reconnect, enter=_connecting, outputs=[_connect], collector=_discard)
-
-    _connected.upon(start, enter=_connected, outputs=[], collector=_discard)
-    _connected.upon(
-        stop,
-        enter=_disconnecting,
-        outputs=[_awaitStop, _noteStopping, _disconnect],
-        collector=_discard,
-    )
-    _connected.upon(
-        whenConnected,
-        enter=_connected,
-        outputs=[_currentConnection],
-        collector=_discard,
-    )
-    _connected.upon(
-        _clientDisconnected,
-        enter=_waiting,
-        outputs=[_retryAfterDisconnect, _forgetConnection],
-        collector=_discard,
-    )
-    _connected.upon(
-        _giveUp,
-        enter=_gaveUp,
-        outputs=[_forgetConnection, _abandonConnectWaiters],
-        collector=_discard,
-    )
-
-    _init.upon(reconnect, enter=_init, outputs=[], collector=_discard)
-    _connecting.upon(reconnect, enter=_connecting, outputs=[], collector=_discard)
-    _waiting.upon(
-        reconnect,
-        enter=_connecting,
-        outputs=[_cancelRetry, _connect],
-        collector=_discard,
-    )
-    _connected.upon(
-        reconnect,
-        enter=_reconnecting,
-        outputs=[_noteReconnecting, _disconnect],
-        collector=_discard,
-    )
-    _connected.upon(
-        handOver, enter=_handingOver, outputs=[_startHandOver], collector=_discard
-    )
-    _disconnecting.upon(reconnect, enter=_disconnecting, outputs=[], collector=_discard)
-    _restarting.upon(reconnect, enter=_restarting, outputs=[], collector=_discard)
-    _stopped.upon(reconnect, enter=_stopped, outputs=[], collector=_discard)
-    _gaveUp.upon(reconnect, enter=_gaveUp, outputs=[], collector=_discard)
-
-    # Where there is no connection to keep, a hand-over is a reconnect.
-    _init.upon(handOver, enter=_init, outputs=[], collector=_discard)
-    _connecting.upon(handOver, enter=_connecting, outputs=[], collector=_discard)
-    _waiting.upon(
-        handOver,
-        enter=_connecting,
-        outputs=[_cancelRetry, _connect],
-        collector=_discard,
-    )
-    _reconnecting.upon(handOver, enter=_reconnecting, outputs=[], collector=_discard)
-    _disconnecting.upon(handOver, enter=_disconnecting, outputs=[], collector=_discard)
-    _restarting.upon(handOver, enter=_restarting, outputs=[], collector=_discard)
-    _stopped.upon(handOver, enter=_stopped, outputs=[], collector=_discard)
-    _gaveUp.upon(handOver, enter=_gaveUp, outputs=[], collector=_discard)
-
-    _handingOver.upon(start, enter=_handingOver, outputs=[], collector=_discard)
-    _handingOver.upon(reconnect, enter=_handingOver, outputs=[], collector=_discard)
-    _handingOver.upon(handOver, enter=_handingOver, outputs=[], collector=_discard)
-    _handingOver.upon(
-        whenConnected,
-        enter=_handingOver,
-        outputs=[_currentConnection],
-        collector=_discard,
-    )
-    _handingOver.upon(
-        stop,
-        enter=_disconnecting,
-        outputs=[_awaitStop, _noteStopping, _abandonHandOver, _disconnect],
-        collector=_discard,
-    )
-    _handingOver.upon(
-        _handOverMade,
-        enter=_connected,
-        outputs=[_handOverConnection],
-        collector=_discard,
-    )
-    _handingOver.upon(
-        _handOverFailed,
-        enter=_connected,
-        outputs=[_noteHandOverFailed],
-        collector=_discard,
-    )
-    _handingOver.upon(
-        _clientDisconnected,
-        enter=_waiting,
-        outputs=[_abandonHandOver, _retryAfterDisconnect, _forgetConnection],
-        collector=_discard,
-    )
-    _handingOver.upon(
-        _giveUp,
-        enter=_gaveUp,
-        outputs=[_abandonHandOver, _forgetConnection, _abandonConnectWaiters],
-        collector=_discard,
-    )
-
-    _reconnecting.upon(start, enter=_reconnecting, outputs=[], collector=_discard)
-    _reconnecting.upon(reconnect, enter=_reconnecting, outputs=[], collector=_discard)
-    _reconnecting.upon(
-        stop,
-        enter=_disconnecting,
-        outputs=[_awaitStop, _noteStopping],
-        collector=_discard,
-    )
-    _reconnecting.upon(
-        whenConnected,
-        enter=_reconnecting,
-        outputs=[_awaitConnection],
-        collector=_discard,
-    )
-    _reconnecting.upon(
-        _clientDisconnected,
-        enter=_connecting,
-        outputs=[_forgetConnection, _connect],
-        collector=_discard,
-    )
-
-    _disconnecting.upon(
-        start, enter=_restarting, outputs=[_noteRestarting], collector=_discard
-    )
-    _disconnecting.upon(
-        stop, enter=_disconnecting, outputs=[_awaitStop], collector=_discard
-    )
-    _disconnecting.upon(
-        whenConnected,
-        enter=_disconnecting,
-        outputs=[_awaitConnection],
-        collector=_discard,
-    )
-    _disconnecting.upon(
-        _connectionFailed,
-        enter=_stopped,
-        outputs=[_cancelConnectWaiters, _finishStopping],
-        collector=_discard,
-    )
-    _disconnecting.upon(
-        _clientDisconnected,
-        enter=_stopped,
-        outputs=[_forgetConnection, _cancelConnectWaiters, _finishStopping],
-        collector=_discard,
-    )
-
-    _restarting.upon(start, enter=_restarting, outputs=[], collector=_discard)
-    _restarting.upon(
-        stop,
-        enter=_disconnecting,
-        outputs=[_awaitStop, _noteStopping],
-        collector=_discard,
-    )
-    _restarting.upon(
-        whenConnected,
-        enter=_restarting,
-        outputs=[_awaitConnection],
-        collector=_discard,
-    )
-    _restarting.upon(
-        _connectionFailed,
-        enter=_connecting,
-        outputs=[_finishStopping, _resetFailedAttempts, _connect],
-        collector=_discard,
-    )
-    _restarting.upon(
-        _clientDisconnected,
-        enter=_connecting,
-        outputs=[_forgetConnection, _finishStopping, _resetFailedAttempts, _connect],
-        collector=_discard,
-    )
-
-    _stopped.upon(
-        start,
-        enter=_connecting,
-        outputs=[_resetFailedAttempts, _connect],
-        collector=_discard,
-    )
-    _stopped.upon(
-        stop, enter=_stopped, outputs=[_awaitStop, _finishStopping], collector=_discard
-    )
-    _stopped.upon(
-        whenConnected, enter=_stopped, outputs=[_noConnection], collector=_discard
-    )
-
-    _gaveUp.upon(start, enter=_gaveUp, outputs=[], collector=_discard)
-    _gaveUp.upon(
-        stop, enter=_stopped, outputs=[_awaitStop, _finishStopping], collector=_discard
-    )
-    _gaveUp.upon(
-        whenConnected,
-        enter=_gaveUp,
-        outputs=[_noConnectionAfterGivingUp],
-        collector=_discard,
-    )
+    # gaveUp: only a stop gets the service going again (through stopped).
+    transition(_gaveUp, stop, _stopped, _stopAtOnce)
+    transition(_gaveUp, whenConnected, _gaveUp, _refuseGaveUp)
+    ignore(_gaveUp, start, closeAndReconnect, handOver)
+    # fmt: on
 
 
-_compiled = installInputs(_ClientMachine, _ClientMachine._machine, _INPUTS, _discard)
+_INPUTS = declaredInputs(_ClientMachine, _ClientMachine._machine)
+_compiled = installInputs(_ClientMachine, _ClientMachine._machine, _discard)

@@ -275,17 +275,7 @@ class ClientService(Service):
         """
         The service's counters and gauges, as they are now.
         """
-        machine = self._machine
-        return ConnectionStats(
-            state=cast(str, machine.state()),
-            attempts=machine.attempts,
-            failures=machine.failures,
-            failedAttempts=machine.failedAttempts,
-            connects=machine.connects,
-            disconnects=machine.disconnects,
-            connected=machine.connectedSince is not None,
-            secondsConnected=machine.secondsConnected(),
-        )
+        return self._machine.stats()
 
     @property
     def lastFailure(self) -> Optional[Failure]:
@@ -333,9 +323,7 @@ class ClientService(Service):
         once the new one is ready (make-before-break); the state is
         C{"handingOver"} meanwhile.
         """
-        machine = self._machine
-        handsOver = machine.settings.retireConnection is not None
-        machine.dispatch(machine.handOver if handsOver else machine.reconnect)
+        self._machine.requestReconnect()
 
     def startService(self) -> None:
         """

@@ -23,13 +23,23 @@ def test_committedDiagramIsCurrent() -> None:
 
 def test_diagramHasEveryTransition() -> None:
     """
-    One edge per transition, and the same text twice in a row.
+    One edge per transition that does something, each input a state
+    ignores named in the state's node, and the same text twice in a row.
     """
     source = dotSource()
     edges = [line for line in source.splitlines() if " -> " in line]
+    ignores = [
+        name.strip()
+        for line in source.splitlines()
+        if "ignores " in line
+        for name in line.split("ignores ")[1].split('"')[0].split(",")
+    ]
     transitions = _ClientMachine._machine._automaton.allTransitions()
-    assert len(edges) == len(transitions)
-    assert '"connected" -> "waiting" [label="_clientDisconnected' in source
+    doing = [t for t in transitions if t[0] is not t[2] or t[3]]
+    assert len(edges) == len(doing)
+    assert len(ignores) == len(transitions) - len(doing)
+    assert '"connected" -> "waiting" [label="_retryLater' in source
+    assert '"stopped" [label="stopped\\nignores closeAndReconnect, handOver"]' in source
     assert dotSource() == source
 
 

@@ -14,14 +14,20 @@ from typing import Any
 import pytest
 from automat import MethodicalMachine, NoTransition
 
+from reconnect import _driver
 from reconnect._driver import (
+    COMPILED_STATE,
     FORCE_AUTOMAT,
     CompiledInputs,
     _probeClass,
     compileInputs,
+    declaredInputs,
     discard,
+    installInputs,
+    stateSlots,
+    transition,
 )
-from reconnect._machine import _ClientMachine, _compiled
+from reconnect._machine import _INPUTS, _ClientMachine, _compiled
 
 # The driver's own probe machine: two states, outputs that take none, some
 # and all of their input's arguments, and a missing transition.
@@ -36,7 +42,7 @@ def doorToCompile() -> tuple[CompiledInputs, Any]:
     assert compiled is not None
 
     class FastDoor(Door):
-        pass
+        __slots__ = ()
 
     return compiled, FastDoor
 
@@ -90,14 +96,17 @@ def test_everyInputIsCompiledOrNone() -> None:
 
 def test_noTransitionerPerInstance() -> None:
     """
-    An instance driven by compiled inputs keeps the name of its state and
-    nothing else: no transitioner of automat's is made for it.
+    An instance driven by compiled inputs keeps the name of its state in a
+    slot of the driver's own, and nothing else: no transitioner of
+    automat's is made for it, and automat's slot stays empty.
     """
     compiled, FastDoor = doorToCompile()
     compiled.install(FastDoor, ["push", "pull"])
     door = FastDoor()
     door.push("ann", "gently")
-    assert getattr(door, Door._machine._symbol) == "open"
+    assert getattr(door, COMPILED_STATE) == "open"
+    assert not hasattr(door, Door._machine._symbol)
+    assert not hasattr(door, "__dict__")
 
 
 def test_otherCollectorIsLeftToAutomat() -> None:
@@ -235,3 +244,275 @@ def test_automatInternalsAway(patch: str, env: dict[str, str]) -> None:
     assert not changed["compiled"]
     assert changed["seen"] == normal["seen"]
     assert changed["warnings"] == (0 if env else 1)
+
+
+ELSEWHERE = """
+import automat._methodical as methodical
+original = methodical._transitionerFromInstance
+methodical._transitionerFromInstance = (
+    lambda oself, symbol, automaton: original(oself, symbol + "Elsewhere", automaton)
+)
+"""
+
+
+@pytest.mark.parametrize("env", [{}, {FORCE_AUTOMAT: "1"}], ids=["compiled", "forced"])
+def test_automatKeepingStateElsewhere(env: dict[str, str]) -> None:
+    """
+    An automat that keeps an instance's state under another attribute than
+    its machine's C{_symbol} gets a machine with a C{__dict__}: automat's
+    own inputs (forced, or fallen back to) work under it, and so do the
+    compiled ones, which agree with automat on the probe.
+    """
+    normal = runScenario("")
+    changed = runScenario(ELSEWHERE, **env)
+    assert changed["seen"] == normal["seen"]
+    assert changed["compiled"] == (not env)
+    assert changed["warnings"] == 0
+
+
+def test_probeIsLaidOutAsTheMachine() -> None:
+    """
+    The probe machine has the slots the service's machine has for its
+    state, and no C{__dict__}: what the probe shows holds under slots.
+    """
+    probeSlots = stateSlots(Door._machine)
+    machineSlots = stateSlots(_ClientMachine._machine)
+    assert probeSlots[1:] == machineSlots[1:] == (COMPILED_STATE,)
+    assert probeSlots[0] == Door._machine._symbol
+    assert machineSlots[0] == _ClientMachine._machine._symbol
+    assert set(probeSlots) <= set(Door.__slots__)
+    assert set(machineSlots) <= set(_ClientMachine.__slots__)
+    assert not hasattr(Door(), "__dict__")
+    assert not hasattr(_ClientMachine.__new__(_ClientMachine), "__dict__")
+
+
+def test_inputsAreTheDeclaredOnes() -> None:
+    """
+    The machine's list of inputs is read from automat's own declarations,
+    in the order the class declares them.
+    """
+    symbols = _ClientMachine._machine._automaton.inputAlphabet()
+    assert sorted(_INPUTS) == sorted(s.method.__name__ for s in symbols)
+    assert _INPUTS[:3] == ("start", "stop", "whenConnected")
+    assert declaredInputs(Door, Door._machine) == ("push", "pull")
+
+
+def machineWith(inputBody: Any) -> Any:
+    """
+    A one-state machine whose one input is C{inputBody}, with an output
+    that takes its first argument.
+    """
+
+    class Odd:
+        _machine = MethodicalMachine()
+
+        @_machine.state(initial=True, serialized="only")
+        def only(self) -> None:
+            "The only state."
+
+        go = _machine.input()(inputBody)
+
+        @_machine.output()
+        def _use(self, first: int) -> None:
+            "Use the first argument."
+
+        transition(only, go, only, _use)
+
+    return Odd
+
+
+def plain(self: object, first: int, second: int) -> None:
+    "An input with plain arguments."
+
+
+def withDefault(self: object, first: int, second: int = 2) -> None:
+    "An input with a default."
+
+
+def withKeywordOnly(self: object, first: int, *, second: int) -> None:
+    "An input with a keyword-only argument."
+
+
+def withStar(self: object, first: int, *rest: int) -> None:
+    "An input with C{*} arguments."
+
+
+def withStarStar(self: object, first: int, **rest: int) -> None:
+    "An input with C{**} arguments."
+
+
+@pytest.mark.parametrize(
+    "inputBody",
+    [withDefault, withKeywordOnly, withStar, withStarStar],
+    ids=["default", "keyword-only", "*args", "**kwargs"],
+)
+def test_unusualArgumentsAreLeftToAutomat(
+    inputBody: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    An input with default, keyword-only, C{*} or C{**} arguments runs
+    differently under compiled inputs (automat passes defaults on to the
+    outputs): such a machine is not compiled, and installing says so once
+    and leaves automat's inputs in place.
+    """
+    monkeypatch.delenv(FORCE_AUTOMAT, raising=False)
+    Odd = machineWith(inputBody)
+    Plain = machineWith(plain)
+    assert compileInputs(Plain._machine, discard) is not None
+    assert compileInputs(Odd._machine, discard) is None
+    warnings: list[dict[str, Any]] = []
+    observer = warnings.append
+    from twisted.logger import globalLogPublisher
+
+    globalLogPublisher.addObserver(observer)
+    try:
+        assert installInputs(Odd, Odd._machine, discard) is None
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert [e["log_format"] for e in warnings if e.get("why")] == [
+        "reconnect: using automat's own (slower) inputs: {why}"
+    ]
+    assert "go" not in vars(Odd) or not callable(vars(Odd)["go"])
+
+
+def bothEngines() -> list[tuple[str, Any]]:
+    """
+    The probe machine on automat's inputs and on compiled ones.
+    """
+    compiled, FastDoor = doorToCompile()
+    compiled.install(FastDoor, ["push", "pull"])
+    return [("automat", Door), ("compiled", FastDoor)]
+
+
+@pytest.mark.parametrize(
+    "args, kwargs",
+    [((), {}), (("ann",), {}), (("ann", "b", "c"), {}), (("ann",), {"who": "x"})],
+    ids=["none", "too few", "too many", "twice"],
+)
+def test_argumentsCheckedBeforeAnyChange(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    """
+    A call with the wrong arguments raises the same C{TypeError} on both
+    engines, before the state changes or an output runs.
+    """
+    raised = []
+    for _, doorClass in bothEngines():
+        door = doorClass()
+        with pytest.raises(TypeError) as error:
+            door.push(*args, **kwargs)
+        assert door.state() == "shut" and door.did == []
+        raised.append(str(error.value))
+    assert raised[0] == raised[1]
+
+
+def test_keywordCallsAsAutomat() -> None:
+    """
+    Arguments given by keyword reach the outputs as automat passes them.
+    """
+    done = []
+    for _, doorClass in bothEngines():
+        door = doorClass()
+        door.push(how="softly", who="ann")
+        door.push("bob", how="hard")
+        done.append((door.state(), door.did))
+    assert done[0] == done[1]
+    assert done[0][1][:3] == [("creak",), ("greet", "ann"), ("note", "ann", "softly")]
+
+
+@pytest.mark.parametrize(
+    "failure", [StopIteration, RuntimeError, KeyError, ValueError, AttributeError]
+)
+def test_installingNeverRaises(
+    failure: type[Exception], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Whatever goes wrong while compiling or installing, automat's inputs stay
+    and nothing escapes.
+    """
+
+    def broken(*args: object) -> None:
+        raise failure("surprise")
+
+    monkeypatch.delenv(FORCE_AUTOMAT, raising=False)
+    monkeypatch.setattr(_driver, "_compiledAgrees", broken)
+    Door2 = _probeClass()
+    assert installInputs(Door2, Door2._machine, discard) is None
+    door = Door2()
+    door.push("ann", "gently")
+    assert door.state() == "open"
+
+
+def test_installIsAllOrNothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    If putting one compiled input on the class fails, the ones already put
+    there are taken back: the class keeps automat's inputs, all of them.
+    """
+    compiled, FastDoor = doorToCompile()
+    before = dict(vars(FastDoor))
+
+    class Refusing(type):
+        def __setattr__(cls, name: str, value: object) -> None:
+            if name == "pull" and getattr(value, "__module__", "") == _driver.__name__:
+                raise RuntimeError("no")
+            super().__setattr__(name, value)
+
+    RefusingDoor = Refusing("RefusingDoor", (Door,), {"__slots__": ()})
+    with pytest.raises(RuntimeError):
+        compiled.install(RefusingDoor, ["push", "pull"])
+    assert (
+        "push" not in vars(RefusingDoor)
+        or vars(RefusingDoor)["push"] is vars(Door)["push"]
+    )
+    door = RefusingDoor()
+    door.push("ann", "gently")
+    assert door.state() == "open"
+    assert dict(vars(FastDoor)) == before
+
+
+def test_automatPathsOnALiveCompiledInstance() -> None:
+    """
+    automat never reads the compiled state: tracing a live compiled
+    instance (C{setTrace}, which makes automat's transitioner for it) leaves
+    the compiled inputs working from where they were, and the state where
+    they left it.
+    """
+
+    class TracedDoor(Door):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+        setTrace = Door._machine._setTrace
+
+    compiled = compileInputs(Door._machine, discard)
+    assert compiled is not None
+    compiled.install(TracedDoor, ["push", "pull"])
+    door = TracedDoor()
+    door.push("ann", "gently")
+    door.setTrace(lambda old, input, new: None)
+    assert door.state() == "open"
+    door.pull()
+    assert door.state() == "shut"
+    assert getattr(door, COMPILED_STATE) == "shut"
+
+
+@pytest.mark.parametrize("engine", ["compiled", "automat"])
+def test_malformedInternalCallChangesNothing(engine: str) -> None:
+    """
+    An input of the service's machine called with the wrong arguments raises
+    before it changes the state or runs an output, on either engine: no
+    half-done transition, no event.
+    """
+    from worlds import World
+
+    world = World(engine)
+    with world.listening():
+        world.do(("start",))
+        machine = world.service._machine
+        data, events = machine._data, list(world.events)
+        with pytest.raises(TypeError):
+            machine._connectionFailed()
+        with pytest.raises(TypeError):
+            machine._retryLater(None)
+        assert world.service.state == "connecting" and machine._data is data
+        assert world.events == events
+    assert world.clock.getDelayedCalls() != []
+    world.shutDown()

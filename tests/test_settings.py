@@ -11,6 +11,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 
 from reconnect import ClientService
+from reconnect._machine import _IDLE, _Connected, _Stopping
 from reconnect._settings import Settings, _alike, sharedSettings
 from reconnect.testing import FakeEndpoint
 
@@ -85,9 +86,9 @@ def test_settingsGoWithTheirServices() -> None:
 def test_connectedServiceKeepsLittle() -> None:
     """
     What a connected service keeps is what memory per service is made of:
-    no attempt state once the attempt has ended, no seldom-needed holder
-    unless something seldom was needed, and settings shared with its
-    siblings.  A stop makes the holder; a new connection does not need it.
+    no attempt state once the attempt has ended, only its connection as
+    the state's data, and settings shared with its siblings.  A stop keeps
+    its waiters only until the connection has ended.
     """
     clock = Clock()
     factory = Factory.forProtocol(Protocol)
@@ -101,13 +102,11 @@ def test_connectedServiceKeepsLittle() -> None:
     (first, endpoint, proxy), (second, _, _) = services
     machine = first._machine
     assert machine._settings is second._machine._settings
-    assert machine._occasional is None
-    assert machine._attempt is None
+    assert type(machine._data) is _Connected and machine._data.proxy is proxy
     assert proxy._factory._progress is None
-    assert machine._stopWaiters is None
     stopped = first.stopService()
-    assert machine._occasional is not None
+    assert type(machine._data) is _Stopping and machine._data.waiters == [stopped]
     endpoint.last.lose()
     assert stopped.called
-    assert machine._stopWaiters is None
+    assert machine._data is _IDLE
     second.stopService()

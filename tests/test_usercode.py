@@ -36,6 +36,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from invariants import checkMachine
 from test_events import checkDocumented
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IProtocol, IProtocolFactory
@@ -671,27 +672,11 @@ class ClientServiceUnderUserCode(EndpointAndClockRules):
             return
         state = self.service.state
         machine = self.service._machine
-        if state in ("init", "stopped", "gaveUp"):
-            assert self.clock.getDelayedCalls() == []
-            assert machine._attempt is None and machine._connection is None
-        if state == "waiting":
-            assert machine._retryCall is not None and machine._retryCall.active()
-        if state in ("connecting", "restarting"):
-            assert machine._attempt is not None or machine._connection is not None
-        if state == "reconnecting":
-            assert machine._connection is not None
-        if state == "handingOver":
-            assert machine._connection is not None and machine._handOver is not None
-        else:
-            assert machine._handOver is None
+        checkMachine(self.service, self.clock)
         for retired in machine._retired or {}:
-            assert retired is not machine._connection
             assert (
                 retired._transport.disconnecting or retired._protocol in self.mood.kept
             )
-        if state in ("connected", "handingOver"):
-            assert machine._connection is not None
-            assert not machine._connection._transport.disconnecting
         if state == "gaveUp":
             assert self.service.lastFailure is not None
         if state in ("stopped", "gaveUp"):

@@ -621,7 +621,7 @@ class SayStuffToServerService(Service):
         if self._deadBeats == 1:
             # Close on purpose and connect again as soon as it is gone (and
             # abort: a dead peer would keep a clean close waiting).
-            machine.dispatch(machine.reconnect)
+            machine.dispatch(machine.closeAndReconnect)
         else:
             # Lost like any connection, judged by the policy as the
             # failure after the deaths before it (the first one free).
