@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 
 from ._errors import AttemptTimedOut
 from ._proxy import _DisconnectFactory, _ReconnectingProtocolProxy
-from ._tls import negotiatesTLS
+from ._tls import tellsHandshakeTo
 
 _log = Logger()
 
@@ -171,16 +171,20 @@ class _Attempt(_DisconnectFactory):
             # twice: ending the attempt from here on aborts the transport.
             progress.step = None
         progress.proxy = proxy
-        if negotiatesTLS(proxy._transport):
+        if tellsHandshakeTo(proxy._transport, proxy):
             progress.handshake = False
 
     def handshakeDone(self, proxy: _ReconnectingProtocolProxy) -> None:
         """
-        The TLS handshake is done: if the endpoint has connected, the
-        attempt goes on to C{prepareConnection}.
+        The TLS handshake the attempt waits for is done: if the endpoint
+        has connected, the attempt goes on to C{prepareConnection}.  (A
+        handshake it did not wait for, such as one that C{prepareConnection}
+        started with C{startTLS}, changes nothing.)
         """
         progress = self._progress
         if progress is None or proxy is not progress.proxy:
+            return
+        if progress.handshake is not False:
             return
         progress.handshake = True
         if progress.connected:

@@ -71,13 +71,16 @@ class _ReconnectingProtocolProxy:
 
     def handshakeCompleted(self) -> None:
         """
-        The TLS handshake under this connection is done: the factory hears
-        it first (an attempt is not over before it), then the user's
-        protocol, if it listens for it.
+        The TLS handshake under this connection is done: the user's
+        protocol hears it first, if it listens for it, so that it knows by
+        the time the connection is handed out; then the factory (an attempt
+        is not over before it), even if the protocol raised.
         """
-        self._factory.handshakeDone(self)
-        if IHandshakeListener.providedBy(self._protocol):
-            cast(IHandshakeListener, self._protocol).handshakeCompleted()
+        try:
+            if IHandshakeListener.providedBy(self._protocol):
+                cast(IHandshakeListener, self._protocol).handshakeCompleted()
+        finally:
+            self._factory.handshakeDone(self)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._protocol, name)

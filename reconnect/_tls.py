@@ -19,19 +19,30 @@ from twisted.python.failure import Failure
 _CERTIFICATE_REASONS = ("certificate", "unknown ca")
 
 
-def negotiatesTLS(transport: object) -> bool:
+def tellsHandshakeTo(transport: object, protocol: object) -> bool:
     """
-    Does C{transport} carry TLS, whose handshake a connection must wait for?
+    Will C{transport}'s TLS layer tell C{protocol} when its handshake is
+    done, so that a connection can wait for it?
 
-    Both of Twisted's ways qualify: the memory-BIO wrapper that
+    Both of Twisted's ways qualify: the memory-BIO layer that
     C{wrapClientTLS} and C{tls:} strings put around a connection, and a
-    connection that started TLS itself (C{SSL4ClientEndpoint},
-    C{startTLS}), which provides C{ISSLTransport}.
+    connection that runs TLS itself (C{SSL4ClientEndpoint}), whose layer is
+    its C{protocol}; each tells the protocol it wraps.  A protocol wrapper
+    between the TLS layer and C{protocol} does not pass the news on, so
+    then there is nothing to wait for.  A transport that provides
+    C{ISSLTransport} through a layer not of Twisted's making (a test's fake)
+    is trusted to tell.
     """
-    if ISSLTransport.providedBy(transport):
-        return True
     tls = sys.modules.get("twisted.protocols.tls")
-    return tls is not None and isinstance(transport, tls.TLSMemoryBIOProtocol)
+    layerClass = None if tls is None else tls.TLSMemoryBIOProtocol
+    if layerClass is not None and isinstance(transport, layerClass):
+        return transport.wrappedProtocol is protocol
+    if not ISSLTransport.providedBy(transport):
+        return False
+    layer = getattr(transport, "protocol", None)
+    if layerClass is not None and isinstance(layer, layerClass):
+        return layer.wrappedProtocol is protocol
+    return not hasattr(transport, "wrappedProtocol")
 
 
 def isCertificateError(failure: Failure) -> bool:
@@ -46,9 +57,17 @@ def isCertificateError(failure: Failure) -> bool:
 
         ClientService(endpoint, factory, isFatal=isCertificateError)
 
+    An L{AllEndpointsFailed} (a pass over several servers) is a
+    certificate error when every server's failure is one.
+
     @param failure: the failure of an attempt (a L{Failure}).
     @return: C{True} if the failure is a certificate's.
     """
+    from ._pass import AllEndpointsFailed  # which imports the attempt, and so this
+
+    if isinstance(failure.value, AllEndpointsFailed):
+        failures = [f for _, f in failure.value.failures]
+        return bool(failures) and all(isCertificateError(f) for f in failures)
     identity = sys.modules.get("service_identity")
     if identity is not None and failure.check(
         identity.VerificationError, identity.CertificateError

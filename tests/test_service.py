@@ -1310,6 +1310,30 @@ def test_prepareResultAfterAttemptEndedIsIgnored(
         assert len(h.endpoint.attempts) == 2
 
 
+def test_connectionLostWhilePreparingIsAFailedAttempt(make: Any) -> None:
+    """
+    A connection lost while C{prepareConnection} is still at work fails
+    the attempt: it counts for C{failAfterFailures}, the work is cancelled
+    and the next attempt follows the policy.  (Twisted's machine has no
+    transition for it and raises.)
+    """
+    cancelled: list[Deferred[None]] = []
+
+    def prepare(protocol: object) -> Deferred[None]:
+        return Deferred(cancelled.append)
+
+    h = make(prepareConnection=prepare).start()
+    waiter = h.service.whenConnected(failAfterFailures=1)
+    h.connect()
+    h.endpoint.last.lose(ConnectionDone("gone while logging in"))
+    failure = result(waiter)
+    assert isinstance(failure, Failure) and failure.check(ConnectionDone)
+    assert h.service.state == "waiting"
+    assert len(cancelled) == 1
+    h.clock.advance(1)
+    assert len(h.endpoint.attempts) == 2
+
+
 def test_stopFromConnectionMadeOverTwistedEndpoint(
     make: Any, logs: list[dict[str, Any]]
 ) -> None:

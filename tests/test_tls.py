@@ -24,16 +24,23 @@ from helpers import Process, freePort, sayStuffOnClock, until
 from OpenSSL import SSL
 from service_identity import VerificationError
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.interfaces import IHandshakeListener, IListeningPort
+from twisted.internet.interfaces import (
+    IHandshakeListener,
+    IListeningPort,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
+from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from reconnect import (
+    AllEndpointsFailed,
     AttemptTimedOut,
     ClientService,
     EndpointConnector,
@@ -196,6 +203,46 @@ def test_attemptTimeoutCoversTheHandshake() -> None:
     stopAndCheck(service, clock, endpoint)
 
 
+def test_startTLSInsidePrepareConnectionRunsItOnce() -> None:
+    """
+    A handshake the attempt did not wait for (C{prepareConnection} started
+    TLS on a plain connection, as STARTTLS protocols do) does not run
+    C{prepareConnection} again.
+    """
+    started: list[Deferred[None]] = []
+
+    def prepare(protocol: Any) -> Deferred[None]:
+        started.append(Deferred())
+        return started[-1]
+
+    service, endpoint, clock = fakeService(prepareConnection=prepare)
+    connected = service.whenConnected()
+    endpoint.last.succeed()
+    assert len(started) == 1
+    endpoint.last.protocol.handshakeCompleted()  # type: ignore[union-attr]
+    assert len(started) == 1
+    started[0].callback(None)
+    assert connected.called
+    stopAndCheck(service, clock, endpoint)
+
+
+def test_protocolHearsTheHandshakeBeforeItIsHandedOut() -> None:
+    """
+    A protocol that listens for the handshake has heard of it by the time
+    C{prepareConnection} and C{whenConnected} are given it.
+    """
+    heard: list[int] = []
+    service, endpoint, clock = fakeService(
+        prepareConnection=lambda protocol: heard.append(protocol.handshakes)
+    )
+    connected = service.whenConnected()
+    connected.addCallback(lambda protocol: heard.append(protocol.handshakes))
+    endpoint.last.succeed(tls=True)
+    endpoint.last.completeHandshake()
+    assert heard == [1, 1]
+    stopAndCheck(service, clock, endpoint)
+
+
 def test_lateHandshakeAfterTheAttemptEnded() -> None:
     """
     A handshake that completes after its attempt was given up (stopped)
@@ -255,6 +302,20 @@ def test_isCertificateError(error: Exception, expected: bool) -> None:
     not accepted, false for any other.
     """
     assert isCertificateError(Failure(error)) is expected
+
+
+def test_passOfCertificateErrors() -> None:
+    """
+    A pass over several servers is a certificate error when every server's
+    failure is one, not when only some are.
+    """
+    bad = Failure(SSL.Error([("SSL routines", "", "certificate verify failed")]))
+    refused = Failure(ConnectionRefusedError())
+    assert isCertificateError(Failure(AllEndpointsFailed([("a", bad), ("b", bad)])))
+    assert not isCertificateError(
+        Failure(AllEndpointsFailed([("a", bad), ("b", refused)]))
+    )
+    assert not isCertificateError(Failure(AllEndpointsFailed([])))
 
 
 # Over real sockets.
@@ -394,6 +455,44 @@ async def test_wrongHostname(
     assert isCertificateError(failure)
     named = [line for line in logged.lines if "DNSMismatch" in line]
     assert len(named) >= 2, logged.lines
+
+
+@implementer(IStreamClientEndpoint)
+class WrappingEndpoint:
+    """
+    An endpoint that puts a protocol wrapper of its own between the TLS
+    layer and the service's protocol.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def connect(self, factory: Any) -> Any:
+        connecting = self.inner.connect(WrappingFactory(factory))
+        return connecting.addCallback(lambda wrapper: wrapper.wrappedProtocol)
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrapperBetweenTLSAndTheService(
+    tlsServer: int, authority: Authority
+) -> None:
+    """
+    When a protocol wrapper stands between the TLS layer and the service,
+    the handshake's news does not reach the service: it does not wait for
+    it, and connects as before.
+    """
+    service = ClientService(
+        WrappingEndpoint(tlsEndpoint(tlsServer, authority.roots)),
+        Factory.forProtocol(Recorder),
+        attemptTimeout=5.0,
+    )
+    service.startService()
+    try:
+        protocol = await service.whenConnected(failAfterFailures=1)
+        protocol.transport.write(b"hello\n")
+        await until(lambda: protocol.received == b"hello\n")
+    finally:
+        await service.stopService()
 
 
 class Silent(Protocol):
