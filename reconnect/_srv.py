@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, Optional, Union
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
@@ -331,7 +331,15 @@ class _SRVSession:
         """
         owner = self._owner
         steps: list[Deferred[Any]] = []
-        result: Deferred[IProtocol] = Deferred(lambda _: cancelQuietly(steps[-1]))
+
+        def cancel(result: Deferred[IProtocol]) -> None:
+            # The caller's Deferred fails first, so that nothing the step
+            # does as it is called off (a lookup answering from an earlier
+            # answer, say) can start a pass.
+            result.errback(Failure(CancelledError("SRV connect cancelled")))
+            cancelQuietly(steps[-1])
+
+        result: Deferred[IProtocol] = Deferred(cancel)
 
         def settle(outcome: Union[IProtocol, Failure]) -> None:
             if not result.called:

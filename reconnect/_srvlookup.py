@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Optional, Union, cast
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.error import DNSLookupError
 from twisted.internet.interfaces import IReactorTime, IResolver
 from twisted.names import dns
@@ -165,6 +165,10 @@ class SRVLookup:
 
     def _failed(self, reason: Failure) -> Answer:
         self._kept = None
+        if reason.check(CancelledError):
+            # Called off by the caller, not a failure of DNS: nothing to
+            # serve, stale or not.
+            return reason  # type: ignore[return-value]
         if reason.check(DNSNameError):
             self._last = []
             return []

@@ -365,6 +365,47 @@ def test_cancelDuringLookup() -> None:
     assert not endpoint.fakes
 
 
+def test_cancelDuringLookupWithAnEarlierAnswer() -> None:
+    """
+    With an earlier answer kept (serve-stale), a caller that cancels while
+    the lookup is under way gets C{CancelledError}, and no pass starts: the
+    cancel is not a DNS failure to answer from the earlier records.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=0)]
+    first = endpoint.connect(factory)
+    endpoint.fakes["a.test", 7].last.succeed()
+    assert outcome(first) is not None
+    resolver.hold = True
+    cancelled(endpoint.connect(factory))
+    assert trying(endpoint) == []
+    assert len(endpoint.fakes["a.test", 7].attempts) == 1
+    assert not clock.getDelayedCalls()
+
+
+def test_stopDuringLookupWithAnEarlierAnswer() -> None:
+    """
+    A service whose connection dropped is stopped while its new lookup is
+    under way, an earlier answer being kept: the stop fires, and no attempt
+    nor pass is left behind, nor anything on the clock.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=0), srv("b.test", 7, priority=1, ttl=0)]
+    service = ClientService(endpoint, factory, clock=clock)
+    service.startService()
+    endpoint.fakes["a.test", 7].last.succeed()
+    clock.advance(2)
+    resolver.hold = True
+    endpoint.fakes["a.test", 7].last.lose()
+    clock.advance(0)
+    assert len(resolver.held) == 1
+    stopped = service.stopService()
+    assert outcome(stopped) is None
+    assert trying(endpoint) == []
+    assert [len(fake.attempts) for fake in endpoint.fakes.values()] == [1, 0]
+    assert not clock.getDelayedCalls()
+
+
 # ----------------------------------------------------------------- the pass
 
 
