@@ -42,7 +42,9 @@ from ._checks import checkSeconds
 from ._pass import Candidate, EndpointHealth, HealthBook, HealthRecord, runPass
 from ._sessions import IEndpointSession, ISessionEndpoint
 from ._srvlookup import (
+    MAX_STALE_AGE,
     NOT_OFFERED,
+    SERVE_STALE_AFTER,
     Answer,
     NoServiceRecords,
     ServiceNotOffered,
@@ -95,6 +97,8 @@ class SRVEndpoint:
         coolingPeriod: float = 30.0,
         maxCoolingPeriod: float = 300.0,
         randint: Optional[Callable[[int, int], int]] = None,
+        serveStaleAfter: float = SERVE_STALE_AFTER,
+        maxStaleAge: float = MAX_STALE_AGE,
     ) -> None:
         """
         @param reactor: what the servers are connected with (through
@@ -127,6 +131,16 @@ class SRVEndpoint:
         @param randint: draws the RFC 2782 weighted order:
             C{randint(low, high)}, both ends included; by default
             C{random.randint}.
+        @param serveStaleAfter: seconds after which a lookup that DNS has
+            not answered yet is answered from the last answer, if there is
+            one (1.8 by default, as RFC 8767 suggests): a client that knows
+            a server does not wait out the resolver's retries (a minute
+            with C{twisted.names}' defaults).  The lookup goes on, and its
+            answer is used from the next pass.
+        @param maxStaleAge: seconds past its TTL for which the last answer
+            is still served when a lookup fails or is late (a day by
+            default, the low end of RFC 8767's one to three); after that, a
+            failed lookup fails the pass.
         @raise TypeError: if an argument is of the wrong type.
         @raise ValueError: if one is out of range.
         """
@@ -159,6 +173,13 @@ class SRVEndpoint:
                 f"resolver must be a twisted.names resolver, not {resolver!r}"
             )
         checkSeconds("stagger", stagger, zeroAllowed=True)
+        for label, seconds in (
+            ("serveStaleAfter", serveStaleAfter),
+            ("maxStaleAge", maxStaleAge),
+        ):
+            if seconds is None:
+                raise TypeError(f"{label} must be a number of seconds, not None")
+            checkSeconds(label, seconds, zeroAllowed=True)
         self.clock: IReactorTime = clock if clock is not None else reactor
         self.name = serviceName(service, protocol, domain)
         self._reactor = reactor
@@ -167,7 +188,9 @@ class SRVEndpoint:
         self._tlsOptions = tlsOptions
         self._randint = randint
         self._stagger = stagger
-        self._lookup = SRVLookup(self.name, resolver, self.clock)
+        self._lookup = SRVLookup(
+            self.name, resolver, self.clock, serveStaleAfter, maxStaleAge
+        )
         self._health = HealthBook(
             self.clock,
             repr(self),

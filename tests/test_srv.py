@@ -32,6 +32,7 @@ from reconnect import (
     ServiceNotOffered,
     SRVEndpoint,
 )
+from reconnect._srvlookup import SERVE_STALE_AFTER
 from reconnect._srvorder import SRVTarget, rfc2782Order
 from reconnect.testing import FakeEndpoint
 
@@ -406,6 +407,142 @@ def test_stopDuringLookupWithAnEarlierAnswer() -> None:
     assert not clock.getDelayedCalls()
 
 
+def test_lateLookupAnsweredFromTheEarlierAnswer() -> None:
+    """
+    With an earlier answer, a lookup DNS has not answered within
+    C{serveStaleAfter} seconds is answered from it, and so is every lookup
+    made while the query is still under way; the query goes on, and its
+    answer is kept for the passes after it.
+    """
+    endpoint, resolver, clock = srvEndpoint(serveStaleAfter=2.0)
+    resolver.answer = [srv("a.test", 7, ttl=10)]
+    cancelled(endpoint.connect(factory))
+    clock.advance(60)
+    resolver.hold = True
+    passing = endpoint.connect(factory)
+    clock.advance(1.9)
+    assert trying(endpoint) == []
+    clock.advance(0.1)
+    assert trying(endpoint) == [("a.test", 7)]
+    cancelled(passing)
+    assert not clock.getDelayedCalls()
+    cancelled(endpoint.connect(factory))
+    assert len(resolver.held) == 1
+    assert len(endpoint.fakes["a.test", 7].attempts) == 3
+    resolver.held[0].callback(([srv("b.test", 8, ttl=10)], [], []))
+    cancelled(endpoint.connect(factory))
+    assert len(resolver.lookups) == 2
+    assert len(endpoint.fakes["b.test", 8].attempts) == 1
+
+
+def test_noDeadlineWithoutAnEarlierAnswer() -> None:
+    """
+    With nothing to serve instead, a lookup waits for DNS, however long.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.hold = True
+    passing = endpoint.connect(factory)
+    assert not clock.getDelayedCalls()
+    resolver.held[0].callback(([srv("a.test", 7)], [], []))
+    assert trying(endpoint) == [("a.test", 7)]
+    cancelled(passing)
+
+
+def test_earlierAnswerTooOldIsNotServed() -> None:
+    """
+    An answer older than C{maxStaleAge} past its TTL is no longer served:
+    a failed lookup fails the pass, and a late one is waited for.
+    """
+    endpoint, resolver, clock = srvEndpoint(maxStaleAge=100)
+    resolver.answer = [srv("a.test", 7, ttl=10)]
+    cancelled(endpoint.connect(factory))
+    clock.advance(109)
+    resolver.answer = DNSServerError(NAME)
+    passing = endpoint.connect(factory)
+    assert trying(endpoint) == [("a.test", 7)]
+    cancelled(passing)
+    clock.advance(1)
+    assert outcome(endpoint.connect(factory)).check(DNSServerError)
+    resolver.hold = True
+    passing = endpoint.connect(factory)
+    assert not clock.getDelayedCalls()
+    cancelled(passing)
+    assert resolver.held[0].called
+
+
+def test_serviceReconnectsWhileDNSHangs() -> None:
+    """
+    DNS stops answering (queries hang, as with a nameserver that is down)
+    and the connection drops: a service whose C{attemptTimeout} is shorter
+    than the resolver's own retries connects again, through the server of
+    the earlier answer, with no failed attempt and no connection left
+    behind.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=0)]
+    service = ClientService(
+        endpoint, factory, clock=clock, attemptTimeout=5, retryPolicy=lambda n: 1.0
+    )
+    service.startService()
+    endpoint.fakes["a.test", 7].last.succeed()
+    clock.advance(2)
+    resolver.hold = True
+    endpoint.fakes["a.test", 7].last.lose()
+    clock.advance(0)
+    clock.advance(SERVE_STALE_AFTER)
+    endpoint.fakes["a.test", 7].last.succeed()
+    assert service.state == "connected"
+    assert service.failedAttempts == 0
+    assert [a.deferred.called for a in endpoint.fakes["a.test", 7].attempts] == [
+        True,
+        True,
+    ]
+    stopped = service.stopService()
+    assert outcome(stopped) is None
+    assert not clock.getDelayedCalls()
+
+
+def test_concurrentLookupsMakeOneQuery() -> None:
+    """
+    Lookups made while one is under way wait for it; each caller has a
+    C{Deferred} of its own, whose cancel calls off no other; the query is
+    called off once every caller has cancelled.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.hold = True
+    passes = [endpoint.connect(factory) for _ in range(3)]
+    assert len(resolver.held) == 1
+    cancelled(passes[0])
+    assert not resolver.held[0].called
+    resolver.held[0].callback(([srv("a.test", 7)], [], []))
+    assert len(endpoint.fakes["a.test", 7].attempts) == 2
+    for passing in passes[1:]:
+        cancelled(passing)
+    resolver.answer = [srv("a.test", 7, ttl=0)]
+    clock.advance(60)
+    more = [endpoint.connect(factory) for _ in range(2)]
+    assert len(resolver.held) == 2
+    for passing in more:
+        cancelled(passing)
+    assert resolver.held[1].called
+    assert not clock.getDelayedCalls()
+
+
+def test_cancelledLookupsDoNotCancelTheLateOnesServed() -> None:
+    """
+    Callers served from the earlier answer after the deadline are done
+    with the query: the query goes on for the next pass.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=0)]
+    cancelled(endpoint.connect(factory))
+    resolver.hold = True
+    passing = endpoint.connect(factory)
+    clock.advance(SERVE_STALE_AFTER)
+    cancelled(passing)
+    assert not resolver.held[0].called
+
+
 # ----------------------------------------------------------------- the pass
 
 
@@ -575,6 +712,9 @@ def test_sessions() -> None:
         (("xmpp", "example.test"), {"defaultPort": "80"}, TypeError, "defaultPort"),
         (("xmpp", "example.test"), {"stagger": -1}, ValueError, "stagger"),
         (("xmpp", "example.test"), {"resolver": object()}, TypeError, "resolver"),
+        (("xmpp", "example.test"), {"serveStaleAfter": -1}, ValueError, "serveStale"),
+        (("xmpp", "example.test"), {"serveStaleAfter": None}, TypeError, "serveStale"),
+        (("xmpp", "example.test"), {"maxStaleAge": "1"}, TypeError, "maxStaleAge"),
     ],
 )
 def test_badArguments(
