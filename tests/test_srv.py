@@ -148,7 +148,8 @@ def test_zeroWeightsOnlyByTheDrawOfZero(given: list[SRVTarget], data: Any) -> No
     """
     Within a priority, a target of weight 0 is chosen while one of positive
     weight is left only when the draw was 0 (the RFC's "very small
-    chance"); one draw is made for each choice.
+    chance"); one draw is made for each choice, after the draws of the
+    shuffle of that priority's targets of weight 0 (one fewer than they).
     """
     draws: list[int] = []
 
@@ -158,15 +159,54 @@ def test_zeroWeightsOnlyByTheDrawOfZero(given: list[SRVTarget], data: Any) -> No
         return drawn
 
     ordered = rfc2782Order(given, randint)
-    assert len(draws) == len(ordered)
+    choices: list[int] = []
+    for priority in sorted({t.priority for t in given}):
+        group = [t for t in given if t.priority == priority]
+        shuffling = max(0, sum(1 for t in group if t.weight == 0) - 1)
+        del draws[:shuffling]
+        choices += draws[: len(group)]
+        del draws[: len(group)]
+    assert draws == []
     left = Counter(given)
-    for target, drawn in zip(ordered, draws, strict=True):
+    for target, drawn in zip(ordered, choices, strict=True):
         left[target] -= 1
         weightedLeft = any(
             t.weight and t.priority == target.priority and n for t, n in left.items()
         )
         if target.weight == 0 and weightedLeft:
             assert drawn == 0
+
+
+def test_zeroWeightsDrawnAtRandom() -> None:
+    """
+    Over 2,000 orders, a priority whose weights are all 0 puts each of its
+    three servers first about a third of the time, and among two servers
+    of weight 0 beside a weighted one, the draw of 0 picks each about as
+    often: not the first by name every time, which would send a whole
+    fleet of clients to one server.
+    """
+    allZero = [SRVTarget(0, 0, 7, h) for h in ("c.test", "a.test", "b.test")]
+    rng = random.Random(2782)
+    firsts = Counter(rfc2782Order(allZero, rng.randint)[0].host for _ in range(2000))
+    assert set(firsts) == {"a.test", "b.test", "c.test"}
+    for count in firsts.values():
+        assert abs(count / 2000 - 1 / 3) < 0.05, firsts
+    mixed = [
+        SRVTarget(0, 0, 7, "z0.test"),
+        SRVTarget(0, 0, 7, "y0.test"),
+        SRVTarget(0, 10, 7, "w.test"),
+    ]
+    zeroFirst = Counter(
+        order[0].host
+        for order in (rfc2782Order(mixed, rng.randint) for _ in range(2000))
+        if order[0].weight == 0
+    )
+    assert set(zeroFirst) == {"y0.test", "z0.test"}
+    assert abs(zeroFirst["y0.test"] - zeroFirst["z0.test"]) < 0.3 * sum(
+        zeroFirst.values()
+    ), zeroFirst
+    second = Counter(rfc2782Order(mixed, rng.randint)[1].host for _ in range(2000))
+    assert abs(second["y0.test"] / 2000 - second["z0.test"] / 2000) < 0.06, second
 
 
 def test_orderFollowsTheDraws() -> None:

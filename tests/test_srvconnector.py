@@ -194,6 +194,29 @@ def test_badConnectFunction(kwargs: dict[str, Any], match: str) -> None:
         SRVConnector(MemoryReactorClock(), "xmpp", "a.test", Recorder(), **kwargs)
 
 
+def test_pickServerDrawsZeroWeightsAtRandom() -> None:
+    """
+    Records all of weight 0: over 2,000 picks, each is first about a third
+    of the time, not the first by name every time.
+    """
+    from collections import Counter
+
+    from twisted.names import dns
+
+    connector = SRVConnector(MemoryReactorClock(), "xmpp", "a.test", Recorder())
+    records = [
+        dns.Record_SRV(0, 0, 7, name)  # type: ignore[no-untyped-call]
+        for name in (b"c.test", b"a.test", b"b.test")
+    ]
+    firsts: Counter[str] = Counter()
+    for _ in range(2000):
+        connector.servers, connector.orderedServers = list(records), []
+        firsts[connector.pickServer()[0]] += 1
+    assert set(firsts) == {"a.test", "b.test", "c.test"}
+    for count in firsts.values():
+        assert abs(count / 2000 - 1 / 3) < 0.05, firsts
+
+
 def test_noDomainFailsEachAttempt() -> None:
     factory = Recorder()
     connector = SRVConnector(MemoryReactorClock(), "xmpp", None, factory)
