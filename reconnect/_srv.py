@@ -74,12 +74,16 @@ class SRVEndpoint:
     @ivar current: the server the last connection (of any client) went
         through, as C{"tcp:host:port"}, or C{None}.
     @ivar clock: what times the stagger, the cooling and the TTLs.
-    @ivar failsOver: C{True}: a steady connection that is lost is replaced
-        at once by a new pass (see L{ISessionEndpoint}), which looks the
-        records up again and tries the other servers first.
+    @ivar failsOver: true while the last pass (of any client) had more
+        than one server to try: a steady connection that is lost is then
+        replaced at once by a new pass (see L{ISessionEndpoint}), which
+        looks the records up again and tries the other servers first.
+        With one server (one record, or the C{defaultPort} fallback) it is
+        false, and a service waits out its retry policy, as over any
+        endpoint to one server, so that a server that restarts does not get
+        its whole fleet back in the same instant.  It is asked at each lost
+        connection, since the records may change.
     """
-
-    failsOver = True
 
     def __init__(
         self,
@@ -201,6 +205,7 @@ class SRVEndpoint:
         self._endpoints: dict[Place, IStreamClientEndpoint] = {}
         self._lastPass: list[HealthRecord] = []
         self.current: Optional[str] = None
+        self.failsOver = _SeveralServers(self)
         self._plain = _SRVSession(self)
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
@@ -322,6 +327,24 @@ class SRVEndpoint:
 
     def __repr__(self) -> str:
         return f"srv({self.name.decode('ascii', 'replace')})"
+
+
+class _SeveralServers:
+    """
+    L{SRVEndpoint.failsOver}: true while the endpoint's last pass had more
+    than one server to try.
+    """
+
+    __slots__ = ("_endpoint",)
+
+    def __init__(self, endpoint: SRVEndpoint) -> None:
+        self._endpoint = endpoint
+
+    def __bool__(self) -> bool:
+        return len(self._endpoint._lastPass) > 1
+
+    def __repr__(self) -> str:
+        return repr(bool(self))
 
 
 @implementer(IEndpointSession)

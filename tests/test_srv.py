@@ -515,7 +515,7 @@ def test_serviceReconnectsWhileDNSHangs() -> None:
     DNS stops answering (queries hang, as with a nameserver that is down)
     and the connection drops: a service whose C{attemptTimeout} is shorter
     than the resolver's own retries connects again, through the server of
-    the earlier answer, with no failed attempt and no connection left
+    the earlier answer, with no attempt timed out and no connection left
     behind.
     """
     endpoint, resolver, clock = srvEndpoint()
@@ -528,11 +528,11 @@ def test_serviceReconnectsWhileDNSHangs() -> None:
     clock.advance(2)
     resolver.hold = True
     endpoint.fakes["a.test", 7].last.lose()
-    clock.advance(0)
+    clock.advance(1.0)  # the policy's delay: one server, no failover
     clock.advance(SERVE_STALE_AFTER)
     endpoint.fakes["a.test", 7].last.succeed()
     assert service.state == "connected"
-    assert service.failedAttempts == 0
+    assert not any(a.cancelled for a in endpoint.fakes["a.test", 7].attempts)
     assert [a.deferred.called for a in endpoint.fakes["a.test", 7].attempts] == [
         True,
         True,
@@ -700,6 +700,70 @@ def test_steadyConnectionLostIsReplacedAtOnce() -> None:
     clock.advance(5)
     endpoint.fakes["a.test", 7].last.lose()
     clock.advance(0)
+    assert trying(endpoint) == [("b.test", 7)]
+    service.stopService()
+    assert not clock.getDelayedCalls()
+
+
+@pytest.mark.parametrize(
+    "records, defaultPort, immediately",
+    [
+        ([srv("only.test", 7)], None, False),
+        ([], 5222, False),
+        ([srv("a.test", 7), srv("b.test", 7, priority=1)], None, True),
+        ([srv("a.test", 7), srv("a.test", 7, priority=1)], None, False),
+    ],
+)
+def test_failsOverAtOnceOnlyWithSeveralServers(
+    records: list[dns.RRHeader], defaultPort: int | None, immediately: bool
+) -> None:
+    """
+    A steady connection that is lost is replaced at once only when the
+    last answer listed more than one server; with one (one record, the
+    same one twice, or the C{defaultPort} fallback), the service waits out
+    its retry policy, so that a server that restarts does not get its
+    whole fleet back in the same instant.
+    """
+    endpoint, resolver, clock = srvEndpoint(defaultPort=defaultPort)
+    resolver.answer = records
+    service = ClientService(endpoint, factory, clock=clock, retryPolicy=lambda n: 30)
+    service.startService()
+    [first] = trying(endpoint)
+    endpoint.fakes[first].last.succeed()
+    clock.advance(5)
+    endpoint.fakes[first].last.lose()
+    clock.advance(0)
+    assert bool(trying(endpoint)) == immediately
+    assert service.failedAttempts == (0 if immediately else 1)
+    clock.advance(30)
+    assert trying(endpoint)
+    service.stopService()
+    assert not clock.getDelayedCalls()
+
+
+def test_failsOverFollowsTheRecords() -> None:
+    """
+    C{failsOver} is asked at each lost connection: records that go from
+    two servers to one make a service over the endpoint wait out its
+    policy from then on.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=0), srv("b.test", 7, priority=1, ttl=0)]
+    service = ClientService(endpoint, factory, clock=clock, retryPolicy=lambda n: 30)
+    service.startService()
+    assert bool(endpoint.failsOver)
+    endpoint.fakes["a.test", 7].last.succeed()
+    clock.advance(5)
+    resolver.answer = [srv("b.test", 7, ttl=0)]
+    endpoint.fakes["a.test", 7].last.lose()
+    clock.advance(0)
+    endpoint.fakes["b.test", 7].last.succeed()
+    assert not endpoint.failsOver
+    clock.advance(5)
+    endpoint.fakes["b.test", 7].last.lose()
+    clock.advance(0)
+    assert trying(endpoint) == []
+    clock.advance(30)
     assert trying(endpoint) == [("b.test", 7)]
     service.stopService()
     assert not clock.getDelayedCalls()
