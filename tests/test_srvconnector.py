@@ -217,6 +217,38 @@ def test_pickServerDrawsZeroWeightsAtRandom() -> None:
         assert abs(count / 2000 - 1 / 3) < 0.05, firsts
 
 
+def test_lostServerGoesLastAcrossTheFactorysRetry(
+    memory: tuple[MemoryReactorClock, ScriptedResolver],
+) -> None:
+    """
+    A L{ReconnectingClientFactory} that lost a steady connection to the
+    first server retries through the second first: the connector keeps
+    its session, which remembers the lost server, across the retry.
+    """
+    from reconnect.testing import FakeEndpoint
+
+    memoryReactor, resolver = memory
+    resolver.answer = [srv("a.test", 7), srv("b.test", 7, priority=1)]
+    fakes: dict[tuple[str, int], FakeEndpoint] = {}
+
+    class Faked(SRVConnector):
+        def _endpointFor(self, reactor: Any, host: str, port: int) -> Any:
+            return fakes.setdefault((host, port), FakeEndpoint())
+
+    factory = Counting()
+    factory.noisy = False
+    factory.clock = memoryReactor
+    connector = Faked(memoryReactor, "saystuff", "example.test", factory)
+    connector.connect()
+    fakes["a.test", 7].last.succeed()
+    memoryReactor.advance(5)
+    fakes["a.test", 7].last.lose()
+    memoryReactor.advance(factory.delay)
+    assert [len(fakes[p].attempts) for p in (("a.test", 7), ("b.test", 7))] == [1, 1]
+    factory.stopTrying()
+    assert memoryReactor.getDelayedCalls() == []
+
+
 def test_noDomainFailsEachAttempt() -> None:
     factory = Recorder()
     connector = SRVConnector(MemoryReactorClock(), "xmpp", None, factory)
