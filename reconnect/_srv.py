@@ -185,7 +185,10 @@ class SRVEndpoint:
                 raise TypeError(f"{label} must be a number of seconds, not None")
             checkSeconds(label, seconds, zeroAllowed=True)
         self.clock: IReactorTime = clock if clock is not None else reactor
-        self.name = serviceName(service, protocol, domain)
+        try:
+            self.name = serviceName(service, protocol, domain)
+        except UnicodeError as e:
+            raise ValueError(f"domain {domain!r} is not a domain name: {e}") from None
         self._reactor = reactor
         self._domain = domain if isinstance(domain, str) else domain.decode("idna")
         self._defaultPort = defaultPort

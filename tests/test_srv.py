@@ -810,6 +810,7 @@ def test_sessions() -> None:
         ((1, "example.test"), {}, TypeError, "service"),
         (("_xmpp", "example.test"), {}, ValueError, "underscore"),
         (("xmpp", "."), {}, ValueError, "domain"),
+        (("xmpp", "example..test"), {}, ValueError, "not a domain name"),
         (("xmpp", None), {}, TypeError, "domain"),
         (("xmpp", "example.test"), {"protocol": "_tcp"}, ValueError, "protocol"),
         (("xmpp", "example.test"), {"defaultPort": 0}, ValueError, "defaultPort"),
