@@ -43,6 +43,12 @@ SERVE_STALE_AFTER = 1.8
 #: fleet's servers change more often than most records do.
 MAX_STALE_AGE = 86400.0
 
+#: Seconds after which a query still under way is no longer waited on, once
+#: its callers were answered from the earlier answer: the next lookup asks
+#: again, so that a resolver with no timeout of its own cannot leave the
+#: records unrefreshed for ever.  Twice C{twisted.names}' own minute.
+ABANDON_QUERY_AFTER = 120.0
+
 
 class ServiceNotOffered(DNSLookupError):
     """
@@ -161,6 +167,7 @@ class SRVLookup:
         self._asking: Optional[Deferred[Answer]] = None
         self._waiting: list[Deferred[Answer]] = []
         self._deadline: Optional[IDelayedCall] = None
+        self._askedAt = 0.0
         self._late = False
 
     def lookup(self) -> Deferred[Answer]:
@@ -184,8 +191,10 @@ class SRVLookup:
             return succeed(self._kept)
         stale = self._stale()
         if self._late and stale is not None:
-            # The query under way is late already: no need to wait for it.
-            return succeed(stale)
+            if self._clock.seconds() - self._askedAt < ABANDON_QUERY_AFTER:
+                # The query under way is late already: no need to wait.
+                return succeed(stale)
+            self._abandon()
         waiter: Deferred[Answer] = Deferred(self._cancelled)
         self._waiting.append(waiter)
         if self._asking is None:
@@ -210,6 +219,7 @@ class SRVLookup:
         except Exception:
             asking = fail()
         self._asking = asking
+        self._askedAt = self._clock.seconds()
         self._late = False
         if staleKnown:
             self._deadline = self._clock.callLater(
@@ -296,9 +306,17 @@ class SRVLookup:
         if waiter in self._waiting:
             self._waiting.remove(waiter)
         waiter.errback(Failure(CancelledError("SRV lookup cancelled")))
-        if not self._waiting and not self._late and self._asking is not None:
-            asking, self._asking = self._asking, None
-            self._stopDeadline()
+        if not self._waiting and not self._late:
+            self._abandon()
+
+    def _abandon(self) -> None:
+        """
+        Call off the query under way, if any; no caller waits on it.
+        """
+        asking, self._asking = self._asking, None
+        self._late = False
+        self._stopDeadline()
+        if asking is not None:
             cancelQuietly(asking)
 
     def _stopDeadline(self) -> None:

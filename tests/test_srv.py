@@ -32,7 +32,7 @@ from reconnect import (
     ServiceNotOffered,
     SRVEndpoint,
 )
-from reconnect._srvlookup import SERVE_STALE_AFTER
+from reconnect._srvlookup import ABANDON_QUERY_AFTER, SERVE_STALE_AFTER
 from reconnect._srvorder import SRVTarget, rfc2782Order
 from reconnect.testing import FakeEndpoint
 
@@ -473,6 +473,33 @@ def test_lateLookupAnsweredFromTheEarlierAnswer() -> None:
     cancelled(endpoint.connect(factory))
     assert len(resolver.lookups) == 2
     assert len(endpoint.fakes["b.test", 8].attempts) == 1
+
+
+def test_queryThatNeverEndsIsAbandoned() -> None:
+    """
+    A resolver with no timeout of its own leaves a query hanging: once it
+    has been under way for C{ABANDON_QUERY_AFTER} seconds, the next lookup
+    calls it off and asks again, so that the records are not left
+    unrefreshed for ever.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=0)]
+    cancelled(endpoint.connect(factory))
+    resolver.hold = True
+    late = endpoint.connect(factory)
+    clock.advance(SERVE_STALE_AFTER)
+    cancelled(late)
+    clock.advance(ABANDON_QUERY_AFTER - SERVE_STALE_AFTER - 1)
+    cancelled(endpoint.connect(factory))
+    assert len(resolver.held) == 1
+    clock.advance(1)
+    passing = endpoint.connect(factory)
+    assert resolver.held[0].called
+    assert len(resolver.held) == 2
+    resolver.held[1].callback(([srv("b.test", 8, ttl=0)], [], []))
+    assert trying(endpoint) == [("b.test", 8)]
+    cancelled(passing)
+    assert not clock.getDelayedCalls()
 
 
 def test_noDeadlineWithoutAnEarlierAnswer() -> None:
