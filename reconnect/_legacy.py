@@ -207,6 +207,14 @@ class ReconnectingClientFactory(ClientFactory):
         busy = getattr(connector, "state", "disconnected") != "disconnected"
         if self.continueTrying and not busy:
             connector.connect()
+        elif not busy:
+            # Retrying was turned off without stopTrying: say so as
+            # stopTrying does, so that an EndpointConnector lets go of its
+            # endpoint session.
+            try:
+                connector.stopConnecting()
+            except error.NotConnectingError:
+                pass
 
     def stopTrying(self) -> None:
         """
@@ -362,12 +370,20 @@ class EndpointConnector:
 
     Over an endpoint that wants a session with each client (an
     L{ISessionEndpoint}, such as a L{FailoverEndpoint
-    <reconnect.FailoverEndpoint>}), the connector opens one when the
-    factory starts and closes it when the factory stops, and connects
-    through it.  When the endpoint asks it to move (failback: the preferred
-    server is back), the connector closes its connection (the factory
-    hears C{clientConnectionLost}) and, unless the factory connected again
-    or stopped trying meanwhile, connects again at once.
+    <reconnect.FailoverEndpoint>}), the connector opens one at its first
+    C{connect()} and connects through it.  The session is the client's
+    memory (the server it is on, the one it just lost, its shuffled order),
+    so it is kept across a L{ReconnectingClientFactory}'s retries, though
+    the factory is stopped and started again around each: it is closed
+    when the factory, told of a failure or a loss, has no retry pending
+    (no active C{_callID}, as Twisted's and ours keep it: it gave up, or
+    it is not a reconnecting factory), and when C{stopConnecting()} or
+    C{disconnect()} is called while nothing is under way (a factory's
+    C{stopTrying()} calls the former).  When the endpoint asks it to move
+    (failback: the preferred server is back), the connector closes its
+    connection (the factory hears C{clientConnectionLost}) and, unless the
+    factory connected again or stopped trying meanwhile, connects again at
+    once.
 
     @ivar state: C{"disconnected"}, C{"connecting"} or C{"connected"}.
     """
@@ -410,6 +426,7 @@ class EndpointConnector:
         if not self._factoryStarted:
             self._factoryStarted = True
             self._callFactory("doStart")
+        if self._session is None:
             self._openSession()
         self._callFactory("startedConnecting", self)
         if self.state != "connecting":
@@ -482,6 +499,29 @@ class EndpointConnector:
             return
         self._factoryStarted = False
         self._callFactory("doStop")
+        if not self._retryPending():
+            self._closeSession()
+
+    def _retryPending(self) -> bool:
+        """
+        Whether the factory has scheduled a retry, as a
+        L{ReconnectingClientFactory} (ours or Twisted's) keeps it.
+        """
+        try:
+            call = getattr(self.factory, "_callID", None)
+            return bool(
+                call is not None
+                and call.active()
+                and getattr(self.factory, "continueTrying", True)
+            )
+        except Exception:
+            _log.failure("Asking {factory!r} for its retry", factory=self.factory)
+            return False
+
+    def _closeSession(self) -> None:
+        """
+        The client is done with the endpoint: close its session, if any.
+        """
         session, self._session = self._session, None
         if session is not None:
             self._guarded(session.close)
@@ -542,9 +582,14 @@ class EndpointConnector:
         Call off the attempt under way; the factory hears of it as a failure
         with C{UserError}.
 
+        While disconnected, that means the factory stops trying (its
+        C{stopTrying} calls this): the endpoint session is closed.
+
         @raise NotConnectingError: if no attempt is under way.
         """
         if self.state != "connecting":
+            if self.state == "disconnected":
+                self._closeSession()
             raise error.NotConnectingError("we're not trying to connect")
         self.state = "disconnected"
         self._token = None
@@ -555,9 +600,12 @@ class EndpointConnector:
 
     def disconnect(self) -> None:
         """
-        Call off the attempt, or close the connection, whichever there is.
+        Call off the attempt, or close the connection, whichever there is;
+        with neither, close the endpoint session.
         """
-        if self.state == "connecting":
+        if self.state == "disconnected":
+            self._closeSession()
+        elif self.state == "connecting":
             self.stopConnecting()
         elif self.state == "connected" and self._connection is not None:
             transport = self._connection._transport

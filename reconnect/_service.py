@@ -40,14 +40,19 @@ from ._stats import ConnectionStats
 _defaultPolicy = backoffPolicy()
 
 
-def _failsOver(endpoint: IStreamClientEndpoint) -> bool:
+def _failsOver(endpoint: IStreamClientEndpoint) -> object:
     """
     Whether C{endpoint} says a lost connection can be replaced at once
-    through another of its servers (see L{ISessionEndpoint}).
+    through another of its servers (see L{ISessionEndpoint}): its
+    C{failsOver}, kept as it is when it is not a C{bool} (an endpoint whose
+    servers change, as L{SRVEndpoint <reconnect.SRVEndpoint>}'s), so that
+    its truth is asked at each lost connection.
     """
-    return ISessionEndpoint.providedBy(endpoint) and bool(
-        getattr(endpoint, "failsOver", False)
-    )
+    if not ISessionEndpoint.providedBy(endpoint):
+        return False
+    failsOver = getattr(endpoint, "failsOver", False)
+    bool(failsOver)  # One that cannot tell raises here, at the boundary.
+    return failsOver
 
 
 _loggers: WeakKeyDictionary[type, Logger] = WeakKeyDictionary()

@@ -37,6 +37,9 @@ class ISessionEndpoint(Interface):
         at once through another of its servers: a L{reconnect.ClientService}
         over it then connects again at once when a steady connection is
         lost (C{immediateFailover}), rather than waiting out its policy.
+        A value that is not a C{bool} is asked for its truth at each lost
+        connection (so that an endpoint whose servers change can answer for
+        the ones it has then); its C{__bool__} must not raise.
         """
     )
 

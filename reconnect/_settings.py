@@ -27,6 +27,8 @@ class Settings:
     One service's settings, never changed once made (they may be shared).
 
     @ivar log: the logger of the service's class.
+    @ivar immediateFailover: a C{bool}, or an endpoint's C{failsOver} whose
+        truth is asked at each lost connection.
     """
 
     __slots__ = (
@@ -53,7 +55,7 @@ class Settings:
         attemptTimeout: Optional[float] = None,
         isFatal: Optional[Callable[[Failure], bool]] = None,
         resetAfter: Optional[float] = None,
-        immediateFailover: bool = False,
+        immediateFailover: object = False,
         onConnected: Optional[Callable[[IProtocol], object]] = None,
         onDisconnected: Optional[Callable[[IProtocol, Failure], object]] = None,
         onGaveUp: Optional[Callable[[GaveUpConnecting], object]] = None,

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, Optional, Union
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
@@ -42,7 +42,9 @@ from ._checks import checkSeconds
 from ._pass import Candidate, EndpointHealth, HealthBook, HealthRecord, runPass
 from ._sessions import IEndpointSession, ISessionEndpoint
 from ._srvlookup import (
+    MAX_STALE_AGE,
     NOT_OFFERED,
+    SERVE_STALE_AFTER,
     Answer,
     NoServiceRecords,
     ServiceNotOffered,
@@ -72,12 +74,16 @@ class SRVEndpoint:
     @ivar current: the server the last connection (of any client) went
         through, as C{"tcp:host:port"}, or C{None}.
     @ivar clock: what times the stagger, the cooling and the TTLs.
-    @ivar failsOver: C{True}: a steady connection that is lost is replaced
-        at once by a new pass (see L{ISessionEndpoint}), which looks the
-        records up again and tries the other servers first.
+    @ivar failsOver: true while the last pass (of any client) had more
+        than one server to try: a steady connection that is lost is then
+        replaced at once by a new pass (see L{ISessionEndpoint}), which
+        looks the records up again and tries the other servers first.
+        With one server (one record, or the C{defaultPort} fallback) it is
+        false, and a service waits out its retry policy, as over any
+        endpoint to one server, so that a server that restarts does not get
+        its whole fleet back in the same instant.  It is asked at each lost
+        connection, since the records may change.
     """
-
-    failsOver = True
 
     def __init__(
         self,
@@ -95,6 +101,8 @@ class SRVEndpoint:
         coolingPeriod: float = 30.0,
         maxCoolingPeriod: float = 300.0,
         randint: Optional[Callable[[int, int], int]] = None,
+        serveStaleAfter: float = SERVE_STALE_AFTER,
+        maxStaleAge: float = MAX_STALE_AGE,
     ) -> None:
         """
         @param reactor: what the servers are connected with (through
@@ -127,6 +135,16 @@ class SRVEndpoint:
         @param randint: draws the RFC 2782 weighted order:
             C{randint(low, high)}, both ends included; by default
             C{random.randint}.
+        @param serveStaleAfter: seconds after which a lookup that DNS has
+            not answered yet is answered from the last answer, if there is
+            one (1.8 by default, as RFC 8767 suggests): a client that knows
+            a server does not wait out the resolver's retries (a minute
+            with C{twisted.names}' defaults).  The lookup goes on, and its
+            answer is used from the next pass.
+        @param maxStaleAge: seconds past its TTL for which the last answer
+            is still served when a lookup fails or is late (a day by
+            default, the low end of RFC 8767's one to three); after that, a
+            failed lookup fails the pass.
         @raise TypeError: if an argument is of the wrong type.
         @raise ValueError: if one is out of range.
         """
@@ -159,15 +177,27 @@ class SRVEndpoint:
                 f"resolver must be a twisted.names resolver, not {resolver!r}"
             )
         checkSeconds("stagger", stagger, zeroAllowed=True)
+        for label, seconds in (
+            ("serveStaleAfter", serveStaleAfter),
+            ("maxStaleAge", maxStaleAge),
+        ):
+            if seconds is None:
+                raise TypeError(f"{label} must be a number of seconds, not None")
+            checkSeconds(label, seconds, zeroAllowed=True)
         self.clock: IReactorTime = clock if clock is not None else reactor
-        self.name = serviceName(service, protocol, domain)
+        try:
+            self.name = serviceName(service, protocol, domain)
+        except UnicodeError as e:
+            raise ValueError(f"domain {domain!r} is not a domain name: {e}") from None
         self._reactor = reactor
         self._domain = domain if isinstance(domain, str) else domain.decode("idna")
         self._defaultPort = defaultPort
         self._tlsOptions = tlsOptions
         self._randint = randint
         self._stagger = stagger
-        self._lookup = SRVLookup(self.name, resolver, self.clock)
+        self._lookup = SRVLookup(
+            self.name, resolver, self.clock, serveStaleAfter, maxStaleAge
+        )
         self._health = HealthBook(
             self.clock,
             repr(self),
@@ -178,6 +208,7 @@ class SRVEndpoint:
         self._endpoints: dict[Place, IStreamClientEndpoint] = {}
         self._lastPass: list[HealthRecord] = []
         self.current: Optional[str] = None
+        self.failsOver = _SeveralServers(self)
         self._plain = _SRVSession(self)
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
@@ -301,6 +332,24 @@ class SRVEndpoint:
         return f"srv({self.name.decode('ascii', 'replace')})"
 
 
+class _SeveralServers:
+    """
+    L{SRVEndpoint.failsOver}: true while the endpoint's last pass had more
+    than one server to try.
+    """
+
+    __slots__ = ("_endpoint",)
+
+    def __init__(self, endpoint: SRVEndpoint) -> None:
+        self._endpoint = endpoint
+
+    def __bool__(self) -> bool:
+        return len(self._endpoint._lastPass) > 1
+
+    def __repr__(self) -> str:
+        return repr(bool(self))
+
+
 @implementer(IEndpointSession)
 class _SRVSession:
     """
@@ -331,7 +380,15 @@ class _SRVSession:
         """
         owner = self._owner
         steps: list[Deferred[Any]] = []
-        result: Deferred[IProtocol] = Deferred(lambda _: cancelQuietly(steps[-1]))
+
+        def cancel(result: Deferred[IProtocol]) -> None:
+            # The caller's Deferred fails first, so that nothing the step
+            # does as it is called off (a lookup answering from an earlier
+            # answer, say) can start a pass.
+            result.errback(Failure(CancelledError("SRV connect cancelled")))
+            cancelQuietly(steps[-1])
+
+        result: Deferred[IProtocol] = Deferred(cancel)
 
         def settle(outcome: Union[IProtocol, Failure]) -> None:
             if not result.called:

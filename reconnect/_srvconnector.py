@@ -113,7 +113,8 @@ class SRVConnector(EndpointConnector):
         """
         The next server, as Twisted's connector picks it: from C{servers}
         (once empty, a new round begins from C{orderedServers}), the lowest
-        priority, drawn by weight as RFC 2782 says, and moved to
+        priority, drawn by weight as RFC 2782 says (among those of weight
+        0, at random), and moved to
         C{orderedServers}.  With no records at all, the domain and the
         service's name (its port is then looked up in the system's services
         database).
@@ -127,8 +128,12 @@ class SRVConnector(EndpointConnector):
             self.servers, self.orderedServers = self.orderedServers, []
         assert self.servers is not None and self.orderedServers is not None
         lowest = min(record.priority for record in self.servers)
-        candidates = sorted(
-            (r for r in self.servers if r.priority == lowest),
+        # Those of weight 0 first, shuffled, so that the draw of 0 picks
+        # among them at random (see rfc2782Order).
+        zeros = [r for r in self.servers if r.priority == lowest and not r.weight]
+        random.shuffle(zeros)
+        candidates = zeros + sorted(
+            (r for r in self.servers if r.priority == lowest and r.weight),
             key=lambda r: (r.weight, r.target.name, r.port),
         )
         chosen = candidates[

@@ -48,9 +48,13 @@ def rfc2782Order(
     head the list, so that the draw of 0 picks one of them: they get a
     small chance, as the RFC wants, and come last otherwise.
 
-    The RFC lets the other servers stand in any order for the running sum;
-    we sort them by weight (ascending, then by host and port), so that the
-    result depends only on the draws.
+    The servers of weight 0 are shuffled first (with C{randint}), so that
+    the draw of 0, and the order of a priority whose weights are all 0,
+    picks among them at random: in the order given, or by name, every
+    client of a fleet would go to the same server.  The RFC lets the other
+    servers stand in any order for the running sum, which does not change
+    their chances; we sort them by weight (ascending, then by host and
+    port), so that the result depends only on the draws.
 
     @param randint: C{randint(low, high)} draws an integer in C{[low,
         high]}, both ends included, as C{random.randint} does.
@@ -59,10 +63,32 @@ def rfc2782Order(
     ordered: list[SRVTarget] = []
     byPriority = sorted(targets, key=lambda t: t.priority)
     for _, group in groupby(byPriority, key=lambda t: t.priority):
-        left = sorted(group, key=lambda t: (t.weight, t.host, t.port))
+        left = zeroWeightsShuffled(list(group), randint)
         while left:
             ordered.append(left.pop(_drawIndex(left, randint)))
     return ordered
+
+
+def zeroWeightsShuffled(
+    targets: list[SRVTarget], randint: Callable[[int, int], int]
+) -> list[SRVTarget]:
+    """
+    C{targets} for the running sum: those of weight 0 first, in an order
+    drawn at random (uniformly, C{len - 1} draws of C{randint}), then the
+    others by weight, host and port.
+    """
+    zeros = sorted(
+        (t for t in targets if t.weight == 0), key=lambda t: (t.host, t.port)
+    )
+    for i in range(len(zeros) - 1, 0, -1):
+        j = randint(0, i)
+        if not 0 <= j <= i:
+            raise ValueError(f"randint(0, {i}) returned {j!r}")
+        zeros[i], zeros[j] = zeros[j], zeros[i]
+    weighted = sorted(
+        (t for t in targets if t.weight != 0), key=lambda t: (t.weight, t.host, t.port)
+    )
+    return zeros + weighted
 
 
 def _drawIndex(left: list[SRVTarget], randint: Callable[[int, int], int]) -> int:

@@ -7,13 +7,16 @@ an endpoint description (C{clientFromString}, C{twistd saystuff
         [:tls=yes[:tlsHostname=NAME][:trustRoots=PATH]]
         [:nameserver=ADDRESS[:nameserverPort=PORT]]
 
-C{service=} and C{domain=} may be given by name instead.  The dropin in
-C{twisted/plugins/reconnect_srv.py} calls L{parseSRV} only when a C{srv:}
-string is parsed, so that nothing of this is imported before.
+ADDRESS is an IP address; in an endpoint string the colons of an IPv6 one
+are escaped: C{nameserver=\\:\\:1}.  C{service=} and C{domain=} may be
+given by name instead.  The dropin in C{twisted/plugins/reconnect_srv.py}
+calls L{parseSRV} only when a C{srv:} string is parsed, so that nothing of
+this is imported before.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from typing import Any, Optional, cast
@@ -55,8 +58,13 @@ def parseSRV(reactor: Any, *args: str, **kwargs: str) -> SRVEndpoint:
         if name not in options and positional:
             options[name] = positional.pop(0)
     if positional:
+        hint = (
+            r" (an IPv6 nameserver= has its colons escaped: nameserver=\:\:1)"
+            if options.get("nameserver") == ""
+            else ""
+        )
         raise ValueError(
-            f"srv: takes SERVICE:DOMAIN, then name=value options, not {args!r}"
+            f"srv: takes SERVICE:DOMAIN, then name=value options, not {args!r}{hint}"
         )
     missing = [name for name in ("service", "domain") if not options.get(name)]
     if missing:
@@ -68,23 +76,30 @@ def parseSRV(reactor: Any, *args: str, **kwargs: str) -> SRVEndpoint:
     tls = _yesNo("tls", options.get("tls", "no"))
     if not tls and ("tlsHostname" in options or "trustRoots" in options):
         raise ValueError("srv: tlsHostname= and trustRoots= need tls=yes")
+    if "tlsHostname" in options and not options["tlsHostname"]:
+        raise ValueError("srv: tlsHostname= must name a host")
     if "nameserverPort" in options and "nameserver" not in options:
         raise ValueError("srv: nameserverPort= needs nameserver=")
     domain = options["domain"]
-    return SRVEndpoint(
-        reactor,
-        options["service"],
-        domain,
-        protocol=options.get("protocol", "tcp"),
-        defaultPort=defaultPort,
-        stagger=stagger,
-        resolver=_resolver(reactor, options),
-        tlsOptions=(
-            _tlsOptions(options.get("tlsHostname", domain), options.get("trustRoots"))
-            if tls
-            else None
-        ),
+    resolver = _resolver(reactor, options)
+    tlsOptions = (
+        _tlsOptions(options.get("tlsHostname", domain), options.get("trustRoots"))
+        if tls
+        else None
     )
+    try:
+        return SRVEndpoint(
+            reactor,
+            options["service"],
+            domain,
+            protocol=options.get("protocol", "tcp"),
+            defaultPort=defaultPort,
+            stagger=stagger,
+            resolver=resolver,
+            tlsOptions=tlsOptions,
+        )
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"srv: {e}") from None
 
 
 def _port(name: str, value: Optional[str]) -> Optional[int]:
@@ -127,8 +142,13 @@ def _resolver(reactor: Any, options: dict[str, str]) -> Optional[IResolver]:
     address = options.get("nameserver")
     if address is None:
         return None
-    if not address:
-        raise ValueError("srv: nameserver= must be an address")
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise ValueError(
+            "srv: nameserver= must be an address (an IPv6 one with its colons "
+            rf"escaped, as in nameserver=\:\:1), not {address!r}"
+        ) from None
     port = _port("nameserverPort", options.get("nameserverPort", "53"))
     from twisted.names import client
 
@@ -152,6 +172,12 @@ def _tlsOptions(hostname: str, trustRoots: Optional[str]) -> Any:
     except ImportError:
         raise ValueError(
             "srv: tls=yes needs TLS support: pip install 'reconnect[tls]'"
+        ) from None
+    try:
+        hostname.encode("idna")
+    except UnicodeError as e:
+        raise ValueError(
+            f"srv: tlsHostname={hostname!r} is not a host name: {e}"
         ) from None
     if trustRoots is None:
         return ssl.optionsForClientTLS(hostname)

@@ -27,6 +27,7 @@ from zope.interface.verify import verifyObject
 
 from reconnect import (
     EndpointConnector,
+    ISessionEndpoint,
     ReconnectingClientFactory,
     backoffPolicy,
     limitRetries,
@@ -646,3 +647,156 @@ def test_connectorStoppingTryingDoesNotMove() -> None:
     assert connector.state == "disconnected"
     assert len(preferred.attempts) == 2
     assert clock.getDelayedCalls() == []
+
+
+# ------------------------------------ the endpoint session across retries
+
+
+@implementer(ISessionEndpoint)
+class SessionsKept:
+    """
+    A session endpoint over one fake endpoint that records when sessions
+    open and close, and what each was told.
+    """
+
+    failsOver = False
+
+    def __init__(self) -> None:
+        self.fake = FakeEndpoint()
+        self.events: list[str] = []
+
+    def connect(self, factory: Any) -> Any:
+        return self.fake.connect(factory)
+
+    def openSession(self, move: Any) -> Any:
+        self.events.append("open")
+        owner = self
+
+        class Session:
+            def connect(self, factory: Any) -> Any:
+                return owner.fake.connect(factory)
+
+            def connectionEnded(self, secondsUp: float) -> None:
+                owner.events.append("ended")
+
+            def close(self) -> None:
+                owner.events.append("close")
+
+        return Session()
+
+
+def _retrying(clock: Clock, **attributes: Any) -> ReconnectingClientFactory:
+    factory = ReconnectingClientFactory.forProtocol(Protocol)
+    factory.noisy = False
+    factory.jitter = 0
+    factory.clock = clock
+    for name, value in attributes.items():
+        setattr(factory, name, value)
+    return factory
+
+
+@pytest.mark.parametrize(
+    "factoryClass", [ReconnectingClientFactory, TwistedReconnectingClientFactory]
+)
+def test_lostServerGoesLastAcrossAReconnectingFactorysRetry(factoryClass: Any) -> None:
+    """
+    Over a L{FailoverEndpoint}, an L{EndpointConnector} whose reconnecting
+    factory (ours or Twisted's) retries after losing a steady connection
+    tries the other server first, as a L{ClientService} does: its session
+    (which remembers the lost server) is kept across the retry, though the
+    factory is stopped and started again around it.
+    """
+    from reconnect import FailoverEndpoint
+
+    clock = Clock()
+    a, b = FakeEndpoint(), FakeEndpoint()
+    endpoint = FailoverEndpoint([a, b], clock=clock)
+    factory = factoryClass.forProtocol(Protocol)
+    factory.noisy = False
+    factory.jitter = 0
+    factory.clock = clock
+    connector = EndpointConnector(endpoint, factory, reactor=clock)
+    connector.connect()
+    a.last.succeed()
+    clock.advance(5)
+    a.last.lose()
+    assert (len(a.attempts), len(b.attempts)) == (1, 0)
+    clock.advance(factory.initialDelay)
+    assert (len(a.attempts), len(b.attempts)) == (1, 1)
+    b.last.succeed()
+    factory.stopTrying()
+    connector.disconnect()
+    b.last.lose()
+    assert clock.getDelayedCalls() == []
+
+
+def test_sessionKeptWhileARetryIsPending() -> None:
+    """
+    The session opens once, is told of each loss, stays open across the
+    factory's retries (the factory is still stopped and started around
+    each, as over the reactor's connectors), and is closed once the
+    factory stops trying during a retry's delay.
+    """
+    clock = Clock()
+    endpoint = SessionsKept()
+    factory = _retrying(clock)
+    starts: list[str] = []
+    factory.startFactory = lambda: starts.append("start")  # type: ignore[method-assign]
+    factory.stopFactory = lambda: starts.append("stop")  # type: ignore[method-assign]
+    connector = EndpointConnector(endpoint, factory, reactor=clock)
+    connector.connect()
+    endpoint.fake.last.fail()
+    clock.advance(factory.initialDelay)
+    endpoint.fake.last.succeed()
+    clock.advance(5)
+    endpoint.fake.last.lose()
+    assert endpoint.events == ["open", "ended"]
+    assert starts == ["start", "stop", "start", "stop"]
+    factory.stopTrying()
+    assert endpoint.events == ["open", "ended", "close"]
+    assert clock.getDelayedCalls() == []
+
+
+@pytest.mark.parametrize("how", ["maxRetries", "notReconnecting", "continueTrying"])
+def test_sessionClosedWhenNoRetryFollows(how: str) -> None:
+    """
+    The session is closed when no retry follows: the factory gave up
+    (C{maxRetries}), is not a reconnecting one, or had C{continueTrying}
+    cleared without C{stopTrying} (closed when its retry comes due).
+    """
+    clock = Clock()
+    endpoint = SessionsKept()
+    factory: Any
+    if how == "notReconnecting":
+        factory = RecordingClientFactory()
+    else:
+        factory = _retrying(clock, maxRetries=0 if how == "maxRetries" else None)
+    connector = EndpointConnector(endpoint, factory, reactor=clock)
+    connector.connect()
+    if how == "continueTrying":
+        endpoint.fake.last.fail()
+        assert endpoint.events == ["open"]
+        factory.continueTrying = 0
+        clock.advance(factory.initialDelay)
+    else:
+        endpoint.fake.last.fail()
+    assert endpoint.events == ["open", "close"]
+    assert clock.getDelayedCalls() == []
+    connector.connect()
+    assert endpoint.events == ["open", "close", "open"]
+
+
+def test_disconnectWhileDisconnectedClosesTheSession() -> None:
+    clock = Clock()
+    endpoint = SessionsKept()
+    factory = _retrying(clock)
+    connector = EndpointConnector(endpoint, factory, reactor=clock)
+    connector.connect()
+    endpoint.fake.last.fail()
+    assert endpoint.events == ["open"]
+    connector.disconnect()
+    assert endpoint.events == ["open", "close"]
+    with pytest.raises(error.NotConnectingError):
+        connector.stopConnecting()
+    assert endpoint.events == ["open", "close"]
+    factory.stopTrying()

@@ -32,6 +32,7 @@ from reconnect import (
     ServiceNotOffered,
     SRVEndpoint,
 )
+from reconnect._srvlookup import ABANDON_QUERY_AFTER, SERVE_STALE_AFTER
 from reconnect._srvorder import SRVTarget, rfc2782Order
 from reconnect.testing import FakeEndpoint
 
@@ -147,7 +148,8 @@ def test_zeroWeightsOnlyByTheDrawOfZero(given: list[SRVTarget], data: Any) -> No
     """
     Within a priority, a target of weight 0 is chosen while one of positive
     weight is left only when the draw was 0 (the RFC's "very small
-    chance"); one draw is made for each choice.
+    chance"); one draw is made for each choice, after the draws of the
+    shuffle of that priority's targets of weight 0 (one fewer than they).
     """
     draws: list[int] = []
 
@@ -157,15 +159,54 @@ def test_zeroWeightsOnlyByTheDrawOfZero(given: list[SRVTarget], data: Any) -> No
         return drawn
 
     ordered = rfc2782Order(given, randint)
-    assert len(draws) == len(ordered)
+    choices: list[int] = []
+    for priority in sorted({t.priority for t in given}):
+        group = [t for t in given if t.priority == priority]
+        shuffling = max(0, sum(1 for t in group if t.weight == 0) - 1)
+        del draws[:shuffling]
+        choices += draws[: len(group)]
+        del draws[: len(group)]
+    assert draws == []
     left = Counter(given)
-    for target, drawn in zip(ordered, draws, strict=True):
+    for target, drawn in zip(ordered, choices, strict=True):
         left[target] -= 1
         weightedLeft = any(
             t.weight and t.priority == target.priority and n for t, n in left.items()
         )
         if target.weight == 0 and weightedLeft:
             assert drawn == 0
+
+
+def test_zeroWeightsDrawnAtRandom() -> None:
+    """
+    Over 2,000 orders, a priority whose weights are all 0 puts each of its
+    three servers first about a third of the time, and among two servers
+    of weight 0 beside a weighted one, the draw of 0 picks each about as
+    often: not the first by name every time, which would send a whole
+    fleet of clients to one server.
+    """
+    allZero = [SRVTarget(0, 0, 7, h) for h in ("c.test", "a.test", "b.test")]
+    rng = random.Random(2782)
+    firsts = Counter(rfc2782Order(allZero, rng.randint)[0].host for _ in range(2000))
+    assert set(firsts) == {"a.test", "b.test", "c.test"}
+    for count in firsts.values():
+        assert abs(count / 2000 - 1 / 3) < 0.05, firsts
+    mixed = [
+        SRVTarget(0, 0, 7, "z0.test"),
+        SRVTarget(0, 0, 7, "y0.test"),
+        SRVTarget(0, 10, 7, "w.test"),
+    ]
+    zeroFirst = Counter(
+        order[0].host
+        for order in (rfc2782Order(mixed, rng.randint) for _ in range(2000))
+        if order[0].weight == 0
+    )
+    assert set(zeroFirst) == {"y0.test", "z0.test"}
+    assert abs(zeroFirst["y0.test"] - zeroFirst["z0.test"]) < 0.3 * sum(
+        zeroFirst.values()
+    ), zeroFirst
+    second = Counter(rfc2782Order(mixed, rng.randint)[1].host for _ in range(2000))
+    assert abs(second["y0.test"] / 2000 - second["z0.test"] / 2000) < 0.06, second
 
 
 def test_orderFollowsTheDraws() -> None:
@@ -365,6 +406,210 @@ def test_cancelDuringLookup() -> None:
     assert not endpoint.fakes
 
 
+def test_cancelDuringLookupWithAnEarlierAnswer() -> None:
+    """
+    With an earlier answer kept (serve-stale), a caller that cancels while
+    the lookup is under way gets C{CancelledError}, and no pass starts: the
+    cancel is not a DNS failure to answer from the earlier records.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=0)]
+    first = endpoint.connect(factory)
+    endpoint.fakes["a.test", 7].last.succeed()
+    assert outcome(first) is not None
+    resolver.hold = True
+    cancelled(endpoint.connect(factory))
+    assert trying(endpoint) == []
+    assert len(endpoint.fakes["a.test", 7].attempts) == 1
+    assert not clock.getDelayedCalls()
+
+
+def test_stopDuringLookupWithAnEarlierAnswer() -> None:
+    """
+    A service whose connection dropped is stopped while its new lookup is
+    under way, an earlier answer being kept: the stop fires, and no attempt
+    nor pass is left behind, nor anything on the clock.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=0), srv("b.test", 7, priority=1, ttl=0)]
+    service = ClientService(endpoint, factory, clock=clock)
+    service.startService()
+    endpoint.fakes["a.test", 7].last.succeed()
+    clock.advance(2)
+    resolver.hold = True
+    endpoint.fakes["a.test", 7].last.lose()
+    clock.advance(0)
+    assert len(resolver.held) == 1
+    stopped = service.stopService()
+    assert outcome(stopped) is None
+    assert trying(endpoint) == []
+    assert [len(fake.attempts) for fake in endpoint.fakes.values()] == [1, 0]
+    assert not clock.getDelayedCalls()
+
+
+def test_lateLookupAnsweredFromTheEarlierAnswer() -> None:
+    """
+    With an earlier answer, a lookup DNS has not answered within
+    C{serveStaleAfter} seconds is answered from it, and so is every lookup
+    made while the query is still under way; the query goes on, and its
+    answer is kept for the passes after it.
+    """
+    endpoint, resolver, clock = srvEndpoint(serveStaleAfter=2.0)
+    resolver.answer = [srv("a.test", 7, ttl=10)]
+    cancelled(endpoint.connect(factory))
+    clock.advance(60)
+    resolver.hold = True
+    passing = endpoint.connect(factory)
+    clock.advance(1.9)
+    assert trying(endpoint) == []
+    clock.advance(0.1)
+    assert trying(endpoint) == [("a.test", 7)]
+    cancelled(passing)
+    assert not clock.getDelayedCalls()
+    cancelled(endpoint.connect(factory))
+    assert len(resolver.held) == 1
+    assert len(endpoint.fakes["a.test", 7].attempts) == 3
+    resolver.held[0].callback(([srv("b.test", 8, ttl=10)], [], []))
+    cancelled(endpoint.connect(factory))
+    assert len(resolver.lookups) == 2
+    assert len(endpoint.fakes["b.test", 8].attempts) == 1
+
+
+def test_queryThatNeverEndsIsAbandoned() -> None:
+    """
+    A resolver with no timeout of its own leaves a query hanging: once it
+    has been under way for C{ABANDON_QUERY_AFTER} seconds, the next lookup
+    calls it off and asks again, so that the records are not left
+    unrefreshed for ever.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=0)]
+    cancelled(endpoint.connect(factory))
+    resolver.hold = True
+    late = endpoint.connect(factory)
+    clock.advance(SERVE_STALE_AFTER)
+    cancelled(late)
+    clock.advance(ABANDON_QUERY_AFTER - SERVE_STALE_AFTER - 1)
+    cancelled(endpoint.connect(factory))
+    assert len(resolver.held) == 1
+    clock.advance(1)
+    passing = endpoint.connect(factory)
+    assert resolver.held[0].called
+    assert len(resolver.held) == 2
+    resolver.held[1].callback(([srv("b.test", 8, ttl=0)], [], []))
+    assert trying(endpoint) == [("b.test", 8)]
+    cancelled(passing)
+    assert not clock.getDelayedCalls()
+
+
+def test_noDeadlineWithoutAnEarlierAnswer() -> None:
+    """
+    With nothing to serve instead, a lookup waits for DNS, however long.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.hold = True
+    passing = endpoint.connect(factory)
+    assert not clock.getDelayedCalls()
+    resolver.held[0].callback(([srv("a.test", 7)], [], []))
+    assert trying(endpoint) == [("a.test", 7)]
+    cancelled(passing)
+
+
+def test_earlierAnswerTooOldIsNotServed() -> None:
+    """
+    An answer older than C{maxStaleAge} past its TTL is no longer served:
+    a failed lookup fails the pass, and a late one is waited for.
+    """
+    endpoint, resolver, clock = srvEndpoint(maxStaleAge=100)
+    resolver.answer = [srv("a.test", 7, ttl=10)]
+    cancelled(endpoint.connect(factory))
+    clock.advance(109)
+    resolver.answer = DNSServerError(NAME)
+    passing = endpoint.connect(factory)
+    assert trying(endpoint) == [("a.test", 7)]
+    cancelled(passing)
+    clock.advance(1)
+    assert outcome(endpoint.connect(factory)).check(DNSServerError)
+    resolver.hold = True
+    passing = endpoint.connect(factory)
+    assert not clock.getDelayedCalls()
+    cancelled(passing)
+    assert resolver.held[0].called
+
+
+def test_serviceReconnectsWhileDNSHangs() -> None:
+    """
+    DNS stops answering (queries hang, as with a nameserver that is down)
+    and the connection drops: a service whose C{attemptTimeout} is shorter
+    than the resolver's own retries connects again, through the server of
+    the earlier answer, with no attempt timed out and no connection left
+    behind.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=0)]
+    service = ClientService(
+        endpoint, factory, clock=clock, attemptTimeout=5, retryPolicy=lambda n: 1.0
+    )
+    service.startService()
+    endpoint.fakes["a.test", 7].last.succeed()
+    clock.advance(2)
+    resolver.hold = True
+    endpoint.fakes["a.test", 7].last.lose()
+    clock.advance(1.0)  # the policy's delay: one server, no failover
+    clock.advance(SERVE_STALE_AFTER)
+    endpoint.fakes["a.test", 7].last.succeed()
+    assert service.state == "connected"
+    assert not any(a.cancelled for a in endpoint.fakes["a.test", 7].attempts)
+    assert [a.deferred.called for a in endpoint.fakes["a.test", 7].attempts] == [
+        True,
+        True,
+    ]
+    stopped = service.stopService()
+    assert outcome(stopped) is None
+    assert not clock.getDelayedCalls()
+
+
+def test_concurrentLookupsMakeOneQuery() -> None:
+    """
+    Lookups made while one is under way wait for it; each caller has a
+    C{Deferred} of its own, whose cancel calls off no other; the query is
+    called off once every caller has cancelled.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.hold = True
+    passes = [endpoint.connect(factory) for _ in range(3)]
+    assert len(resolver.held) == 1
+    cancelled(passes[0])
+    assert not resolver.held[0].called
+    resolver.held[0].callback(([srv("a.test", 7)], [], []))
+    assert len(endpoint.fakes["a.test", 7].attempts) == 2
+    for passing in passes[1:]:
+        cancelled(passing)
+    resolver.answer = [srv("a.test", 7, ttl=0)]
+    clock.advance(60)
+    more = [endpoint.connect(factory) for _ in range(2)]
+    assert len(resolver.held) == 2
+    for passing in more:
+        cancelled(passing)
+    assert resolver.held[1].called
+    assert not clock.getDelayedCalls()
+
+
+def test_cancelledLookupsDoNotCancelTheLateOnesServed() -> None:
+    """
+    Callers served from the earlier answer after the deadline are done
+    with the query: the query goes on for the next pass.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=0)]
+    cancelled(endpoint.connect(factory))
+    resolver.hold = True
+    passing = endpoint.connect(factory)
+    clock.advance(SERVE_STALE_AFTER)
+    cancelled(passing)
+    assert not resolver.held[0].called
+
+
 # ----------------------------------------------------------------- the pass
 
 
@@ -487,6 +732,70 @@ def test_steadyConnectionLostIsReplacedAtOnce() -> None:
     assert not clock.getDelayedCalls()
 
 
+@pytest.mark.parametrize(
+    "records, defaultPort, immediately",
+    [
+        ([srv("only.test", 7)], None, False),
+        ([], 5222, False),
+        ([srv("a.test", 7), srv("b.test", 7, priority=1)], None, True),
+        ([srv("a.test", 7), srv("a.test", 7, priority=1)], None, False),
+    ],
+)
+def test_failsOverAtOnceOnlyWithSeveralServers(
+    records: list[dns.RRHeader], defaultPort: int | None, immediately: bool
+) -> None:
+    """
+    A steady connection that is lost is replaced at once only when the
+    last answer listed more than one server; with one (one record, the
+    same one twice, or the C{defaultPort} fallback), the service waits out
+    its retry policy, so that a server that restarts does not get its
+    whole fleet back in the same instant.
+    """
+    endpoint, resolver, clock = srvEndpoint(defaultPort=defaultPort)
+    resolver.answer = records
+    service = ClientService(endpoint, factory, clock=clock, retryPolicy=lambda n: 30)
+    service.startService()
+    [first] = trying(endpoint)
+    endpoint.fakes[first].last.succeed()
+    clock.advance(5)
+    endpoint.fakes[first].last.lose()
+    clock.advance(0)
+    assert bool(trying(endpoint)) == immediately
+    assert service.failedAttempts == (0 if immediately else 1)
+    clock.advance(30)
+    assert trying(endpoint)
+    service.stopService()
+    assert not clock.getDelayedCalls()
+
+
+def test_failsOverFollowsTheRecords() -> None:
+    """
+    C{failsOver} is asked at each lost connection: records that go from
+    two servers to one make a service over the endpoint wait out its
+    policy from then on.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7, ttl=0), srv("b.test", 7, priority=1, ttl=0)]
+    service = ClientService(endpoint, factory, clock=clock, retryPolicy=lambda n: 30)
+    service.startService()
+    assert bool(endpoint.failsOver)
+    endpoint.fakes["a.test", 7].last.succeed()
+    clock.advance(5)
+    resolver.answer = [srv("b.test", 7, ttl=0)]
+    endpoint.fakes["a.test", 7].last.lose()
+    clock.advance(0)
+    endpoint.fakes["b.test", 7].last.succeed()
+    assert not endpoint.failsOver
+    clock.advance(5)
+    endpoint.fakes["b.test", 7].last.lose()
+    clock.advance(0)
+    assert trying(endpoint) == []
+    clock.advance(30)
+    assert trying(endpoint) == [("b.test", 7)]
+    service.stopService()
+    assert not clock.getDelayedCalls()
+
+
 def test_stopDuringThePassCallsItOff() -> None:
     """
     A service stopped while its pass runs (the lookup answered, the stagger
@@ -528,12 +837,16 @@ def test_sessions() -> None:
         ((1, "example.test"), {}, TypeError, "service"),
         (("_xmpp", "example.test"), {}, ValueError, "underscore"),
         (("xmpp", "."), {}, ValueError, "domain"),
+        (("xmpp", "example..test"), {}, ValueError, "not a domain name"),
         (("xmpp", None), {}, TypeError, "domain"),
         (("xmpp", "example.test"), {"protocol": "_tcp"}, ValueError, "protocol"),
         (("xmpp", "example.test"), {"defaultPort": 0}, ValueError, "defaultPort"),
         (("xmpp", "example.test"), {"defaultPort": "80"}, TypeError, "defaultPort"),
         (("xmpp", "example.test"), {"stagger": -1}, ValueError, "stagger"),
         (("xmpp", "example.test"), {"resolver": object()}, TypeError, "resolver"),
+        (("xmpp", "example.test"), {"serveStaleAfter": -1}, ValueError, "serveStale"),
+        (("xmpp", "example.test"), {"serveStaleAfter": None}, TypeError, "serveStale"),
+        (("xmpp", "example.test"), {"maxStaleAge": "1"}, TypeError, "maxStaleAge"),
     ],
 )
 def test_badArguments(

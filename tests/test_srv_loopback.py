@@ -319,3 +319,55 @@ async def test_clientServiceOverSRV(
         await until(lambda: endpoint.current == f"tcp:127.0.0.1:{b}")
     finally:
         await service.stopService()
+
+
+def _ipv6Loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        pytest.param(
+            "::1",
+            marks=pytest.mark.skipif(
+                not _ipv6Loopback(), reason="this machine has no IPv6 loopback"
+            ),
+        ),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_targetsReachedThroughHostnameEndpoint(
+    dns: DNSOnLoopback, host: str
+) -> None:
+    """
+    Each target is connected through a C{HostnameEndpoint}, so over IPv4
+    and IPv6 alike: a record whose target is C{::1} reaches a server
+    listening there only.
+    """
+    from twisted.internet.address import IPv4Address, IPv6Address
+    from twisted.internet.endpoints import HostnameEndpoint
+
+    listening = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface=host)
+    try:
+        port = listening.getHost().port
+        dns.zone.serve((host, port, 0, 0))
+        endpoint = dns.endpoint()
+        protocol = await endpoint.connect(Factory.forProtocol(Protocol))
+        assert protocol.transport is not None
+        peer = protocol.transport.getPeer()
+        protocol.transport.loseConnection()
+        assert isinstance(peer, IPv6Address if ":" in host else IPv4Address)
+        assert (peer.host, peer.port) == (host, port)
+        assert endpoint.current == f"tcp:{host}:{port}"
+        assert isinstance(endpoint._endpoints[host, port], HostnameEndpoint)
+    finally:
+        await listening.stopListening()

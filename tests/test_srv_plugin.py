@@ -98,6 +98,12 @@ def test_tlsWithoutTLSSupportSaysWhatToInstall(monkeypatch: Any) -> None:
         ("srv:saystuff:example.test:tls=yes:trustRoots=/nowhere", "not a PEM"),
         ("srv:saystuff:example.test:nameserverPort=53", "needs nameserver="),
         ("srv:saystuff:example.test:nameserver=", "must be an address"),
+        ("srv:saystuff:example.test:nameserver=not-an-ip", "must be an address"),
+        ("srv:saystuff:example.test:nameserver=::1", r"escaped: nameserver=\\:"),
+        ("srv:saystuff:example.test:tls=yes:tlsHostname=", "tlsHostname= must name"),
+        ("srv:saystuff:example.test:tls=yes:tlsHostname=a..b", "not a host name"),
+        ("srv:saystuff:example..test", "srv: domain 'example..test' is not a"),
+        ("srv:saystuff:example.test:protocol=_tcp", "srv: protocol must be"),
         ("srv:_saystuff:example.test", "underscore"),
         ("srv:saystuff:.", "domain"),
     ],
@@ -105,6 +111,20 @@ def test_tlsWithoutTLSSupportSaysWhatToInstall(monkeypatch: Any) -> None:
 def test_badDescriptions(description: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         clientFromString(MemoryReactor(), description)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
+def test_nameserverAddress(address: str) -> None:
+    """
+    C{nameserver=} takes an IPv4 or an IPv6 address, the latter with its
+    colons escaped, and the resolver asks it.
+    """
+    escaped = address.replace(":", "\\:")
+    endpoint = clientFromString(
+        MemoryReactor(), f"srv:saystuff:example.test:nameserver={escaped}"
+    )
+    assert isinstance(endpoint, SRVEndpoint)
+    assert endpoint._lookup._resolver.servers == [(address, 53)]  # type: ignore[attr-defined]
 
 
 def test_saystuffConnectOption() -> None:

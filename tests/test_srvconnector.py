@@ -194,6 +194,61 @@ def test_badConnectFunction(kwargs: dict[str, Any], match: str) -> None:
         SRVConnector(MemoryReactorClock(), "xmpp", "a.test", Recorder(), **kwargs)
 
 
+def test_pickServerDrawsZeroWeightsAtRandom() -> None:
+    """
+    Records all of weight 0: over 2,000 picks, each is first about a third
+    of the time, not the first by name every time.
+    """
+    from collections import Counter
+
+    from twisted.names import dns
+
+    connector = SRVConnector(MemoryReactorClock(), "xmpp", "a.test", Recorder())
+    records = [
+        dns.Record_SRV(0, 0, 7, name)  # type: ignore[no-untyped-call]
+        for name in (b"c.test", b"a.test", b"b.test")
+    ]
+    firsts: Counter[str] = Counter()
+    for _ in range(2000):
+        connector.servers, connector.orderedServers = list(records), []
+        firsts[connector.pickServer()[0]] += 1
+    assert set(firsts) == {"a.test", "b.test", "c.test"}
+    for count in firsts.values():
+        assert abs(count / 2000 - 1 / 3) < 0.05, firsts
+
+
+def test_lostServerGoesLastAcrossTheFactorysRetry(
+    memory: tuple[MemoryReactorClock, ScriptedResolver],
+) -> None:
+    """
+    A L{ReconnectingClientFactory} that lost a steady connection to the
+    first server retries through the second first: the connector keeps
+    its session, which remembers the lost server, across the retry.
+    """
+    from reconnect.testing import FakeEndpoint
+
+    memoryReactor, resolver = memory
+    resolver.answer = [srv("a.test", 7), srv("b.test", 7, priority=1)]
+    fakes: dict[tuple[str, int], FakeEndpoint] = {}
+
+    class Faked(SRVConnector):
+        def _endpointFor(self, reactor: Any, host: str, port: int) -> Any:
+            return fakes.setdefault((host, port), FakeEndpoint())
+
+    factory = Counting()
+    factory.noisy = False
+    factory.clock = memoryReactor
+    connector = Faked(memoryReactor, "saystuff", "example.test", factory)
+    connector.connect()
+    fakes["a.test", 7].last.succeed()
+    memoryReactor.advance(5)
+    fakes["a.test", 7].last.lose()
+    memoryReactor.advance(factory.delay)
+    assert [len(fakes[p].attempts) for p in (("a.test", 7), ("b.test", 7))] == [1, 1]
+    factory.stopTrying()
+    assert memoryReactor.getDelayedCalls() == []
+
+
 def test_noDomainFailsEachAttempt() -> None:
     factory = Recorder()
     connector = SRVConnector(MemoryReactorClock(), "xmpp", None, factory)
