@@ -186,6 +186,11 @@ class _Attempt(_DisconnectFactory):
             return
         if progress.handshake is not False:
             return
+        if getattr(proxy._transport, "disconnecting", False):
+            # The TLS layer has already given up on the connection (Twisted
+            # 24.7 tells of a handshake whose host name it then refused):
+            # the loss that follows ends the attempt.
+            return
         progress.handshake = True
         if progress.connected:
             self._prepare(progress, proxy)

@@ -60,7 +60,7 @@ def isCertificateError(failure: Failure) -> bool:
     An L{AllEndpointsFailed} (a pass over several servers) is a
     certificate error when every server's failure is one.
 
-    @param failure: the failure of an attempt (a L{Failure}).
+    @param failure: the failure of an attempt (a C{Failure}).
     @return: C{True} if the failure is a certificate's.
     """
     from ._pass import AllEndpointsFailed  # which imports the attempt, and so this
