@@ -207,6 +207,114 @@ def test_drainAtAStopAnswersEveryLineRead() -> None:
     assert transport.value().count(b"\r\n") == 4
 
 
+def test_closedClientsHeldLinesAreDropped() -> None:
+    """
+    A client that closes its connection with lines read and held back (a
+    64 KiB read of empty lines): none of them is sent after it left, however
+    the owed answers come, and it no longer paces the service.
+    """
+    stuff, server, local, transport = connected()
+    local.dataReceived(b"\n" * 32768)
+    assert len(written(server)) == 256
+    local.connectionLost(ConnectionDone())
+    assert answerAll(server) == 256
+    assert local not in stuff._producers
+    stuff.stopService()
+
+
+def test_closedClientsUnwrittenRequestsAreWithdrawn() -> None:
+    """
+    Requests of a closed client still queued for a connection are withdrawn
+    (their answers, C{CancelledError}s, go nowhere); those already written
+    keep counting against the service's bounds until their replies come.
+    """
+    stuff, clock, endpoint = sayStuffOnClock(start=True)
+    local = RelayProtocol(stuff)
+    local.makeConnection(StringTransport())
+    local.dataReceived(b"queued 1\nqueued 2\n")
+    assert stuff.book.queued == 2
+    local.connectionLost(ConnectionDone())
+    assert stuff.book.queued == 0
+    assert stuff.book.pendingBytes == 0
+    assert local.owed == 0
+    endpoint.last.succeed()
+    assert written(endpoint.last) == []
+
+    writtenAlready = RelayProtocol(stuff)
+    writtenAlready.makeConnection(StringTransport())
+    writtenAlready.dataReceived(b"in flight\n")
+    writtenAlready.connectionLost(ConnectionDone())
+    assert stuff.book.awaited == 1
+    assert stuff.book.pendingBytes > 0
+    answerAll(endpoint.last)
+    assert stuff.book.pendingBytes == 0
+    stuff.stopService()
+
+
+class PushingBackTransport(HalfClosingTransport):
+    """
+    A transport whose write buffer fills: past C{bufferSize} bytes unread,
+    it pauses its producer, as Twisted's own do.
+    """
+
+    bufferSize = 65536
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if len(self.value()) > self.bufferSize and self.producer is not None:
+            self.producer.pauseProducing()
+
+    def read(self) -> bytes:
+        data = self.value()
+        self.clear()
+        assert self.producer is not None
+        self.producer.resumeProducing()
+        return data
+
+
+def test_stopAnswersHeldLinesUnsentAsTheClientReads() -> None:
+    """
+    At a stop, the lines held back (here: five clients that read nothing,
+    each with a 64 KiB read of empty lines) are not sent: the service gets
+    no new request, each is answered C{ERROR ServiceStoppedError}, written
+    only as fast as its client reads, and then the connection closes.
+    """
+    stuff, clock, endpoint = sayStuffOnClock(start=True)
+    endpoint.last.succeed()
+    reactor = MemoryReactorClock()
+    limits = RelayClients(stuff, reactor)
+    factory = limits.factory()
+    transports = []
+    for _ in range(5):
+        local = factory.buildProtocol(None)
+        assert local is not None
+        transport = PushingBackTransport()
+        local.makeConnection(transport)
+        assert transport.producer is not None
+        transport.producer.pauseProducing()
+        local.dataReceived(b"\r\n" * 32768)
+        transports.append(transport)
+    stopped = limits.stopService()
+    assert stuff.book.written == 0
+    stuff.stopService()
+    for transport in transports:
+        assert transport.value() == b""
+        received = b""
+        while not transport.writeClosed:
+            received += transport.read()
+            assert len(transport.value()) <= transport.bufferSize + 256 * 80
+        lines = (received + transport.value()).split(b"\r\n")
+        assert lines == [
+            b"ERROR ServiceStoppedError: the relay stopped before sending this line"
+        ] * 32768 + [b""]
+    for local in list(limits.live):
+        local.readConnectionLost()
+        assert local.transport.disconnecting  # type: ignore[union-attr]
+        local.connectionLost(ConnectionDone())
+    assert stopped.called
+    assert reactor.getDelayedCalls() == []
+
+
 def clients(
     maxClients: int = 2, idleTimeout: float = 10.0
 ) -> tuple[RelayClients, MemoryReactorClock]:

@@ -21,6 +21,7 @@ from twisted.logger import ILogObserver, Logger, textFileLogObserver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ._errors import ServiceStoppedError
 from ._service import SayStuffToServerService
 
 
@@ -31,6 +32,13 @@ def describeFailure(failure: Failure) -> bytes:
     message = failure.getErrorMessage().replace("\r", " ").replace("\n", " ")
     return f"ERROR {failure.type.__name__}: {message}".encode()  # type: ignore[union-attr]
 
+
+STOPPED_ANSWER = describeFailure(
+    Failure(ServiceStoppedError("the relay stopped before sending this line"))
+)
+"""
+The answer, at a stop, to each line read from a client and never sent on.
+"""
 
 DEFAULT_MAX_OWED = 256
 DEFAULT_MAX_OWED_BYTES = 256 * 1024
@@ -87,6 +95,12 @@ class RelayProtocol(Protocol):
     in its place, the same however its bytes arrive, and the lines after
     it are read as usual.  When the client ends its input (a half-close),
     the lines it sent are answered, then the connection is closed.
+
+    When the connection is lost, the lines read and not yet sent are
+    dropped, and the requests not yet written to the server are withdrawn
+    (cancelled): nobody is left to read their answers.  At a stop, the
+    lines read and not yet sent are not sent: each is answered with
+    L{STOPPED_ANSWER}, written as fast as the client reads.
     """
 
     lineEnding = b"\r\n"
@@ -116,6 +130,7 @@ class RelayProtocol(Protocol):
         self._peerEnded = False
         self._ended = False
         self._lingering = False
+        self._unsentAtStop = 0
         self._writes = _Pacer(self, "writes")
         self.lastHeard = 0.0
         self.errors = 0
@@ -144,9 +159,15 @@ class RelayProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closed = True
+        self._inputEnded = True
+        self._buffer = b""
+        self._unsentAtStop = 0
         self._service.unregisterProducer(self)
         if self._clients is not None:
             self._clients.discard(self)
+        for slot in list(self._answers):
+            if not slot[0] and _unwritten(slot[3]):
+                slot[3].cancel()
 
     # The service pauses and resumes its producers through these.
     def pauseProducing(self) -> None:
@@ -173,7 +194,7 @@ class RelayProtocol(Protocol):
         if reason not in self._holds:
             return
         self._holds.discard(reason)
-        if not self._holds and not self._parsing:
+        if (not self._holds or self._allRead) and not self._parsing:
             self._parse()
 
     def _updateReading(self) -> None:
@@ -198,14 +219,16 @@ class RelayProtocol(Protocol):
     def _parse(self) -> None:
         """
         Send every complete line in the buffer, as long as nothing holds
-        the reading (or all of it, when draining at a stop).
+        the reading; at a stop, count them, unsent, for L{STOPPED_ANSWER}s.
         """
         self._parsing = True
         try:
+            if self._draining:
+                self._countUnsent()
             buffer = self._buffer
             start = 0
             limit = self._service.maxLineLength
-            while not self._holds or self._draining:
+            while not self._holds:
                 end = buffer.find(b"\n", start)
                 if end < 0:
                     break
@@ -221,7 +244,7 @@ class RelayProtocol(Protocol):
                 else:
                     self._send(line)
             rest = buffer[start:]
-            if (not self._holds or self._draining) and b"\n" not in rest:
+            if not self._holds and b"\n" not in rest:
                 rest = self._unfinished(rest)
             self._buffer = rest
         finally:
@@ -247,9 +270,8 @@ class RelayProtocol(Protocol):
             rest = b""
         if self._inputEnded and not self._allRead:
             self._allRead = True
-            # At the end of input the unfinished line is the last line; a
-            # stop, though, cuts a line the client is still sending.
-            if rest and (self._peerEnded or not self._draining):
+            # At the end of input the unfinished line is the last line.
+            if rest:
                 line = rest[:-1] if rest[-1:] == b"\r" else rest
                 if len(line) > limit:
                     self._answerTooLong()
@@ -257,6 +279,30 @@ class RelayProtocol(Protocol):
                     self._send(line)
             rest = b""
         return rest
+
+    def _countUnsent(self) -> None:
+        """
+        At a stop: take the complete lines out of the buffer, unsent, to be
+        answered with L{STOPPED_ANSWER} after the answers owed before them
+        (a line the client was still sending is dropped, unless it ended
+        its input: then it was its last line).  Each costs a count, not a
+        request: however many were held, the stop sends the server none.
+        """
+        buffer = self._buffer
+        unsent = buffer.count(b"\n")
+        if self._discarding and unsent:
+            # The first LF ends a line already answered as too long.
+            self._discarding = False
+            unsent -= 1
+        end = buffer.rfind(b"\n") + 1
+        if self._peerEnded and buffer[end:] and not self._discarding:
+            unsent += 1
+        self._buffer = b""
+        self._discarding = False
+        if not self._allRead:
+            self._allRead = True
+        self._unsentAtStop += unsent
+        self.errors += unsent
 
     def _answerTooLong(self) -> None:
         limit = self._service.maxLineLength
@@ -274,7 +320,7 @@ class RelayProtocol(Protocol):
         Write what C{reply} fires with, after the answers to every earlier
         line (of C{size} bytes).
         """
-        slot: list[Any] = [False, b"", size]
+        slot: list[Any] = [False, b"", size, reply]
         self._answers.append(slot)
         self._owedBytes += size
         if len(self._answers) >= self._maxOwed or self._owedBytes >= self._maxOwedBytes:
@@ -302,15 +348,35 @@ class RelayProtocol(Protocol):
         if ready and not self._closed:
             ending = self.lineEnding
             self.transport.write(ending.join(ready) + ending)  # type: ignore[union-attr]
+        if not answers and self._unsentAtStop:
+            self._writeStoppedAnswers()
         if (
             "owed" in self._holds
             and len(answers) <= self._maxOwed // 2
             and self._owedBytes <= self._maxOwedBytes // 2
         ):
             self.release("owed")
-        if self._allRead and not answers and not self._closed and not self._ended:
+        if (
+            self._allRead
+            and not answers
+            and not self._unsentAtStop
+            and not self._closed
+            and not self._ended
+        ):
             self._ended = True
             self.allAnswered()
+
+    def _writeStoppedAnswers(self) -> None:
+        """
+        Write the L{STOPPED_ANSWER}s owed, a batch at a time, while the
+        client reads them: a client that does not read holds no more of
+        them in memory than one batch over its transport's buffer.
+        """
+        ending = self.lineEnding
+        while self._unsentAtStop and "writes" not in self._holds and not self._closed:
+            batch = min(self._unsentAtStop, self._maxOwed)
+            self._unsentAtStop -= batch
+            self.transport.write((STOPPED_ANSWER + ending) * batch)  # type: ignore[union-attr]
 
     def readConnectionLost(self) -> None:
         """
@@ -331,9 +397,9 @@ class RelayProtocol(Protocol):
         No more lines will come: relay an unterminated last line, and call
         L{allAnswered} once every line has its answer.
 
-        @param drain: send every line already read now, whatever holds the
-            reading (at a stop: the service answers them, if only with an
-            error, and a stop must not wait on back-pressure).
+        @param drain: at a stop: the lines read and not yet sent are not
+            sent, but answered with L{STOPPED_ANSWER} (a stop must neither
+            wait on back-pressure nor put every held line in flight).
         """
         self._draining = self._draining or drain
         if self._inputEnded:
@@ -363,6 +429,19 @@ class RelayProtocol(Protocol):
         transport.loseWriteConnection()
         self._readingPaused = False
         transport.resumeProducing()  # type: ignore[attr-defined]
+
+
+def _unwritten(reply: Deferred[bytes]) -> bool:
+    """
+    Whether the request behind C{reply} (from
+    L{SayStuffToServerService.sendToServer}) was never written to the
+    server: cancelling it then withdraws it, while one written keeps
+    counting against the service's bounds until its reply comes.
+    """
+    request = getattr(reply, "_canceller", None)
+    return getattr(request, "writes", 1) == 0 and not getattr(
+        request, "abandoned", True
+    )
 
 
 class RelayClients(Service):
