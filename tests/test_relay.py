@@ -384,6 +384,7 @@ def test_guideStatesTheDefaults() -> None:
     """
     from helpers import ROOT
 
+    from reconnect import prometheus
     from reconnect.saystuff import _relay as relay
     from reconnect.saystuff import _tap as tap
 
@@ -395,12 +396,16 @@ def test_guideStatesTheDefaults() -> None:
     assert relay.DEFAULT_MAX_OWED_BYTES == 256 * 1024
     assert relay.DESCRIPTOR_RESERVE == 32
     assert relay.STOP_GRACE == 2
+    assert prometheus.METRICS_MAX_CONNECTIONS == 16
+    assert prometheus.METRICS_CONNECTION_TIMEOUT == 10
     guide = " ".join((ROOT / "docs" / "guide.md").read_text().split())
     for phrase in (
         "default 1000, lowered to leave 32 file descriptors free",
         "default 300; 0: never",
         "| its lines awaiting answers | 256, or 256 KiB of them:",
         "one that does not read them is cut 2 s later",
+        "at most 16 connections at once, each closed 10 s after it opened",
+        "32 file descriptors free, and 16 more with `--metrics`",
     ):
         assert phrase in guide
 
@@ -409,7 +414,7 @@ def test_optionsMakeTheClientLimits() -> None:
     """
     C{--max-clients} and C{--client-timeout} reach the relay's clients;
     C{--client-timeout 0} turns the timeout off; a limit the descriptors
-    cannot hold is lowered.
+    cannot hold is lowered, by the C{--metrics} endpoint's connections too.
     """
     import resource
 
@@ -422,3 +427,7 @@ def test_optionsMakeTheClientLimits() -> None:
     assert limits.idleTimeout is None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert tap.descriptorsAllow(soft * 2) == soft - 32
+    options = tap.Options()
+    options.parseOptions(["--max-clients", str(soft * 2), "--metrics", "tcp:0"])
+    [limits] = [c for c in tap.makeService(options) if isinstance(c, RelayClients)]  # type: ignore[attr-defined]
+    assert limits.maxClients == soft - 32 - 16
