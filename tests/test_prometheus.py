@@ -21,8 +21,8 @@ from twisted.internet.endpoints import (
     TCP4ServerEndpoint,
     connectProtocol,
 )
-from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
@@ -337,7 +337,7 @@ def test_metricsConnectionsAreCappedAndTimedOut() -> None:
     try:
         opened = [metricsConnection(site) for _ in range(2)]
         assert [site.buildProtocol(None) for _ in range(30)] == [None] * 30
-        for second in range(9):
+        for _ in range(9):
             reactor.advance(1)
             for channel, transport in opened:
                 channel.dataReceived(b"X")
