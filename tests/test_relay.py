@@ -431,3 +431,36 @@ def test_optionsMakeTheClientLimits() -> None:
     options.parseOptions(["--max-clients", str(soft * 2), "--metrics", "tcp:0"])
     [limits] = [c for c in tap.makeService(options) if isinstance(c, RelayClients)]  # type: ignore[attr-defined]
     assert limits.maxClients == soft - 32 - 16
+
+
+EXIT_HANDLERS = """
+import atexit
+from reconnect.saystuff._relay import exitWithStatusAtExit
+
+atexit.register(print, "registered before", flush=True)
+exitWithStatusAtExit(1)
+atexit.register(print, "registered after", flush=True)
+"""
+
+
+def test_exitStatusRunsEachExitHandlerOnce() -> None:
+    """
+    The exit status of C{--stdin} is set once every exit handler has run,
+    each once, whether it was registered before the status was asked for
+    or after.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    ended = subprocess.run(
+        [sys.executable, "-c", EXIT_HANDLERS],
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+    assert ended.returncode == 1, ended.stderr.decode()
+    assert ended.stdout == b"registered after\nregistered before\n"

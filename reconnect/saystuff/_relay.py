@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Optional
@@ -665,7 +666,7 @@ class StdinRelayService(Service):
         assert self._protocol is not None
         self._allWritten = True
         if self._protocol.errors:
-            atexit.register(_exitWithStatus, 1)
+            exitWithStatusAtExit(1)
         if not self.running:
             waiters, self._stopWaiters = self._stopWaiters, []
             for waiter in waiters:
@@ -677,14 +678,27 @@ class StdinRelayService(Service):
             self._reactor.callWhenRunning(self._reactor.stop)
 
 
+def exitWithStatusAtExit(status: int) -> None:
+    """
+    End the process with C{status} once it exits, after every exit handler
+    has run, each once: twistd itself always exits with 0.
+
+    Exit handlers run newest first, and ending the process skips those not
+    run yet (logging's shutdown, coverage's).  So the handler that ends it
+    is registered when the interpreter begins to shut down (before it
+    runs the exit handlers, it calls those of C{threading}): it is then
+    the newest, runs first, and runs every other one, once, before it
+    ends the process.
+    """
+    threading._register_atexit(  # type: ignore[attr-defined]
+        atexit.register, _exitWithStatus, status
+    )
+
+
 def _exitWithStatus(status: int) -> None:
     """
-    End the process with C{status}: twistd itself always exits with 0, so
-    this runs at exit, once twistd has shut down and removed its pidfile.
-
-    Exit handlers run newest first, and this one is registered late: it
-    runs those registered before it (logging's shutdown, coverage's) first,
-    which ending the process at once would skip.
+    Run the other exit handlers (none has run: this one is the newest),
+    then end the process with C{status}.
     """
     atexit.unregister(_exitWithStatus)
     atexit._run_exitfuncs()
