@@ -464,3 +464,32 @@ def test_exitStatusRunsEachExitHandlerOnce() -> None:
     )
     assert ended.returncode == 1, ended.stderr.decode()
     assert ended.stdout == b"registered after\nregistered before\n"
+
+
+def test_clientsThatReadNothingAreClosed() -> None:
+    """
+    A client whose answers fill its connection and that reads none of them
+    for C{idleTimeout} seconds is closed, though its lines (held back by
+    its own full write buffer) wait; one that reads some meanwhile is not.
+    """
+    limits, reactor = clients(maxClients=2, idleTimeout=8.0)
+    factory = limits.factory()
+    hog, slow = factory.buildProtocol(None), factory.buildProtocol(None)
+    assert hog is not None and slow is not None
+    hogTransport, slowTransport = StringTransport(), StringTransport()
+    for protocol, transport in [(hog, hogTransport), (slow, slowTransport)]:
+        protocol.makeConnection(transport)
+        assert transport.producer is not None
+        transport.producer.pauseProducing()
+        protocol.dataReceived(b"line\n" * 1000)
+        assert protocol.waiting
+    reactor.advance(6)
+    assert slowTransport.producer is not None
+    slowTransport.producer.resumeProducing()
+    slowTransport.producer.pauseProducing()
+    reactor.advance(4)
+    assert hogTransport.disconnecting
+    assert not slowTransport.disconnecting
+    hog.connectionLost(ConnectionDone())
+    slow.connectionLost(ConnectionDone())
+    assert reactor.getDelayedCalls() == []

@@ -134,6 +134,7 @@ class RelayProtocol(Protocol):
         self._unsentAtStop = 0
         self._writes = _Pacer(self, "writes")
         self.lastHeard = 0.0
+        self.stalledSince: Optional[float] = None
         self.errors = 0
 
     @property
@@ -184,6 +185,9 @@ class RelayProtocol(Protocol):
         """
         Read no more lines until C{reason} is L{release}d.
         """
+        if reason == "writes" and self._clients is not None:
+            if self.stalledSince is None:
+                self.stalledSince = self._clients.now()
         self._holds.add(reason)
         self._updateReading()
 
@@ -192,6 +196,8 @@ class RelayProtocol(Protocol):
         C{reason} no longer holds the reading: once nothing does, parse
         what was read meanwhile and read on.
         """
+        if reason == "writes":
+            self.stalledSince = None
         if reason not in self._holds:
             return
         self._holds.discard(reason)
@@ -455,7 +461,9 @@ class RelayClients(Service):
         closed as soon as it connects (logged at most once a minute).
     @ivar idleTimeout: a client that has sent nothing for this many
         seconds and waits on nothing (see L{RelayProtocol.waiting}) is
-        closed; C{None}: never.
+        closed, and so is one whose answers have waited this long, unread,
+        in its full write buffer (L{RelayProtocol.stalledSince}): its lines
+        wait on it, not on the relay; C{None}: never.
     """
 
     _log = Logger()
@@ -533,13 +541,17 @@ class RelayClients(Service):
     def _closeIdle(self) -> None:
         """
         Close the clients that sent nothing for C{idleTimeout} and are owed
-        nothing; check again in a quarter of it.
+        nothing, and those that read nothing of their answers for as long;
+        check again in a quarter of it.
         """
-        assert self.idleTimeout is not None
+        timeout = self.idleTimeout
+        assert timeout is not None
         self._idleCheck = None
         now = self.now()
         for protocol in list(self.live):
-            if not protocol.waiting and now - protocol.lastHeard >= self.idleTimeout:
+            stalled = protocol.stalledSince
+            idle = not protocol.waiting and now - protocol.lastHeard >= timeout
+            if idle or (stalled is not None and now - stalled >= timeout):
                 transport = protocol.transport
                 assert transport is not None
                 transport.abortConnection()  # type: ignore[attr-defined]

@@ -150,7 +150,8 @@ class Options(ExitingOptions):
             None,
             DEFAULT_CLIENT_IDLE_TIMEOUT,
             "Close a local client that has sent nothing for SECONDS and is "
-            "owed no answer (0: never).",
+            "owed no answer, or that has read none of its answers for SECONDS "
+            "(0: never).",
             named("client-timeout", nonNegativeFloat),
         ],
     ]
