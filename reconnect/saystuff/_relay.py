@@ -556,9 +556,7 @@ class RelayClients(Service):
                 assert transport is not None
                 transport.abortConnection()  # type: ignore[attr-defined]
         if self.live and self._stopped is None:
-            self._idleCheck = self._reactor.callLater(
-                self.idleTimeout / 4, self._closeIdle
-            )
+            self._idleCheck = self._reactor.callLater(timeout / 4, self._closeIdle)
 
     def stopService(self) -> Deferred[None]:
         """
