@@ -40,6 +40,19 @@ def answerAll(attempt: FakeAttempt, start: int = 0) -> int:
         start += len(lines)
 
 
+def stopped(stuff: Any, clock: Any, endpoint: Any) -> None:
+    """
+    Stop the SayStuff service C{stuff}, end its connection, if any, as the
+    reactor would, and check that it left nothing scheduled on C{clock}.
+    """
+    stuff.stopService()
+    attempt = endpoint.last
+    if attempt is not None and attempt.transport is not None:
+        if attempt.transport.disconnecting and not attempt.lost:
+            attempt.lose()
+    assert clock.getDelayedCalls() == []
+
+
 def connected(**kwargs: Any) -> tuple[Any, FakeAttempt, RelayProtocol, StringTransport]:
     limits = {k: kwargs.pop(k) for k in ("maxOwed", "maxOwedBytes") if k in kwargs}
     stuff, clock, endpoint = sayStuffOnClock(start=True, **kwargs)
@@ -97,7 +110,7 @@ def test_answersKeepTheOrderOfLinesHeldBack() -> None:
     assert transport.value().split(b"\r\n")[:-1] == [b"l%d" % n for n in range(8)] + [
         b"ERROR ValueError: line over the limit of 10 bytes"
     ]
-    stuff.stopService()
+    stopped(stuff, clock, endpoint)
 
 
 def test_linesOwedToOneClientAreBounded() -> None:
@@ -320,7 +333,21 @@ def clients(
 ) -> tuple[RelayClients, MemoryReactorClock]:
     stuff, clock, endpoint = sayStuffOnClock(start=True)
     reactor = MemoryReactorClock()
-    return RelayClients(stuff, reactor, maxClients, idleTimeout), reactor
+    limits = RelayClients(stuff, reactor, maxClients, idleTimeout)
+    limits.stuffClock = clock  # type: ignore[attr-defined]
+    return limits, reactor
+
+
+def disconnectAll(limits: RelayClients, reactor: MemoryReactorClock) -> None:
+    """
+    End every client of C{limits} as the reactor would, stop its SayStuff
+    service, and check that neither left anything scheduled.
+    """
+    for protocol in list(limits.live):
+        protocol.connectionLost(ConnectionDone())
+    limits._service.stopService()
+    assert reactor.getDelayedCalls() == []
+    assert limits.stuffClock.getDelayedCalls() == []  # type: ignore[attr-defined]
 
 
 def test_clientsOverTheLimitAreRefusedAndLoggedOnceAWhile() -> None:
@@ -344,6 +371,7 @@ def test_clientsOverTheLimitAreRefusedAndLoggedOnceAWhile() -> None:
         assert admitted[0] is not None
         admitted[0].connectionLost(ConnectionDone())
         assert factory.buildProtocol(None) is not None
+        disconnectAll(limits, reactor)
     finally:
         globalLogPublisher.removeObserver(logged.append)
     refusals = [e for e in logged if "Refused" in e.get("log_format", "")]
@@ -376,6 +404,9 @@ def test_idleClientsAreClosed() -> None:
     assert unfinishedTransport.disconnecting
     reactor.advance(20)
     assert not waitingTransport.disconnecting
+    quiet.connectionLost(ConnectionDone())
+    unfinished.connectionLost(ConnectionDone())
+    disconnectAll(limits, reactor)
 
 
 def test_guideStatesTheDefaults() -> None:
@@ -491,5 +522,4 @@ def test_clientsThatReadNothingAreClosed() -> None:
     assert hogTransport.disconnecting
     assert not slowTransport.disconnecting
     hog.connectionLost(ConnectionDone())
-    slow.connectionLost(ConnectionDone())
-    assert reactor.getDelayedCalls() == []
+    disconnectAll(limits, reactor)

@@ -345,37 +345,61 @@ async def test_descriptorExhaustionIsSurvived(tmp_path: Path) -> None:
     The relay may open only 128 descriptors; a hostile client opens 300
     connections and sends nothing.  The relay lowers C{--max-clients} to
     keep descriptors for itself (and says so), closes the clients over the
-    limit as they connect (logging that once, not per client), keeps its
-    one connection to the server, answers a client connected before, and
-    closes the idle clients after C{--client-timeout}, after which a new
-    client is served.
+    limit as they connect (logging that once, not per client), answers a
+    client connected before and, while the descriptors are still taken,
+    connects again to its server, killed and started again; it closes the
+    idle clients after C{--client-timeout}, after which a new client is
+    served.  It never runs out of descriptors (Twisted would log
+    C{EMFILE}).
     """
     serverPort, relayPort = freePort(), freePort()
     limit = ("prlimit", "--nofile=128:128")
-    async with server(tmp_path, serverPort):
+    timeout = 8.0
+    first = server(tmp_path, serverPort)
+    await first.__aenter__()
+    try:
         async with relay(
-            tmp_path, serverPort, relayPort, "--client-timeout", "2", prefix=limit
+            tmp_path,
+            serverPort,
+            relayPort,
+            "--client-timeout",
+            str(timeout),
+            prefix=limit,
         ) as relayed:
             prober = await probe(relayPort)
             before = await prober.roundTrips(20)
             async with abuser("idle", relayPort, "300") as idle:
+                opened = reactor.seconds()  # type: ignore[attr-defined]
                 while b"opened" not in idle.output:
                     # Not idle itself meanwhile.
                     assert await prober.ask(b"still here") == b"still here"
                     await sleep(0.1)
                 meanwhile = await prober.roundTrips(20)
-                late = await collector(relayPort)
-                await late.closed
-                assert late.lines == []
-                await sleep(2.5)
-                fresh = await probe(relayPort)
-                assert await fresh.ask(b"hello") == b"hello"
-                fresh.transport.loseConnection()  # type: ignore[union-attr]
-            prober.transport.loseConnection()  # type: ignore[union-attr]
-            log = relayed.output
+                await first.__aexit__(None, None, None)
+                first = None
+                async with server(tmp_path, serverPort):
+                    assert (
+                        await prober.ask(b"after the restart") == b"after the restart"
+                    )
+                    late = await collector(relayPort)
+                    await late.closed
+                    assert late.lines == []
+                    # All of it while the idle clients held the descriptors.
+                    elapsed = reactor.seconds() - opened  # type: ignore[attr-defined]
+                    assert elapsed < timeout, elapsed
+                    await sleep(timeout + timeout / 4 + 0.5 - elapsed)
+                    fresh = await probe(relayPort)
+                    assert await fresh.ask(b"hello") == b"hello"
+                    fresh.transport.loseConnection()  # type: ignore[union-attr]
+                    prober.transport.loseConnection()  # type: ignore[union-attr]
+                    log = relayed.output
+    finally:
+        if first is not None:
+            await first.__aexit__(None, None, None)
     assert b"--max-clients lowered from 1000 to 96" in log, log.decode()
     assert log.count(b"Refused") == 1, log.decode()
-    assert log.count(b"Connected to") == 1, log.decode()
+    assert log.count(b"Connected to") == 2, log.decode()
+    assert b"EMFILE" not in log, log.decode()
     assert b"Too many open files" not in log, log.decode()
     assertFair(before, meanwhile)
 
