@@ -14,6 +14,7 @@ seconds, or a tenth of a second per line, not milliseconds).
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 from collections.abc import AsyncIterator
@@ -658,3 +659,54 @@ async def test_protocolErrorIsLoggedNotRelayed(tmp_path: Path, protocol: Any) ->
         await port.stopListening()
     assert b"broke the protocol" in log, log.decode()
     assert all(line.startswith(b"ERROR") for line in client.lines), client.lines
+
+
+# -- a stop while standard output is not read -------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_stdinRelayStopsThoughItsOutputIsNotRead(tmp_path: Path) -> None:
+    """
+    C{--stdin} whose standard output nobody reads, and whose input stays
+    open: SIGTERM ends it within C{stopTimeout} (5 s) and 2 s more, its
+    output cut (there is no server: the lines read are answered C{ERROR}
+    at the stop, more than the pipe to nobody holds).
+    """
+    unread, output = os.pipe()
+    relayed = Process()
+    reactor.spawnProcess(  # type: ignore[attr-defined]
+        relayed,
+        TWISTD,
+        [TWISTD, "--pidfile=", "--logfile=relay.log", "-n", *sameReactor()]
+        + ["saystuff", "--port", str(freePort()), "--stdin"],
+        env=None,
+        path=str(tmp_path),
+        childFDs={0: "w", 1: output, 2: "r"},
+    )
+    os.close(output)
+
+    def kill() -> None:
+        if not relayed.ended.called:
+            relayed.transport.signalProcess("KILL")  # type: ignore[union-attr]
+
+    killer = reactor.callLater(40, kill)  # type: ignore[attr-defined]
+    try:
+        relayed.transport.write(b"x\n" * 100000)  # type: ignore[union-attr]
+        # Long enough to start, read its input and fill its output.
+        await sleep(4)
+        start = reactor.seconds()  # type: ignore[attr-defined]
+        relayed.transport.signalProcess("TERM")  # type: ignore[union-attr]
+        code = await relayed.ended
+        took = reactor.seconds() - start  # type: ignore[attr-defined]
+    finally:
+        kill()
+        await relayed.ended
+        if killer.active():
+            killer.cancel()
+        os.close(unread)
+    log = (tmp_path / "relay.log").read_text()
+    # twistd ends itself with the signal it was stopped by.
+    assert (code, relayed.signal) == (None, 15), log[-3000:]
+    assert took < 5 + 2 + 5, took
+    assert "Standard output is not read" in log
+    assert "Traceback" not in log, log[-3000:]

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionAborted
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import ILogObserver, Logger, textFileLogObserver
@@ -643,8 +644,14 @@ class StdinRelayService(Service):
     Stopped before that (SIGTERM), it reads no more, and waits until every
     line read has its answer or its C{ERROR} line (the SayStuff service,
     stopping too, fails what it cannot answer) and all of it is written.
-    If any line got an C{ERROR} line, the process exits with status 1.
+    If standard output is not read, it waits no longer than the
+    service's C{stopTimeout} and L{STOP_GRACE} more: it then closes
+    standard output, dropping what is left to write.  If any line got an
+    C{ERROR} line, or answers were dropped, the process exits with
+    status 1.
     """
+
+    _log = Logger()
 
     def __init__(self, service: SayStuffToServerService, reactor: Any) -> None:
         self._service = service
@@ -652,6 +659,7 @@ class StdinRelayService(Service):
         self._protocol: Optional[_StdinRelayProtocol] = None
         self._allWritten = False
         self._stopWaiters: list[Deferred[None]] = []
+        self._cut: Optional[Any] = None
 
     def startService(self) -> None:
         from twisted.internet.stdio import StandardIO
@@ -666,8 +674,30 @@ class StdinRelayService(Service):
             return succeed(None)
         stopped: Deferred[None] = Deferred()
         self._stopWaiters.append(stopped)
+        if self._cut is None:
+            self._cut = self._reactor.callLater(
+                self._service._stopTimeout + STOP_GRACE, self._cutOutput
+            )
         self._protocol.inputEnded(drain=True)
         return stopped
+
+    def _cutOutput(self) -> None:
+        """
+        Standard output is not read: close it, and what was left to write
+        is dropped.
+        """
+        self._cut = None
+        protocol = self._protocol
+        assert protocol is not None
+        if self._allWritten or protocol.transport is None:
+            return
+        self._log.warn(
+            "Standard output is not read: closing it at the stop, with "
+            "answers still to write"
+        )
+        protocol.errors += 1
+        transport: Any = protocol.transport
+        transport.connectionLost(Failure(ConnectionAborted()))
 
     def _finished(self) -> None:
         """
@@ -675,6 +705,9 @@ class StdinRelayService(Service):
         """
         assert self._protocol is not None
         self._allWritten = True
+        if self._cut is not None and self._cut.active():
+            self._cut.cancel()
+        self._cut = None
         if self._protocol.errors:
             exitWithStatusAtExit(1)
         if not self.running:
