@@ -354,7 +354,8 @@ def test_clientsOverTheLimitAreRefusedAndLoggedOnceAWhile() -> None:
     """
     Past C{maxClients}, a new client gets no protocol (the port closes it
     at once); the refusals are logged once, then at most once a minute,
-    with how many there were.
+    with how many there were: those after the last log are logged a minute
+    after it, even if no more come.
     """
     limits, reactor = clients(maxClients=2)
     factory = limits.factory()
@@ -368,6 +369,9 @@ def test_clientsOverTheLimitAreRefusedAndLoggedOnceAWhile() -> None:
         assert [factory.buildProtocol(None) for _ in range(50)] == [None] * 50
         reactor.advance(60)
         assert factory.buildProtocol(None) is None
+        reactor.advance(59)
+        assert len([e for e in logged if "Refused" in e.get("log_format", "")]) == 2
+        reactor.advance(1)
         assert admitted[0] is not None
         admitted[0].connectionLost(ConnectionDone())
         assert factory.buildProtocol(None) is not None
@@ -375,7 +379,7 @@ def test_clientsOverTheLimitAreRefusedAndLoggedOnceAWhile() -> None:
     finally:
         globalLogPublisher.removeObserver(logged.append)
     refusals = [e for e in logged if "Refused" in e.get("log_format", "")]
-    assert [e["count"] for e in refusals] == [1, 50]
+    assert [e["count"] for e in refusals] == [1, 49, 1]
     assert limits.refused == 51
 
 
@@ -522,4 +526,43 @@ def test_clientsThatReadNothingAreClosed() -> None:
     assert hogTransport.disconnecting
     assert not slowTransport.disconnecting
     hog.connectionLost(ConnectionDone())
+    disconnectAll(limits, reactor)
+
+
+def test_aLineSentAByteAtATimeDoesNotKeepAClient() -> None:
+    """
+    A client that sends a byte now and then and never ends a line is idle:
+    it is closed C{idleTimeout} after its last complete line, however
+    often its bytes come.
+    """
+    limits, reactor = clients(maxClients=1, idleTimeout=8.0)
+    trickler = limits.factory().buildProtocol(None)
+    assert trickler is not None
+    transport = StringTransport()
+    trickler.makeConnection(transport)
+    for _ in range(6):
+        reactor.advance(1.5)
+        trickler.dataReceived(b"x")
+    assert transport.disconnecting
+    trickler.connectionLost(ConnectionDone())
+    disconnectAll(limits, reactor)
+
+
+def test_idleClientsGetTheirAnswersBeforeTheyAreCut() -> None:
+    """
+    An idle client's connection is closed, not aborted: answers it has not
+    read yet go out first; one still open at the next check (it reads
+    nothing) is aborted.
+    """
+    limits, reactor = clients(maxClients=1, idleTimeout=8.0)
+    idle = limits.factory().buildProtocol(None)
+    assert idle is not None
+    transport = StringTransport()
+    idle.makeConnection(transport)
+    reactor.advance(8)
+    assert transport.disconnecting
+    assert not transport.disconnected
+    reactor.advance(2)
+    assert transport.disconnected
+    idle.connectionLost(ConnectionDone())
     disconnectAll(limits, reactor)

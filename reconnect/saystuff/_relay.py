@@ -218,7 +218,9 @@ class RelayProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self._inputEnded:
             return
-        if self._clients is not None:
+        if self._clients is not None and b"\n" in data:
+            # Heard from: a line ended.  Bytes that end none (a line sent
+            # a byte at a time) do not keep a client from being idle.
             self.lastHeard = self._clients.now()
         self._buffer += data
         if not self._parsing:
@@ -460,7 +462,7 @@ class RelayClients(Service):
 
     @ivar maxClients: at most this many at once; a client over it is
         closed as soon as it connects (logged at most once a minute).
-    @ivar idleTimeout: a client that has sent nothing for this many
+    @ivar idleTimeout: a client that has ended no line for this many
         seconds and waits on nothing (see L{RelayProtocol.waiting}) is
         closed, and so is one whose answers have waited this long, unread,
         in its full write buffer (L{RelayProtocol.stalledSince}): its lines
@@ -488,6 +490,7 @@ class RelayClients(Service):
         self._refusedUnlogged = 0
         self._lastRefusalLog: Optional[float] = None
         self._idleCheck: Optional[Any] = None
+        self._refusalLog: Optional[Any] = None
         self._stopped: Optional[Deferred[None]] = None
 
     def now(self) -> float:
@@ -511,16 +514,29 @@ class RelayClients(Service):
         now = self.now()
         last = self._lastRefusalLog
         if last is None or now - last >= self.refusalLogInterval:
-            self._log.warn(
-                "Refused {count} local client(s): {clients} connected, the "
-                "limit (--max-clients) is {limit}",
-                count=self._refusedUnlogged,
-                clients=len(self.live),
-                limit=self.maxClients,
+            self._logRefusals()
+        elif self._refusalLog is None:
+            # Refusals that stop before the next log are logged then.
+            self._refusalLog = self._reactor.callLater(
+                last + self.refusalLogInterval - now, self._logRefusals
             )
-            self._lastRefusalLog = now
-            self._refusedUnlogged = 0
         return False
+
+    def _logRefusals(self) -> None:
+        if self._refusalLog is not None and self._refusalLog.active():
+            self._refusalLog.cancel()
+        self._refusalLog = None
+        if not self._refusedUnlogged:
+            return
+        self._log.warn(
+            "Refused {count} local client(s): {clients} connected, the "
+            "limit (--max-clients) is {limit}",
+            count=self._refusedUnlogged,
+            clients=len(self.live),
+            limit=self.maxClients,
+        )
+        self._lastRefusalLog = self.now()
+        self._refusedUnlogged = 0
 
     def add(self, protocol: RelayProtocol) -> None:
         protocol.lastHeard = self.now()
@@ -550,12 +566,17 @@ class RelayClients(Service):
         self._idleCheck = None
         now = self.now()
         for protocol in list(self.live):
+            transport: Any = protocol.transport
             stalled = protocol.stalledSince
-            idle = not protocol.waiting and now - protocol.lastHeard >= timeout
-            if idle or (stalled is not None and now - stalled >= timeout):
-                transport = protocol.transport
-                assert transport is not None
-                transport.abortConnection()  # type: ignore[attr-defined]
+            if stalled is not None and now - stalled >= timeout:
+                transport.abortConnection()
+            elif not protocol.waiting and now - protocol.lastHeard >= timeout:
+                # Answers written and not yet read go out first; one that
+                # is not read by the next check is thrown away.
+                if transport.disconnecting:
+                    transport.abortConnection()
+                else:
+                    transport.loseConnection()
         if self.live and self._stopped is None:
             self._idleCheck = self._reactor.callLater(timeout / 4, self._closeIdle)
 
@@ -568,6 +589,7 @@ class RelayClients(Service):
         (one that does not read its answers) is aborted.
         """
         Service.stopService(self)
+        self._logRefusals()
         stopped: Deferred[None] = Deferred()
         self._stopped = stopped
         if not self.live:
