@@ -242,6 +242,7 @@ class _CappedSite(Site):
         self.refused = 0
         self._refusedUnlogged = 0
         self._lastRefusalLog: Optional[float] = None
+        self._refusalLog: Optional[IDelayedCall] = None
 
     def buildProtocol(self, addr: Optional[IAddress]) -> Any:
         if len(self.open) < self.maxConnections:
@@ -251,14 +252,31 @@ class _CappedSite(Site):
         now = self.reactor.seconds()
         last = self._lastRefusalLog
         if last is None or now - last >= self.refusalLogInterval:
-            self._log.warn(
-                "Refused {count} metrics connection(s): {limit} are open, the limit",
-                count=self._refusedUnlogged,
-                limit=self.maxConnections,
+            self._logRefusals()
+        elif self._refusalLog is None:
+            # Refusals that stop before the next log are logged then.
+            self._refusalLog = self.reactor.callLater(
+                last + self.refusalLogInterval - now, self._logRefusals
             )
-            self._lastRefusalLog = now
-            self._refusedUnlogged = 0
         return None
+
+    def _logRefusals(self) -> None:
+        if self._refusalLog is not None and self._refusalLog.active():
+            self._refusalLog.cancel()
+        self._refusalLog = None
+        if not self._refusedUnlogged:
+            return
+        self._log.warn(
+            "Refused {count} metrics connection(s): {limit} are open, the limit",
+            count=self._refusedUnlogged,
+            limit=self.maxConnections,
+        )
+        self._lastRefusalLog = self.reactor.seconds()
+        self._refusedUnlogged = 0
+
+    def stopFactory(self) -> None:
+        self._logRefusals()
+        super().stopFactory()
 
 
 class _BodilessHTTPChannel(HTTPChannel):
