@@ -50,7 +50,10 @@ def test_linesWrittenWithCRLF() -> None:
     protocol.connectionLost(Failure(ConnectionDone()))
     book.submit(b"two")
     protocol.attach()
-    assert transport.value() == b"one\r\none\r\ntwo\r\n"
+    # "one" died alone: it goes after "two", and alone.
+    assert transport.value() == b"one\r\ntwo\r\n"
+    protocol.dataReceived(b"2\r\n")
+    assert transport.value() == b"one\r\ntwo\r\none\r\n"
 
 
 class CountingTransport(StringTransport):
