@@ -474,6 +474,17 @@ def test_requestTimeout() -> None:
     assert outcome(reply).check(RequestTimedOut)
 
 
+def test_perCallNoTimeout() -> None:
+    """
+    C{timeout=None} in a call means no limit, as documented, even where the
+    service has a default timeout.
+    """
+    h = Harness(timeout=3.0).start()
+    reply = h.service.sendToServer(b"x", timeout=None)
+    h.clock.advance(100)
+    assert not reply.called
+
+
 def test_idleConnectionReplaced() -> None:
     """
     A connection that answers nothing for the idle period while requests are

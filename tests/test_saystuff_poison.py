@@ -250,7 +250,7 @@ def test_serverThatAnswersNothingMeetsThePolicy() -> None:
             stuff.sendToServer(b"more")
             attempt.lose()
         clock.advance(0.5)
-    gaps = [later - earlier for earlier, later in zip(made, made[1:])]
+    gaps = [later - earlier for earlier, later in zip(made[:-1], made[1:], strict=True)]
     assert gaps == sorted(gaps) and gaps[0] >= 1.0
     assert len(made) <= 8
     stuff.stopService()

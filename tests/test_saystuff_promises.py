@@ -246,6 +246,9 @@ class SayStuffPromises(EndpointAndClockRules):
         self.stops: list[Deferred[None]] = []
         self.worldCut = False
         self.heartbeat = heartbeat
+        # What each request is charged beyond its line: twice over with a
+        # timer.
+        self.overhead = REQUEST_OVERHEAD * (1 if timeout is None else 2)
         # When the last request settled, when each connection (by its
         # transport) last got a reply, and since when the current one is.
         self.settledAt = 0.0
@@ -344,13 +347,13 @@ class SayStuffPromises(EndpointAndClockRules):
                 if result[0].check(MaybeDelivered):
                     assert writes[line] >= 1, "never written, yet maybe delivered"
             if not result:
-                pendingBytes += len(line) + REQUEST_OVERHEAD
+                pendingBytes += len(line) + self.overhead
             if line in self.unsafe:
                 assert writes[line] <= 1, "an at-most-once request written twice"
-        # Heartbeats are pending too, while they wait for their replies.
-        assert self.stuff.book.pendingBytes - pendingBytes in range(
-            0, 100 * (4 + REQUEST_OVERHEAD), 4 + REQUEST_OVERHEAD
-        )
+        # Heartbeats are pending too, while they wait for their replies
+        # (with their timer, twice the overhead).
+        beat = 4 + 2 * REQUEST_OVERHEAD
+        assert self.stuff.book.pendingBytes - pendingBytes in range(0, 100 * beat, beat)
         book = self.stuff.book
         assert book.awaited == sum(lane.awaited for lane in book._lanes)
         self.deadConnectionsReplaced()

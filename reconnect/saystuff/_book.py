@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Optional
+from typing import Any, Optional
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionLost
@@ -37,6 +37,9 @@ from ._errors import (
 )
 
 WriteLines = Callable[[Sequence[bytes]], None]
+
+#: L{RequestBook.submit}'s C{timeout} when the request takes the book's.
+BOOK_TIMEOUT: Any = object()
 
 
 def _suspicion(request: _Request) -> tuple[bool, int]:
@@ -60,6 +63,8 @@ class _Request:
         the only one written on them and unanswered: each time, the line
         is the likely cause (a "poison" line).
     @ivar serial: the order in which requests were accepted.
+    @ivar cost: the bytes it is charged while held: its line, plus the
+        book's C{requestOverhead}, twice over if it has a timer.
     """
 
     __slots__ = (
@@ -72,6 +77,7 @@ class _Request:
         "writes",
         "alone",
         "serial",
+        "cost",
     )
 
     def __init__(self, line: bytes, book: RequestBook, idempotent: bool) -> None:
@@ -83,6 +89,7 @@ class _Request:
         self.writes = 0
         self.alone = 0
         self.serial = 0
+        self.cost = 0
         self.deferred: Deferred[bytes] = Deferred(self)
 
     heartbeat = False
@@ -185,7 +192,6 @@ class Lane:
         """
         book = self._book
         popleft = self.inFlight.popleft
-        overhead = book._overhead
         if lines:
             book.progressAt = book._clock.seconds()
         for line in lines:
@@ -202,7 +208,7 @@ class Lane:
                 request.timer.cancel()
             book.awaited -= 1
             book.answered += 1
-            book.pendingBytes -= len(request.line) + overhead
+            book.pendingBytes -= request.cost
             if book._paused:
                 book._maybeResume()
             request.deferred.callback(line)
@@ -334,7 +340,8 @@ class RequestBook:
             C{False} (resume).
         @param requestOverhead: the bytes each request is charged on top of
             its line, in C{queueBytes} and C{pendingBytes}: what holding it
-            costs, so that empty lines are not free.
+            costs, so that empty lines are not free.  One with a timeout is
+            charged twice as much: its timer about doubles what it holds.
         @param resendLimit: how many times a request may be written again
             after its connection died; one whose connection dies after
             that many resends fails with L{MaybeDelivered}.  C{None}: no
@@ -347,6 +354,7 @@ class RequestBook:
         """
         self._clock = clock
         self._overhead = requestOverhead
+        self._timerOverhead = 2 * requestOverhead
         self._resendLimit = resendLimit
         self.awaited = 0
         self.progressAt = 0.0
@@ -439,14 +447,14 @@ class RequestBook:
     def submit(
         self,
         line: bytes,
-        timeout: Optional[float] = None,
+        timeout: Optional[float] = BOOK_TIMEOUT,
         idempotent: Optional[bool] = None,
     ) -> Deferred[bytes]:
         """
         Accept a request for C{line} (already validated).
 
-        @param timeout: seconds to wait for the reply; C{None} for the
-            book's default.
+        @param timeout: seconds to wait for the reply; C{None} for no
+            limit; by default, the book's.
         @param idempotent: whether the request may run twice: if so, one
             written and unanswered when its connection drops is written
             again; if not, it fails with L{MaybeDelivered}.  C{None} for
@@ -465,8 +473,11 @@ class RequestBook:
         )
         self._serial += 1
         request.serial = self._serial
+        if timeout is BOOK_TIMEOUT:
+            timeout = self._timeout
         lane = self._direct
-        size = len(line) + self._overhead
+        size = len(line) + (self._overhead if timeout is None else self._timerOverhead)
+        request.cost = size
         if lane is None:
             disconnected = self._current is None
             if disconnected and not self._queueWhileDisconnected:
@@ -484,7 +495,8 @@ class RequestBook:
                 raise QueueFullError(
                     "the requests waiting for a connection already take "
                     f"{self._queuedBytes} of queueBytes={self._queueBytes} "
-                    f"bytes (each counted as its line + {self._overhead})"
+                    f"bytes (each counted as its line + {self._overhead}, twice "
+                    "that with a timeout)"
                 )
             self._queued.append(request)
             self._queuedBytes += size
@@ -503,8 +515,6 @@ class RequestBook:
         self.pendingBytes += size
         if self.pendingBytes >= self._highWater and not self._paused:
             self._setPaused(True)
-        if timeout is None:
-            timeout = self._timeout
         if timeout is not None:
             request.timer = self._clock.callLater(timeout, self._timedOut, request)
         return request.deferred
@@ -523,7 +533,8 @@ class RequestBook:
         if lane is None:
             raise NotConnectedError("no connection to send a heartbeat on")
         request = _Heartbeat(line, self, False)
-        self.pendingBytes += len(line) + self._overhead
+        request.cost = len(line) + self._timerOverhead
+        self.pendingBytes += request.cost
         lane.write([request])
         request.timer = self._clock.callLater(timeout, self._timedOut, request)
         return request.deferred
@@ -581,7 +592,6 @@ class RequestBook:
             if not request.abandoned:
                 return
         suspects, queued = self._suspects, self._queued
-        overhead = self._overhead
         if self._careful and self.replies == self._repliesAtLoss:
             self._writeOne(lane)
             return
@@ -590,7 +600,7 @@ class RequestBook:
         if not suspects or (convicted and queued and lane.innocentsNext):
             if suspects:
                 lane.innocentsNext = False
-                self._queuedBytes -= sum(len(r.line) + overhead for r in queued)
+                self._queuedBytes -= sum(r.cost for r in queued)
             else:
                 self._direct = lane
                 self._queuedBytes = 0
@@ -608,7 +618,7 @@ class RequestBook:
             batch = []
             while suspects and not suspects[0].alone:
                 batch.append(suspects.popleft())
-        self._queuedBytes -= sum(len(r.line) + overhead for r in batch)
+        self._queuedBytes -= sum(r.cost for r in batch)
         lane.write(batch)
         if self._paused:
             self._maybeResume()
@@ -638,7 +648,7 @@ class RequestBook:
             self._direct = lane
             return
         request = source.popleft()
-        self._queuedBytes -= len(request.line) + self._overhead
+        self._queuedBytes -= request.cost
         lane.write([request])
         if self._paused:
             self._maybeResume()
@@ -700,12 +710,8 @@ class RequestBook:
                 )
         self.resent += len(again)
         if again:
-            self._suspects = deque(
-                sorted([*self._suspects, *again], key=_suspicion)
-            )
-            self._queuedBytes += sum(
-                len(request.line) + self._overhead for request in again
-            )
+            self._suspects = deque(sorted([*self._suspects, *again], key=_suspicion))
+            self._queuedBytes += sum(request.cost for request in again)
             if self._current is not None:
                 self._direct = None
                 self._current.probed = False
@@ -785,7 +791,7 @@ class RequestBook:
         """
         C{request} failed or was withdrawn: its bytes are pending no more.
         """
-        self.pendingBytes -= len(request.line) + self._overhead
+        self.pendingBytes -= request.cost
         if self._paused:
             self._maybeResume()
 
@@ -806,10 +812,10 @@ class RequestBook:
         self._settled(request)
         if request in self._queued:
             self._queued.remove(request)
-            self._queuedBytes -= len(request.line) + self._overhead
+            self._queuedBytes -= request.cost
         elif request in self._suspects:
             self._suspects.remove(request)
-            self._queuedBytes -= len(request.line) + self._overhead
+            self._queuedBytes -= request.cost
         else:
             self.awaited -= 1
             if self._direct is None:

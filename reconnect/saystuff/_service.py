@@ -25,7 +25,7 @@ from .._checks import checkCount, checkSeconds
 from .._describe import clientEndpoint, describeEndpoint
 from .._keepalive import TCPKeepAlive
 from .._service import ClientService
-from ._book import Lane, RequestBook
+from ._book import BOOK_TIMEOUT, Lane, RequestBook
 from ._budget import ResendBudget
 from ._endpoint import hostEndpoint
 from ._errors import (
@@ -44,8 +44,9 @@ _CR, _LF = b"\r\n"
 MiB = 1024 * 1024
 
 #: What one request costs to hold beyond its line, in bytes: measured with
-#: tracemalloc, a request with its C{Deferred} takes about 240 bytes, and
-#: about 900 with a timeout's timer; the rest is the caller's callbacks.
+#: tracemalloc, a request relayed for a local client (its C{Deferred}, the
+#: relay's slot and callbacks) takes about 950 bytes, and about 1,600 with
+#: a timeout's timer, so one with a timeout is charged twice this.
 REQUEST_OVERHEAD = 1024
 
 #: How many early reconnects (see L{SayStuffToServerService}'s
@@ -207,9 +208,11 @@ class SayStuffToServerService(Service):
         @param tcpKeepAlive: passed to L{ClientService}.
         @param requestOverhead: the bytes each request is charged on top of
             its line in C{queueBytes}, C{highWater} and C{pendingBytes}:
-            what holding a request costs (about 240 bytes measured, 900
-            with a timeout, plus the caller's callbacks), so that a flood
-            of empty lines meets back-pressure too.  1024 by default.
+            what holding a request costs (about 950 bytes measured through
+            the relay), so that a flood of empty lines meets back-pressure
+            too.  1024 by default.  A request with a timeout (the
+            service's or its own) is charged twice this: its timer brings
+            it to about 1,600 bytes.
         @param resendLimit: how many times one request may be written
             again after its connection died: one whose connection dies
             every time (a line that makes the server drop the connection)
@@ -374,7 +377,7 @@ class SayStuffToServerService(Service):
         if idempotent is not None and not isinstance(idempotent, bool):
             raise TypeError(f"idempotent must be a bool, not {idempotent!r}")
         if timeout is _useDefault:
-            return self._submit(line, None, idempotent)
+            return self._submit(line, BOOK_TIMEOUT, idempotent)
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be > 0, not {timeout!r}")
         return self._submit(line, timeout, idempotent)
