@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from helpers import outcome, sayStuffOnClock
+from test_events import checkDocumented, debugEvents, events
 from twisted.internet.task import Clock
 
 from reconnect.saystuff import MaybeDelivered, SayStuffToServerService
@@ -18,6 +19,7 @@ from reconnect.saystuff._service import EARLY_RECONNECTS
 from reconnect.testing import FakeAttempt, FakeEndpoint
 
 POISON = b"POISON"
+__all__ = ["debugEvents", "events"]
 
 
 def service(**kwargs: Any) -> tuple[SayStuffToServerService, Clock, FakeEndpoint]:
@@ -212,10 +214,11 @@ def test_anotherClientIsAnsweredWhilePoisonRepeats() -> None:
     assert all(f.check(MaybeDelivered) for f in failures[:-1])
 
 
-def test_lostAfterRepliesReconnectsAtOnce() -> None:
+def test_lostAfterRepliesReconnectsAtOnce(events: list[dict[str, Any]]) -> None:
     """
     A connection that answered and then dies with requests awaited is
-    followed by a new one at once, with no failure counted.
+    followed by a new one at once, with no failure counted: a documented
+    C{lostInFlight} event, then a C{reconnecting} one, say so.
     """
     stuff, clock, endpoint = service()
     endpoint.last.succeed()
@@ -226,6 +229,11 @@ def test_lostAfterRepliesReconnectsAtOnce() -> None:
     endpoint.last.lose()
     assert stuff.state == "connecting"
     assert stuff.clientService.stats().failures == 0
+    names = [e["reconnectEvent"] for e in events]
+    assert names[-3:] == ["lostInFlight", "reconnecting", "attempt"]
+    [lost] = [e for e in events if e["reconnectEvent"] == "lostInFlight"]
+    checkDocumented(lost)
+    assert "at once" in lost["then"] and lost["outstanding"] == 1
     endpoint.last.succeed()
     endpoint.last.protocol.dataReceived(b"two\r\n")
     assert outcome(second) == b"two"
@@ -255,6 +263,37 @@ def test_serverThatAnswersNothingMeetsThePolicy() -> None:
     assert len(made) <= 8
     stuff.stopService()
     assert all(outcome(reply) is not None for reply in replies)
+
+
+def test_earlyReconnectIsLogged(events: list[dict[str, Any]]) -> None:
+    """
+    A connection that answered nothing dies; the policy's delay is cut
+    short by a request that waits: one documented C{lostInFlight} event
+    says why.
+    """
+    stuff, clock, endpoint = service()
+    endpoint.last.succeed()
+    warm = stuff.sendToServer(b"warm")
+    endpoint.last.protocol.dataReceived(b"warm\r\n")
+    assert outcome(warm) == b"warm"
+    poison = stuff.sendToServer(POISON)
+    endpoint.last.lose()
+    endpoint.last.succeed()
+    assert written(endpoint.last) == [POISON]
+    endpoint.last.lose()
+    assert stuff.state == "waiting"
+    waiting = stuff.sendToServer(b"waiting")
+    assert stuff.state == "connecting"
+    early = [e for e in events if e["reconnectEvent"] == "lostInFlight"][-1]
+    checkDocumented(early)
+    assert "connecting now" in early["then"]
+    endpoint.last.succeed()
+    assert written(endpoint.last) == [b"waiting"]
+    endpoint.last.protocol.dataReceived(b"waiting\r\n")
+    assert outcome(waiting) == b"waiting"
+    stuff.stopService()
+    clock.advance(5)
+    assert outcome(poison) is not None
 
 
 def test_earlyReconnectsInARowAreBounded() -> None:
