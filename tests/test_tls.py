@@ -44,6 +44,7 @@ from reconnect import (
     AttemptTimedOut,
     ClientService,
     EndpointConnector,
+    GaveUpConnecting,
     ReconnectingClientFactory,
     isCertificateError,
 )
@@ -282,6 +283,147 @@ def test_sayStuffWritesNothingBeforeTheHandshake() -> None:
     service.stopService()
     endpoint.last.lose()
     assert clock.getDelayedCalls() == []
+
+
+# What OpenSSL says when a TLS 1.3 server refuses the client's certificate
+# after the client's side of the handshake is done.
+CERTIFICATE_REQUIRED = SSL.Error(
+    [("SSL routines", "", "tlsv13 alert certificate required")]
+)
+
+
+def rejectedAfterHandshake(endpoint: FakeEndpoint) -> Any:
+    """
+    Connect, complete the handshake, then lose the connection as a TLS 1.3
+    server that refuses the client's certificate ends it.
+
+    @return: the protocol handed out.
+    """
+    endpoint.last.succeed(tls=True)
+    endpoint.last.completeHandshake()
+    protocol = endpoint.last.protocol
+    endpoint.last.lose(CERTIFICATE_REQUIRED)
+    return protocol
+
+
+def assertRejectedAgain(
+    service: ClientService, clock: Clock, endpoint: FakeEndpoint
+) -> None:
+    """
+    After a first refused connection, two more: each attempt comes only
+    after the policy's delay for one more failure in a row (C{n} seconds
+    after the C{n}th), never at once.
+    """
+    for failedAttempts in (1, 2, 3):
+        assert service.state == "waiting"
+        assert service.stats().failedAttempts == failedAttempts
+        if failedAttempts == 3:
+            return
+        clock.advance(failedAttempts - 0.001)
+        assert len(endpoint.attempts) == failedAttempts
+        clock.advance(0.001)
+        assert len(endpoint.attempts) == failedAttempts + 1
+        rejectedAfterHandshake(endpoint)
+
+
+def test_certificateRefusedAfterTheHandshakeIsAFailedAttempt() -> None:
+    """
+    A connection that ends with a certificate error (a TLS 1.3 server
+    refusing the client's certificate once the client's side of the
+    handshake is done) is a failed attempt, not a lost connection: it is
+    counted, the failures in a row are not reset by its connect, so the
+    policy's delays grow, and it is logged as an attempt failure naming the
+    error.  C{onDisconnected} hears of it (it was handed out).
+    """
+    events: list[dict[str, Any]] = []
+    lost: list[Failure] = []
+    clock = Clock()
+    endpoint = FakeEndpoint()
+    service = ClientService(
+        endpoint,
+        Factory.forProtocol(HandshakeRecorder),
+        clock=clock,
+        retryPolicy=lambda attempt: float(attempt),
+        onDisconnected=lambda protocol, reason: lost.append(reason),
+    )
+    service.startService()
+    first = service.whenConnected(failAfterFailures=2)
+    globalLogPublisher.addObserver(events.append)
+    try:
+        handedOut = rejectedAfterHandshake(endpoint)
+        assertRejectedAgain(service, clock, endpoint)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert first.result is handedOut._protocol
+    assert service.lastFailure is not None
+    assert isCertificateError(service.lastFailure)
+    assert [r.value for r in lost] == [CERTIFICATE_REQUIRED] * 3
+    stats = service.stats()
+    assert (stats.failures, stats.connects, stats.disconnects) == (3, 3, 3)
+    failed = [e for e in events if e["reconnectEvent"] == "attemptFailed"]
+    assert [e["delay"] for e in failed] == [1.0, 2.0, 3.0]
+    assert all("tlsv13 alert certificate required" in e["reason"] for e in failed)
+    assert not [e for e in events if e["reconnectEvent"] == "disconnected"]
+    stopAndCheck(service, clock, endpoint)
+
+
+def test_certificateRefusedAfterTheHandshakeCanBeFatal() -> None:
+    """
+    C{isFatal=isCertificateError} gives up on a certificate the server
+    refused after the handshake: the service is C{gaveUp}, and a waiter
+    fails with L{GaveUpConnecting} that carries the TLS error.
+    """
+    service, endpoint, clock = fakeService(isFatal=isCertificateError)
+    rejectedAfterHandshake(endpoint)
+    assert service.state == "gaveUp"
+    refused = service.whenConnected(failAfterFailures=2)
+    failure = refused.result
+    refused.addErrback(lambda _: None)
+    assert failure.check(GaveUpConnecting)
+    assert failure.value.failure.value is CERTIFICATE_REQUIRED
+    assert clock.getDelayedCalls() == []
+    service.stopService()
+
+
+def test_certificateRefusedIsNotFailedOverAtOnce() -> None:
+    """
+    With C{immediateFailover}, a steady connection that is lost is replaced
+    at once; one whose certificate the server refused is not: the next
+    attempt waits out the policy's delay.
+    """
+    service, endpoint, clock = fakeService(immediateFailover=True)
+    endpoint.last.succeed(tls=True)
+    endpoint.last.completeHandshake()
+    clock.advance(5.0)
+    endpoint.last.lose(CERTIFICATE_REQUIRED)
+    assert service.state == "waiting"
+    clock.advance(0.5)
+    assert len(endpoint.attempts) == 1
+    clock.advance(0.5)
+    assert len(endpoint.attempts) == 2
+    stopAndCheck(service, clock, endpoint)
+
+
+def test_certificateRefusedWhileHandingOver() -> None:
+    """
+    A refused connection that ends while its successor is being made (a
+    hand-over) calls the successor's attempt off and is judged as a failed
+    attempt too.
+    """
+    retired: list[object] = []
+    service, endpoint, clock = fakeService(retireConnection=retired.append)
+    endpoint.last.succeed(tls=True)
+    endpoint.last.completeHandshake()
+    current = endpoint.last
+    service.reconnect()
+    assert service.state == "handingOver"
+    successor = endpoint.last
+    current.lose(CERTIFICATE_REQUIRED)
+    assert successor.cancelled
+    assert service.state == "waiting"
+    assert service.stats().failures == 1
+    assert retired == []
+    stopAndCheck(service, clock, endpoint)
 
 
 @pytest.mark.parametrize(
