@@ -60,6 +60,13 @@ def isCertificateError(failure: Failure) -> bool:
     An L{AllEndpointsFailed} (a pass over several servers) is a
     certificate error when every server's failure is one.
 
+    A TLS 1.2 server that requires a client certificate and gets none
+    answers with OpenSSL's generic C{handshake failure} alert, the one it
+    also sends for no shared cipher or protocol version: that is not told
+    apart, and not a certificate error here.  Refused under TLS 1.3
+    (C{certificate required}), or a client certificate from an authority
+    the server does not trust (C{unknown ca}, C{bad certificate}), is one.
+
     @param failure: the failure of an attempt (a L{Failure}).
     @return: C{True} if the failure is a certificate's.
     """
