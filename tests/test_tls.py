@@ -27,6 +27,7 @@ from service_identity import VerificationError
 from twisted.internet import reactor, ssl
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import (
+    SSL4ClientEndpoint,
     SSL4ServerEndpoint,
     clientFromString,
     serverFromString,
@@ -49,6 +50,7 @@ from reconnect import (
     AttemptTimedOut,
     ClientService,
     EndpointConnector,
+    FailoverEndpoint,
     GaveUpConnecting,
     ReconnectingClientFactory,
     isCertificateError,
@@ -673,6 +675,78 @@ async def test_silentServerTimesOut(authority: Authority) -> None:
         assert isinstance(failure, Failure) and failure.check(AttemptTimedOut)
     finally:
         await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_ssl4ClientEndpoint(
+    tlsServer: int, authority: Authority, stranger: Authority
+) -> None:
+    """
+    Over C{SSL4ClientEndpoint}, whose TLS layer tells the handshake through
+    the endpoint's own protocol wrapper, the attempt waits for it too: an
+    untrusted certificate fails the attempts, a trusted one connects.
+    """
+
+    def endpoint(roots: Authority) -> Any:
+        trust = ssl.trustRootFromCertificates(
+            [ssl.Certificate.loadPEM(roots.rootFile.read_bytes())]
+        )
+        return SSL4ClientEndpoint(
+            reactor,
+            "127.0.0.1",
+            tlsServer,
+            ssl.optionsForClientTLS("localhost", trustRoot=trust),
+        )
+
+    service, failure = await giveUpOn(endpoint(stranger))
+    assert isCertificateError(failure)
+    service = ClientService(endpoint(authority), Factory.forProtocol(Recorder))
+    service.startService()
+    try:
+        protocol = await service.whenConnected(failAfterFailures=1)
+        assert protocol.transport.getPeerCertificate() is not None
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_failoverPastABadCertificate(
+    tmp_path: Path, tlsServer: int, authority: Authority
+) -> None:
+    """
+    A L{FailoverEndpoint} whose first server's certificate is not trusted
+    goes on, in the same pass, to the second, whose is: the service
+    connects with no failed attempt, and the first server's record says it
+    failed.
+    """
+    other = Authority(tmp_path / "other", "another CA").issue("localhost")
+    untrusted = await serverFromString(
+        reactor,
+        f"ssl:0:interface=127.0.0.1:privateKey={other.key}:certKey={other.certificate}",
+    ).listen(Factory.forProtocol(Echo))
+    try:
+        endpoint = FailoverEndpoint(
+            [
+                tlsDescription(untrusted.getHost().port, authority.roots),
+                tlsDescription(tlsServer, authority.roots),
+            ],
+            reactor=reactor,
+        )
+        service = ClientService(
+            endpoint, Factory.forProtocol(Recorder), retryPolicy=lambda n: 0.1
+        )
+        service.startService()
+        try:
+            protocol = await service.whenConnected(failAfterFailures=1)
+            assert protocol.transport.getPeerCertificate() is not None
+            assert service.stats().failures == 0
+            first, second = endpoint.health()
+            assert (first.failuresInARow, first.connects) == (1, 0)
+            assert (second.connects, second.current) == (1, True)
+        finally:
+            await service.stopService()
+    finally:
+        await untrusted.stopListening()
 
 
 # A server that requires a client certificate.
