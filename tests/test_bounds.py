@@ -217,3 +217,16 @@ def test_tlsDescribed() -> None:
     pytest.importorskip("OpenSSL")
     endpoint = clientFromString(MemoryReactorClock(), "tls:localhost:65450")
     assert describeEndpoint(endpoint) == "tls:localhost:65450"
+
+
+def test_emptyReasonNamesTheType() -> None:
+    """
+    A parser's exception with no text is reported by its type.
+    """
+    from reconnect._describe import parseFailure
+
+    class Unexplained(Exception):
+        pass
+
+    assert parseFailure(Unexplained()) == "Unexplained"
+    assert parseFailure(ValueError("bad port")) == "bad port"
