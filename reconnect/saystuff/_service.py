@@ -83,7 +83,7 @@ def _endpointFrom(
             raise TypeError("give host and port, or endpoint, not both")
         if not isinstance(endpoint, str):
             return endpoint
-        return clientEndpoint(reactor, endpoint)
+        return clientEndpoint(reactor, endpoint, "endpoint")
     if host is None or port is None:
         raise TypeError("give host and port, or endpoint")
     if not isinstance(host, str):
@@ -228,12 +228,13 @@ class SayStuffToServerService(Service):
             ("idempotent", idempotent),
         ]:
             _checkFlag(flag, value)
-        checkCount("queueSize", queueSize, least=0)
-        if queueSize == 0:
+        try:
+            checkCount("queueSize", queueSize, least=1)
+        except ValueError as error:
             raise ValueError(
-                "queueSize must be at least 1 (to hold no request while "
-                "disconnected, pass queueWhileDisconnected=False)"
-            )
+                f"{error} (to hold no request while disconnected, pass "
+                "queueWhileDisconnected=False)"
+            ) from None
         checkCount("requestOverhead", requestOverhead, least=0)
         if resendLimit is not None:
             checkCount("resendLimit", resendLimit, least=0)

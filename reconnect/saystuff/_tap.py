@@ -20,6 +20,7 @@ from ._options import (
     ExitingOptions,
     checkClientEndpoint,
     checkServerEndpoint,
+    factorFloat,
     listening,
     named,
     nonNegativeFloat,
@@ -96,7 +97,7 @@ class Options(ExitingOptions):
             None,
             1.5,
             "How much the wait grows per failure (at least 1).",
-            named("factor", positiveFloat),
+            named("factor", factorFloat),
         ],
         [
             "failback",
@@ -231,7 +232,9 @@ class Options(ExitingOptions):
                 f"--initial-delay ({self['initial-delay']})"
             )
         if not self["factor"] >= 1:
-            raise UsageError(f"--factor must be at least 1, not {self['factor']}")
+            raise UsageError(
+                f"--factor must be a finite number >= 1, not {self['factor']}"
+            )
         line = self["heartbeat-line"]
         if not line or "\r" in line or "\n" in line or not line.isascii():
             raise UsageError(
