@@ -757,6 +757,33 @@ def settle(servers: list[FakeServer]) -> None:
         pass
 
 
+def startedOver(
+    endpoint: FailoverEndpoint, clock: Clock, count: int, forgetLost: bool = False
+) -> tuple[list[ClientService], dict[int, str | None]]:
+    """
+    C{count} services over C{endpoint}, started, each retrying after 1 s;
+    and the server each is connected to, by its index, kept once the
+    connection is lost unless C{forgetLost} (then L{None}).
+    """
+    on: dict[int, str | None] = {}
+    services = [
+        ClientService(
+            endpoint,
+            Factory.forProtocol(Protocol),
+            lambda n: 1.0,
+            clock=clock,
+            onConnected=lambda p, i=i: on.__setitem__(i, p.transport.server),
+            onDisconnected=(
+                (lambda p, r, i=i: on.__setitem__(i, None)) if forgetLost else None
+            ),
+        )
+        for i in range(count)
+    ]
+    for service in services:
+        service.startService()
+    return services, on
+
+
 def test_stoppingOneServiceLeavesTheOthersProbing() -> None:
     """
     Two services over one C{FailoverEndpoint(failback=10)}, both on the
@@ -767,19 +794,7 @@ def test_stoppingOneServiceLeavesTheOthersProbing() -> None:
     preferred, backup = FakeServer("preferred"), FakeServer("backup")
     preferred.up = False
     endpoint = FailoverEndpoint([preferred, backup], failback=10.0, clock=clock)
-    on: dict[int, str | None] = {}
-    services = [
-        ClientService(
-            endpoint,
-            Factory.forProtocol(Protocol),
-            lambda n: 1.0,
-            clock=clock,
-            onConnected=lambda p, i=i: on.__setitem__(i, p.transport.server),
-        )
-        for i in range(2)
-    ]
-    for service in services:
-        service.startService()
+    services, on = startedOver(endpoint, clock, 2)
     assert on == {0: "backup", 1: "backup"}
     services[0].stopService()
     settle([preferred, backup])
@@ -813,20 +828,7 @@ def test_aHundredServicesOverOneEndpoint() -> None:
     endpoint = FailoverEndpoint(
         servers, order="shuffle", failback=10.0, clock=clock, random=rng.random
     )
-    on: dict[int, str | None] = {}
-    services = [
-        ClientService(
-            endpoint,
-            Factory.forProtocol(Protocol),
-            lambda n: 1.0,
-            clock=clock,
-            onConnected=lambda p, i=i: on.__setitem__(i, p.transport.server),
-            onDisconnected=lambda p, r, i=i: on.__setitem__(i, None),
-        )
-        for i in range(100)
-    ]
-    for service in services:
-        service.startService()
+    services, on = startedOver(endpoint, clock, 100, forgetLost=True)
     preferredOf = dict(on)
     assert all(Counter(preferredOf.values())[name] >= 20 for name in "abc")
     clock.advance(2)

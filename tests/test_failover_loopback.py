@@ -108,6 +108,22 @@ async def test_saystuffThroughServersKilledInTurn() -> None:
         await until(lambda: not any(s.running for s in servers))
 
 
+async def failingBackOver(
+    preferred: RestartableLineServer, standby: RestartableLineServer, failback: float
+) -> tuple[FailoverEndpoint, list[int]]:
+    """
+    Start C{preferred} and C{standby}: an endpoint over them, in that order,
+    that fails back after C{failback} seconds, and their ports.
+    """
+    ports = [await preferred.start(), await standby.start()]
+    endpoint = FailoverEndpoint(
+        [f"tcp:host=127.0.0.1:port={p}" for p in ports],
+        failback=failback,
+        reactor=reactor,
+    )
+    return endpoint, ports
+
+
 @pytest_twisted.ensureDeferred
 async def test_failbackOverLoopback() -> None:
     """
@@ -116,12 +132,7 @@ async def test_failbackOverLoopback() -> None:
     the traffic is on it again, and no request failed on the way.
     """
     preferred, standby = RestartableLineServer(reactor), RestartableLineServer(reactor)
-    ports = [await preferred.start(), await standby.start()]
-    endpoint = FailoverEndpoint(
-        [f"tcp:host=127.0.0.1:port={p}" for p in ports],
-        failback=0.5,
-        reactor=reactor,
-    )
+    endpoint, ports = await failingBackOver(preferred, standby, failback=0.5)
     service = SayStuffToServerService(
         endpoint=endpoint, reactor=reactor, retryPolicy=lambda n: 2.0
     )
@@ -157,13 +168,8 @@ async def test_failbackUnderTrafficIsMakeBeforeBreak() -> None:
     preferred, standby = RestartableLineServer(reactor), RestartableLineServer(reactor)
     for server in (preferred, standby):
         server.factory = CountingEchoFactory()
-    ports = [await preferred.start(), await standby.start()]
     failback = 0.5
-    endpoint = FailoverEndpoint(
-        [f"tcp:host=127.0.0.1:port={p}" for p in ports],
-        failback=failback,
-        reactor=reactor,
-    )
+    endpoint, ports = await failingBackOver(preferred, standby, failback)
     service = SayStuffToServerService(
         endpoint=endpoint,
         reactor=reactor,
@@ -224,13 +230,8 @@ async def test_servicesShareOneEndpointOverLoopback() -> None:
     while the stopped ones stay stopped.
     """
     preferred, standby = RestartableLineServer(reactor), RestartableLineServer(reactor)
-    ports = [await preferred.start(), await standby.start()]
     failback = 0.5
-    endpoint = FailoverEndpoint(
-        [f"tcp:host=127.0.0.1:port={p}" for p in ports],
-        failback=failback,
-        reactor=reactor,
-    )
+    endpoint, ports = await failingBackOver(preferred, standby, failback)
     on: dict[int, int | None] = {}
 
     def connected(i: int) -> Callable[[IProtocol], None]:
