@@ -263,8 +263,14 @@ class NamesAsTheyAre:
     """
     Resolves every host name to an address that is the name itself, so
     that the host a C{HostnameEndpoint} passes to C{connectTCP} is the one
-    it was given.
+    it was given; a subclass may answer otherwise (L{addressOf}).
     """
+
+    def addressOf(self, hostName: str) -> str:
+        """
+        The one address C{hostName} resolves to.
+        """
+        return hostName
 
     def resolveHostName(
         self,
@@ -276,7 +282,9 @@ class NamesAsTheyAre:
     ) -> IHostResolution:
         resolution = _Resolution(hostName)
         resolutionReceiver.resolutionBegan(resolution)
-        resolutionReceiver.addressResolved(IPv4Address("TCP", hostName, portNumber))
+        resolutionReceiver.addressResolved(
+            IPv4Address("TCP", self.addressOf(hostName), portNumber)
+        )
         resolutionReceiver.resolutionComplete()
         return resolution
 

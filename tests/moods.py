@@ -13,8 +13,11 @@ from typing import Any, Optional
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IProtocol, IProtocolFactory
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
+from reconnect import ClientService
 from reconnect.testing import FakeEndpoint
 
 
@@ -89,6 +92,28 @@ class Moods:
             self.kept.append(protocol)
         else:
             protocol.transport.loseConnection()  # type: ignore[attr-defined]
+
+    def serviceOver(
+        self, endpoint: FakeEndpoint, clock: Clock, handsOver: bool, **options: Any
+    ) -> ClientService:
+        """
+        A L{ClientService} over C{endpoint} on C{clock} whose user code is
+        this: its policy, C{isFatal}, C{prepareConnection}, C{callback} on
+        connecting and disconnecting, and (if it C{handsOver} connections)
+        C{retireConnection}; with C{options} besides.
+        """
+        return ClientService(
+            endpoint,
+            Factory.forProtocol(Protocol),
+            self.retryPolicy,  # type: ignore[arg-type]
+            clock=clock,
+            prepareConnection=self.prepareConnection,
+            isFatal=self.isFatal,  # type: ignore[arg-type]
+            onConnected=self.callback,
+            onDisconnected=self.callback,
+            retireConnection=self.retireConnection if handsOver else None,
+            **options,
+        )
 
 
 class MoodyEndpoint(FakeEndpoint):

@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from helpers import ResolvingMemoryReactor, outcome
+from helpers import NamesAsTheyAre, ResolvingMemoryReactor, outcome
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import (
@@ -322,45 +322,16 @@ def test_hostnameResolvedAgainEachPass() -> None:
     A C{HostnameEndpoint} among the endpoints resolves its name again on
     each pass, so a name whose answer changes is followed.
     """
-    from twisted.internet.address import IPv4Address
     from twisted.internet.endpoints import HostnameEndpoint
-    from twisted.internet.interfaces import (
-        IHostnameResolver,
-        IHostResolution,
-        IReactorPluggableNameResolver,
-    )
-    from twisted.internet.testing import MemoryReactorClock
-    from zope.interface import implementer
 
-    @implementer(IHostResolution)
-    class Resolution:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def cancel(self) -> None:
-            pass
-
-    @implementer(IHostnameResolver)
-    class ChangingAnswers:
+    class ChangingAnswers(NamesAsTheyAre):
         def __init__(self, *answers: str) -> None:
             self.answers = list(answers)
 
-        def resolveHostName(
-            self, receiver: Any, hostName: str, portNumber: int = 0, *args: Any
-        ) -> Resolution:
-            resolution = Resolution(hostName)
-            receiver.resolutionBegan(resolution)
-            receiver.addressResolved(
-                IPv4Address("TCP", self.answers.pop(0), portNumber)
-            )
-            receiver.resolutionComplete()
-            return resolution
+        def addressOf(self, hostName: str) -> str:
+            return self.answers.pop(0)
 
-    @implementer(IReactorPluggableNameResolver)
-    class Reactor(MemoryReactorClock):
-        pass
-
-    reactor = Reactor()
+    reactor = ResolvingMemoryReactor()
     reactor.nameResolver = ChangingAnswers("10.0.0.1", "10.0.0.2")
     endpoint = FailoverEndpoint(
         [HostnameEndpoint(reactor, "db.example", 7000)], clock=reactor
@@ -784,6 +755,23 @@ def startedOver(
     return services, on
 
 
+def twoStartedOver(
+    endpoint: IStreamClientEndpoint, clock: Clock
+) -> list[ClientService]:
+    """
+    Two services over C{endpoint}, started, each retrying after 5 s.
+    """
+    services = [
+        ClientService(
+            endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
+        )
+        for _ in range(2)
+    ]
+    for service in services:
+        service.startService()
+    return services
+
+
 def test_stoppingOneServiceLeavesTheOthersProbing() -> None:
     """
     Two services over one C{FailoverEndpoint(failback=10)}, both on the
@@ -920,14 +908,7 @@ def test_ownSessionEndpoint() -> None:
     assert verifyObject(ISessionEndpoint, endpoint)
     assert verifyObject(IEndpointSession, endpoint.openSession(lambda: None))
     clock = Clock()
-    services = [
-        ClientService(
-            endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-        )
-        for _ in range(2)
-    ]
-    for service in services:
-        service.startService()
+    services = twoStartedOver(endpoint, clock)
     assert started(fakes) == [2, 0]
     for attempt in fakes[0].attempts:
         attempt.succeed()
@@ -1023,14 +1004,7 @@ def test_lostGoesLastForItsOwnClientOnly() -> None:
     pass, and in no other client's.
     """
     endpoint, fakes, clock = failover(3)
-    services = [
-        ClientService(
-            endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-        )
-        for _ in range(2)
-    ]
-    for service in services:
-        service.startService()
+    services = twoStartedOver(endpoint, clock)
     for attempt in fakes[0].attempts:
         attempt.succeed()
     clock.advance(2)

@@ -545,17 +545,11 @@ class ClientServiceUnderUserCode(EndpointAndClockRules):
         self.mood = Moody()
         self.clock = Clock()
         self.endpoint = MoodyEndpoint(self.mood)
-        self.service = ClientService(
+        self.service = self.mood.serviceOver(
             self.endpoint,
-            Factory.forProtocol(Protocol),
-            self.mood.retryPolicy,  # type: ignore[arg-type]
-            clock=self.clock,
-            prepareConnection=self.mood.prepareConnection,
+            self.clock,
+            handsOver,
             attemptTimeout=5.0 if useTimeout else None,
-            isFatal=self.mood.isFatal,  # type: ignore[arg-type]
-            onConnected=self.mood.callback,
-            onDisconnected=self.mood.callback,
-            retireConnection=self.mood.retireConnection if handsOver else None,
         )
         self.waiters: list[Deferred[IProtocol]] = []
         self.stops: list[Deferred[None]] = []

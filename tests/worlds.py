@@ -17,13 +17,11 @@ from typing import Any, Optional
 
 from moods import Boom, Moods, MoodyEndpoint
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 import reconnect._service
-from reconnect import ClientService
 from reconnect._driver import compileInputs, discard
 from reconnect._machine import _INPUTS, _ClientMachine, _compiled
 from reconnect.testing import FakeAttempt
@@ -122,20 +120,14 @@ class World:
         self.handedOut: list[Deferred[Any]] = []
         self.kinds: list[str] = []
         with machineClass(engine):
-            self.service = ClientService(
+            self.service = self.mood.serviceOver(
                 self.endpoint,
-                Factory.forProtocol(Protocol),
-                self.mood.retryPolicy,  # type: ignore[arg-type]
-                clock=self.clock,
-                prepareConnection=self.mood.prepareConnection,
+                self.clock,
+                handsOver,
                 attemptTimeout=attemptTimeout,
-                isFatal=self.mood.isFatal,  # type: ignore[arg-type]
                 resetAfter=resetAfter,
                 immediateFailover=immediateFailover,
-                onConnected=self.mood.callback,
-                onDisconnected=self.mood.callback,
                 onGaveUp=self.mood.callback,
-                retireConnection=self.mood.retireConnection if handsOver else None,
             )
         assert type(self.service._machine) is ENGINES[engine]
 
