@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from zope.interface import implementer
 
 from reconnect import AllEndpointsFailed, ClientService, FailoverEndpoint
@@ -38,6 +41,28 @@ def failover(
     endpoints = [FakeEndpoint() for _ in range(count)]
     kwargs.setdefault("stagger", STAGGER)
     return FailoverEndpoint(endpoints, clock=clock, **kwargs), endpoints, clock
+
+
+@contextmanager
+def caughtEvents() -> Iterator[list[dict[str, Any]]]:
+    """
+    Every log event emitted meanwhile.
+    """
+    caught: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(caught.append)
+    try:
+        yield caught
+    finally:
+        globalLogPublisher.removeObserver(caught.append)
+
+
+def retryingEvery5s(endpoint: IStreamClientEndpoint, clock: Clock) -> ClientService:
+    """
+    A service over C{endpoint}, not started, retrying after 5 s.
+    """
+    return ClientService(
+        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
+    )
 
 
 def started(endpoints: list[FakeEndpoint]) -> list[int]:
@@ -352,9 +377,7 @@ def test_lostConnectionFailsOverAtOnce(upFor: float, immediate: bool) -> None:
     sooner (a server that accepts and hangs up) meets the policy.
     """
     endpoint, fakes, clock = failover(2)
-    service = ClientService(
-        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-    )
+    service = retryingEvery5s(endpoint, clock)
     service.startService()
     fakes[0].last.succeed()
     clock.advance(upFor)
@@ -397,9 +420,7 @@ def test_failback() -> None:
     to it.  Stopped, nothing stays scheduled.
     """
     endpoint, fakes, clock = failover(2, failback=10.0, failuresBeforeCooling=1)
-    service = ClientService(
-        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-    )
+    service = retryingEvery5s(endpoint, clock)
     service.startService()
     fakes[0].last.fail()
     fakes[1].last.succeed()
@@ -446,9 +467,7 @@ def test_lostEndpointGoesLast() -> None:
     that one last; the pass after is in the usual order again.
     """
     endpoint, fakes, clock = failover(3)
-    service = ClientService(
-        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-    )
+    service = retryingEvery5s(endpoint, clock)
     service.startService()
     fakes[0].last.succeed()
     clock.advance(2)
@@ -629,21 +648,15 @@ def test_immediateFailoverSaysWhatHappens(upFor: float, immediate: bool) -> None
     with no failure counted), not that a "retry 0" is scheduled "in 0.0
     seconds"; one that meets the policy keeps Twisted's sentence.
     """
-    from twisted.logger import formatEvent, globalLogPublisher
+    from twisted.logger import formatEvent
 
     endpoint, fakes, clock = failover(2)
-    service = ClientService(
-        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-    )
-    caught: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(caught.append)
-    try:
+    service = retryingEvery5s(endpoint, clock)
+    with caughtEvents() as caught:
         service.startService()
         fakes[0].last.succeed()
         clock.advance(upFor)
         fakes[0].last.lose()
-    finally:
-        globalLogPublisher.removeObserver(caught.append)
     [event] = [
         e for e in caught if e.get("reconnectEvent") in ("disconnected", "failingOver")
     ]
@@ -692,9 +705,7 @@ def test_stoppedServicesAreNotKept() -> None:
     """
     endpoint, fakes, clock = failover(2, failback=10.0)
     for n in range(20):
-        service = ClientService(
-            endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-        )
+        service = retryingEvery5s(endpoint, clock)
         service.startService()
         if n % 2:
             fakes[0].last.fail()
@@ -761,12 +772,7 @@ def twoStartedOver(
     """
     Two services over C{endpoint}, started, each retrying after 5 s.
     """
-    services = [
-        ClientService(
-            endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-        )
-        for _ in range(2)
-    ]
+    services = [retryingEvery5s(endpoint, clock) for _ in range(2)]
     for service in services:
         service.startService()
     return services
@@ -936,8 +942,6 @@ def test_sessionEndpointThatRaises() -> None:
     service connects to the endpoint itself; if C{connectionEnded} or
     C{close} raise, the service goes on. Each is logged once.
     """
-    from twisted.logger import globalLogPublisher
-
     from reconnect import IEndpointSession, ISessionEndpoint
 
     fake = FakeEndpoint()
@@ -968,12 +972,8 @@ def test_sessionEndpointThatRaises() -> None:
 
     endpoint = Endpoint()
     clock = Clock()
-    service = ClientService(
-        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-    )
-    caught: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(caught.append)
-    try:
+    service = retryingEvery5s(endpoint, clock)
+    with caughtEvents() as caught:
         service.startService()
         fake.last.succeed()
         service.stopService()
@@ -987,8 +987,6 @@ def test_sessionEndpointThatRaises() -> None:
         fake.last.succeed()
         stopped = service.stopService()
         fake.last.lose()
-    finally:
-        globalLogPublisher.removeObserver(caught.append)
     assert outcome(stopped) is None
     failed = [
         str(e["log_failure"].value)
