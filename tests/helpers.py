@@ -17,8 +17,15 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, TimeoutError
-from twisted.internet.interfaces import IReactorPluggableNameResolver
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, TimeoutError, gatherResults
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHostnameResolver,
+    IHostResolution,
+    IReactorPluggableNameResolver,
+    IResolutionReceiver,
+)
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
@@ -251,6 +258,60 @@ class ResolvingMemoryReactor(MemoryReactorClock):
     nameResolver = None
 
 
+@implementer(IHostnameResolver)
+class NamesAsTheyAre:
+    """
+    Resolves every host name to an address that is the name itself, so
+    that the host a C{HostnameEndpoint} passes to C{connectTCP} is the one
+    it was given; a subclass may answer otherwise (L{addressOf}).
+    """
+
+    def addressOf(self, hostName: str) -> str:
+        """
+        The one address C{hostName} resolves to.
+        """
+        return hostName
+
+    def resolveHostName(
+        self,
+        resolutionReceiver: IResolutionReceiver,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: object = None,
+        transportSemantics: str = "TCP",
+    ) -> IHostResolution:
+        resolution = _Resolution(hostName)
+        resolutionReceiver.resolutionBegan(resolution)
+        resolutionReceiver.addressResolved(
+            IPv4Address("TCP", self.addressOf(hostName), portNumber)
+        )
+        resolutionReceiver.resolutionComplete()
+        return resolution
+
+
+@implementer(IHostResolution)
+class _Resolution:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def cancel(self) -> None:
+        pass
+
+
+@implementer(IReactorPluggableNameResolver)
+class ConnectingByName(MemoryReactorClock):
+    """
+    A memory reactor that connects by name: its resolver keeps names as
+    they are (C{MemoryReactor}'s resolves every name to 127.0.0.1, and
+    Twisted 24.7's has none), so that C{tcpClients} shows the host an SRV
+    record gave.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nameResolver = NamesAsTheyAre()
+
+
 def stateMachineTest(machine: type[RuleBasedStateMachine], examples: int) -> Any:
     """
     The test case of C{machine}: C{examples} runs of up to 40 steps each,
@@ -336,3 +397,48 @@ def saystuffThrough(proxy: ChaosProxy, **options: Any) -> SayStuffToServerServic
     )
     service.startService()
     return service
+
+
+async def killServersInTurn(
+    service: SayStuffToServerService,
+    endpoint: Any,
+    byPort: dict[int, RestartableLineServer],
+    kills: int,
+) -> tuple[list[float], set[int]]:
+    """
+    Kill the server C{service} is connected to (C{endpoint.current} names
+    it; C{byPort} finds it), C{kills} times in turn, bringing each back 0.3
+    s later: before each kill, 200 requests are sent and the connection is
+    up for over a second (steady, not flapping); after it, one more request
+    must be answered.  Every request must be answered with its own line.
+
+    @return: how long after each kill its request was answered, and the
+        ports of the servers killed.
+    """
+    sent: list[tuple[bytes, Deferred[bytes]]] = []
+    gaps: list[float] = []
+    restarts: list[IDelayedCall] = []
+    used = set()
+    try:
+        await service.clientService.whenConnected()
+        for kill in range(kills):
+            for n in range(200):
+                line = b"kill %d line %d" % (kill, n)
+                sent.append((line, service.sendToServer(line)))
+            await sleep(1.1)
+            inUse = int(str(endpoint.current).rsplit(":", 1)[1])
+            used.add(inUse)
+            killedAt = reactor.seconds()
+            await byPort[inUse].kill()
+            assert await service.sendToServer(b"after kill %d" % kill) == (
+                b"after kill %d" % kill
+            )
+            gaps.append(reactor.seconds() - killedAt)
+            restarts.append(reactor.callLater(0.3, byPort[inUse].start))
+        replies = await gatherResults([d for _, d in sent])
+        assert replies == [line for line, _ in sent]
+    finally:
+        for restart in restarts:
+            if restart.active():
+                restart.cancel()
+    return gaps, used

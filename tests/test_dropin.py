@@ -67,17 +67,17 @@ def _venvSeeingOurSitePackages(where: Path) -> Path:
     return python
 
 
-def _sdist(source: Path, where: Path) -> Path:
+def _built(source: Path, where: Path, hook: str) -> Path:
     """
-    Build C{source}'s source distribution with the project's own build
-    backend (the stock setuptools one), into C{where}.
+    Build C{source} with the project's own build backend (the stock
+    setuptools one) through its PEP 517 C{hook}, into C{where}.
     """
     built = subprocess.run(
         [
             sys.executable,
             "-c",
             "import sys; from setuptools import build_meta; "
-            "print(build_meta.build_sdist(sys.argv[1]))",
+            f"print(build_meta.{hook}(sys.argv[1]))",
             str(where),
         ],
         cwd=source,
@@ -86,6 +86,20 @@ def _sdist(source: Path, where: Path) -> Path:
         check=True,
     )
     return where / built.stdout.strip().splitlines()[-1]
+
+
+def _sdist(source: Path, where: Path) -> Path:
+    """
+    C{source}'s source distribution, built into C{where}.
+    """
+    return _built(source, where, "build_sdist")
+
+
+def _wheel(source: Path, where: Path) -> Path:
+    """
+    C{source}'s wheel, built into C{where}.
+    """
+    return _built(source, where, "build_wheel")
 
 
 def test_stockBuildBackend() -> None:
@@ -183,27 +197,6 @@ def test_sdistCarriesTheDropin(tmp_path: Path) -> None:
     assert "CHANGELOG.md" in members
     assert "twisted/__init__.py" not in members
     assert "twisted/plugins/__init__.py" not in members
-
-
-def _wheel(source: Path, where: Path) -> Path:
-    """
-    Build C{source}'s wheel with the project's own build backend, into
-    C{where}.
-    """
-    built = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from setuptools import build_meta; "
-            "print(build_meta.build_wheel(sys.argv[1]))",
-            str(where),
-        ],
-        cwd=source,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return where / built.stdout.strip().splitlines()[-1]
 
 
 def test_wheelCarriesLicenseDropinAndVersion(tmp_path: Path) -> None:

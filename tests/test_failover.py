@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from helpers import ResolvingMemoryReactor, outcome
+from helpers import NamesAsTheyAre, ResolvingMemoryReactor, outcome
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import (
@@ -23,6 +25,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from zope.interface import implementer
 
 from reconnect import AllEndpointsFailed, ClientService, FailoverEndpoint
@@ -38,6 +41,28 @@ def failover(
     endpoints = [FakeEndpoint() for _ in range(count)]
     kwargs.setdefault("stagger", STAGGER)
     return FailoverEndpoint(endpoints, clock=clock, **kwargs), endpoints, clock
+
+
+@contextmanager
+def caughtEvents() -> Iterator[list[dict[str, Any]]]:
+    """
+    Every log event emitted meanwhile.
+    """
+    caught: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(caught.append)
+    try:
+        yield caught
+    finally:
+        globalLogPublisher.removeObserver(caught.append)
+
+
+def retryingEvery5s(endpoint: IStreamClientEndpoint, clock: Clock) -> ClientService:
+    """
+    A service over C{endpoint}, not started, retrying after 5 s.
+    """
+    return ClientService(
+        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
+    )
 
 
 def started(endpoints: list[FakeEndpoint]) -> list[int]:
@@ -322,45 +347,16 @@ def test_hostnameResolvedAgainEachPass() -> None:
     A C{HostnameEndpoint} among the endpoints resolves its name again on
     each pass, so a name whose answer changes is followed.
     """
-    from twisted.internet.address import IPv4Address
     from twisted.internet.endpoints import HostnameEndpoint
-    from twisted.internet.interfaces import (
-        IHostnameResolver,
-        IHostResolution,
-        IReactorPluggableNameResolver,
-    )
-    from twisted.internet.testing import MemoryReactorClock
-    from zope.interface import implementer
 
-    @implementer(IHostResolution)
-    class Resolution:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def cancel(self) -> None:
-            pass
-
-    @implementer(IHostnameResolver)
-    class ChangingAnswers:
+    class ChangingAnswers(NamesAsTheyAre):
         def __init__(self, *answers: str) -> None:
             self.answers = list(answers)
 
-        def resolveHostName(
-            self, receiver: Any, hostName: str, portNumber: int = 0, *args: Any
-        ) -> Resolution:
-            resolution = Resolution(hostName)
-            receiver.resolutionBegan(resolution)
-            receiver.addressResolved(
-                IPv4Address("TCP", self.answers.pop(0), portNumber)
-            )
-            receiver.resolutionComplete()
-            return resolution
+        def addressOf(self, hostName: str) -> str:
+            return self.answers.pop(0)
 
-    @implementer(IReactorPluggableNameResolver)
-    class Reactor(MemoryReactorClock):
-        pass
-
-    reactor = Reactor()
+    reactor = ResolvingMemoryReactor()
     reactor.nameResolver = ChangingAnswers("10.0.0.1", "10.0.0.2")
     endpoint = FailoverEndpoint(
         [HostnameEndpoint(reactor, "db.example", 7000)], clock=reactor
@@ -381,9 +377,7 @@ def test_lostConnectionFailsOverAtOnce(upFor: float, immediate: bool) -> None:
     sooner (a server that accepts and hangs up) meets the policy.
     """
     endpoint, fakes, clock = failover(2)
-    service = ClientService(
-        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-    )
+    service = retryingEvery5s(endpoint, clock)
     service.startService()
     fakes[0].last.succeed()
     clock.advance(upFor)
@@ -426,9 +420,7 @@ def test_failback() -> None:
     to it.  Stopped, nothing stays scheduled.
     """
     endpoint, fakes, clock = failover(2, failback=10.0, failuresBeforeCooling=1)
-    service = ClientService(
-        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-    )
+    service = retryingEvery5s(endpoint, clock)
     service.startService()
     fakes[0].last.fail()
     fakes[1].last.succeed()
@@ -475,9 +467,7 @@ def test_lostEndpointGoesLast() -> None:
     that one last; the pass after is in the usual order again.
     """
     endpoint, fakes, clock = failover(3)
-    service = ClientService(
-        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-    )
+    service = retryingEvery5s(endpoint, clock)
     service.startService()
     fakes[0].last.succeed()
     clock.advance(2)
@@ -658,21 +648,15 @@ def test_immediateFailoverSaysWhatHappens(upFor: float, immediate: bool) -> None
     with no failure counted), not that a "retry 0" is scheduled "in 0.0
     seconds"; one that meets the policy keeps Twisted's sentence.
     """
-    from twisted.logger import formatEvent, globalLogPublisher
+    from twisted.logger import formatEvent
 
     endpoint, fakes, clock = failover(2)
-    service = ClientService(
-        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-    )
-    caught: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(caught.append)
-    try:
+    service = retryingEvery5s(endpoint, clock)
+    with caughtEvents() as caught:
         service.startService()
         fakes[0].last.succeed()
         clock.advance(upFor)
         fakes[0].last.lose()
-    finally:
-        globalLogPublisher.removeObserver(caught.append)
     [event] = [
         e for e in caught if e.get("reconnectEvent") in ("disconnected", "failingOver")
     ]
@@ -721,9 +705,7 @@ def test_stoppedServicesAreNotKept() -> None:
     """
     endpoint, fakes, clock = failover(2, failback=10.0)
     for n in range(20):
-        service = ClientService(
-            endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-        )
+        service = retryingEvery5s(endpoint, clock)
         service.startService()
         if n % 2:
             fakes[0].last.fail()
@@ -757,6 +739,45 @@ def settle(servers: list[FakeServer]) -> None:
         pass
 
 
+def startedOver(
+    endpoint: FailoverEndpoint, clock: Clock, count: int, forgetLost: bool = False
+) -> tuple[list[ClientService], dict[int, str | None]]:
+    """
+    C{count} services over C{endpoint}, started, each retrying after 1 s;
+    and the server each is connected to, by its index, kept once the
+    connection is lost unless C{forgetLost} (then L{None}).
+    """
+    on: dict[int, str | None] = {}
+    services = [
+        ClientService(
+            endpoint,
+            Factory.forProtocol(Protocol),
+            lambda n: 1.0,
+            clock=clock,
+            onConnected=lambda p, i=i: on.__setitem__(i, p.transport.server),
+            onDisconnected=(
+                (lambda p, r, i=i: on.__setitem__(i, None)) if forgetLost else None
+            ),
+        )
+        for i in range(count)
+    ]
+    for service in services:
+        service.startService()
+    return services, on
+
+
+def twoStartedOver(
+    endpoint: IStreamClientEndpoint, clock: Clock
+) -> list[ClientService]:
+    """
+    Two services over C{endpoint}, started, each retrying after 5 s.
+    """
+    services = [retryingEvery5s(endpoint, clock) for _ in range(2)]
+    for service in services:
+        service.startService()
+    return services
+
+
 def test_stoppingOneServiceLeavesTheOthersProbing() -> None:
     """
     Two services over one C{FailoverEndpoint(failback=10)}, both on the
@@ -767,19 +788,7 @@ def test_stoppingOneServiceLeavesTheOthersProbing() -> None:
     preferred, backup = FakeServer("preferred"), FakeServer("backup")
     preferred.up = False
     endpoint = FailoverEndpoint([preferred, backup], failback=10.0, clock=clock)
-    on: dict[int, str | None] = {}
-    services = [
-        ClientService(
-            endpoint,
-            Factory.forProtocol(Protocol),
-            lambda n: 1.0,
-            clock=clock,
-            onConnected=lambda p, i=i: on.__setitem__(i, p.transport.server),
-        )
-        for i in range(2)
-    ]
-    for service in services:
-        service.startService()
+    services, on = startedOver(endpoint, clock, 2)
     assert on == {0: "backup", 1: "backup"}
     services[0].stopService()
     settle([preferred, backup])
@@ -813,20 +822,7 @@ def test_aHundredServicesOverOneEndpoint() -> None:
     endpoint = FailoverEndpoint(
         servers, order="shuffle", failback=10.0, clock=clock, random=rng.random
     )
-    on: dict[int, str | None] = {}
-    services = [
-        ClientService(
-            endpoint,
-            Factory.forProtocol(Protocol),
-            lambda n: 1.0,
-            clock=clock,
-            onConnected=lambda p, i=i: on.__setitem__(i, p.transport.server),
-            onDisconnected=lambda p, r, i=i: on.__setitem__(i, None),
-        )
-        for i in range(100)
-    ]
-    for service in services:
-        service.startService()
+    services, on = startedOver(endpoint, clock, 100, forgetLost=True)
     preferredOf = dict(on)
     assert all(Counter(preferredOf.values())[name] >= 20 for name in "abc")
     clock.advance(2)
@@ -918,14 +914,7 @@ def test_ownSessionEndpoint() -> None:
     assert verifyObject(ISessionEndpoint, endpoint)
     assert verifyObject(IEndpointSession, endpoint.openSession(lambda: None))
     clock = Clock()
-    services = [
-        ClientService(
-            endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-        )
-        for _ in range(2)
-    ]
-    for service in services:
-        service.startService()
+    services = twoStartedOver(endpoint, clock)
     assert started(fakes) == [2, 0]
     for attempt in fakes[0].attempts:
         attempt.succeed()
@@ -953,8 +942,6 @@ def test_sessionEndpointThatRaises() -> None:
     service connects to the endpoint itself; if C{connectionEnded} or
     C{close} raise, the service goes on. Each is logged once.
     """
-    from twisted.logger import globalLogPublisher
-
     from reconnect import IEndpointSession, ISessionEndpoint
 
     fake = FakeEndpoint()
@@ -985,12 +972,8 @@ def test_sessionEndpointThatRaises() -> None:
 
     endpoint = Endpoint()
     clock = Clock()
-    service = ClientService(
-        endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-    )
-    caught: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(caught.append)
-    try:
+    service = retryingEvery5s(endpoint, clock)
+    with caughtEvents() as caught:
         service.startService()
         fake.last.succeed()
         service.stopService()
@@ -1004,8 +987,6 @@ def test_sessionEndpointThatRaises() -> None:
         fake.last.succeed()
         stopped = service.stopService()
         fake.last.lose()
-    finally:
-        globalLogPublisher.removeObserver(caught.append)
     assert outcome(stopped) is None
     failed = [
         str(e["log_failure"].value)
@@ -1021,14 +1002,7 @@ def test_lostGoesLastForItsOwnClientOnly() -> None:
     pass, and in no other client's.
     """
     endpoint, fakes, clock = failover(3)
-    services = [
-        ClientService(
-            endpoint, Factory.forProtocol(Protocol), lambda n: 5.0, clock=clock
-        )
-        for _ in range(2)
-    ]
-    for service in services:
-        service.startService()
+    services = twoStartedOver(endpoint, clock)
     for attempt in fakes[0].attempts:
         attempt.succeed()
     clock.advance(2)

@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import pytest_twisted
-from helpers import CountingEchoFactory, sleep, until
+from helpers import CountingEchoFactory, killServersInTurn, sleep, until
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IDelayedCall, IProtocol
+from twisted.internet.interfaces import IProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 
@@ -93,39 +93,35 @@ async def test_saystuffThroughServersKilledInTurn() -> None:
         endpoint=endpoint, reactor=reactor, retryPolicy=lambda n: 2.0, queueSize=10_000
     )
     service.startService()
-    sent: list[tuple[bytes, Deferred[bytes]]] = []
-    gaps: list[float] = []
-    restarts: list[IDelayedCall] = []
     try:
-        await service.clientService.whenConnected()
-        for kill in range(4):
-            for n in range(200):
-                line = b"kill %d line %d" % (kill, n)
-                sent.append((line, service.sendToServer(line)))
-            # Up for over a second: a steady connection, not a flapping one.
-            await sleep(1.1)
-            inUse = ports.index(int(str(endpoint.current).rsplit(":", 1)[1]))
-            killedAt = reactor.seconds()
-            await servers[inUse].kill()
-            assert await service.sendToServer(b"after kill %d" % kill) == (
-                b"after kill %d" % kill
-            )
-            gaps.append(reactor.seconds() - killedAt)
-            restarts.append(reactor.callLater(0.3, servers[inUse].start))
-        replies = await gatherResults([d for _, d in sent])
-        assert replies == [line for line, _ in sent]
+        gaps, _ = await killServersInTurn(
+            service, endpoint, dict(zip(ports, servers, strict=True)), kills=4
+        )
         # The retry delay is 2 s: answered well before it, each time (the
         # bound is loose for slow machines; it takes a few milliseconds).
         assert max(gaps) < 1.0, gaps
     finally:
-        for restart in restarts:
-            if restart.active():
-                restart.cancel()
         await service.stopService()
         for server in servers:
             if server.running:
                 await server.kill()
         await until(lambda: not any(s.running for s in servers))
+
+
+async def failingBackOver(
+    preferred: RestartableLineServer, standby: RestartableLineServer, failback: float
+) -> tuple[FailoverEndpoint, list[int]]:
+    """
+    Start C{preferred} and C{standby}: an endpoint over them, in that order,
+    that fails back after C{failback} seconds, and their ports.
+    """
+    ports = [await preferred.start(), await standby.start()]
+    endpoint = FailoverEndpoint(
+        [f"tcp:host=127.0.0.1:port={p}" for p in ports],
+        failback=failback,
+        reactor=reactor,
+    )
+    return endpoint, ports
 
 
 @pytest_twisted.ensureDeferred
@@ -136,12 +132,7 @@ async def test_failbackOverLoopback() -> None:
     the traffic is on it again, and no request failed on the way.
     """
     preferred, standby = RestartableLineServer(reactor), RestartableLineServer(reactor)
-    ports = [await preferred.start(), await standby.start()]
-    endpoint = FailoverEndpoint(
-        [f"tcp:host=127.0.0.1:port={p}" for p in ports],
-        failback=0.5,
-        reactor=reactor,
-    )
+    endpoint, ports = await failingBackOver(preferred, standby, failback=0.5)
     service = SayStuffToServerService(
         endpoint=endpoint, reactor=reactor, retryPolicy=lambda n: 2.0
     )
@@ -177,13 +168,8 @@ async def test_failbackUnderTrafficIsMakeBeforeBreak() -> None:
     preferred, standby = RestartableLineServer(reactor), RestartableLineServer(reactor)
     for server in (preferred, standby):
         server.factory = CountingEchoFactory()
-    ports = [await preferred.start(), await standby.start()]
     failback = 0.5
-    endpoint = FailoverEndpoint(
-        [f"tcp:host=127.0.0.1:port={p}" for p in ports],
-        failback=failback,
-        reactor=reactor,
-    )
+    endpoint, ports = await failingBackOver(preferred, standby, failback)
     service = SayStuffToServerService(
         endpoint=endpoint,
         reactor=reactor,
@@ -244,13 +230,8 @@ async def test_servicesShareOneEndpointOverLoopback() -> None:
     while the stopped ones stay stopped.
     """
     preferred, standby = RestartableLineServer(reactor), RestartableLineServer(reactor)
-    ports = [await preferred.start(), await standby.start()]
     failback = 0.5
-    endpoint = FailoverEndpoint(
-        [f"tcp:host=127.0.0.1:port={p}" for p in ports],
-        failback=failback,
-        reactor=reactor,
-    )
+    endpoint, ports = await failingBackOver(preferred, standby, failback)
     on: dict[int, int | None] = {}
 
     def connected(i: int) -> Callable[[IProtocol], None]:

@@ -588,20 +588,19 @@ def test_connectorFailsBack() -> None:
     assert clock.getDelayedCalls() == []
 
 
-def test_reconnectingFactoryFailsBackOnce() -> None:
+def movedBack(
+    factory: ClientFactory,
+) -> tuple[Clock, FakeEndpoint, FakeEndpoint, EndpointConnector]:
     """
-    A L{ReconnectingClientFactory} over a connector that moves back makes
-    no extra attempt: the retry it schedules on the loss finds the
-    connector already connecting, and does nothing.
+    C{factory} over an L{EndpointConnector} on a C{FailoverEndpoint}
+    (failback after 10 s) that failed over to its backup and has just moved
+    back: the preferred endpoint's connection is made, the backup's lost.
     """
     from reconnect import FailoverEndpoint
 
     clock = Clock()
     preferred, backup = FakeEndpoint(), FakeEndpoint()
     endpoint = FailoverEndpoint([preferred, backup], failback=10.0, clock=clock)
-    factory = ReconnectingClientFactory.forProtocol(Protocol)
-    factory.noisy = False
-    factory.jitter = 0
     connector = EndpointConnector(endpoint, factory, reactor=clock)
     connector.connect()
     preferred.last.fail()
@@ -609,6 +608,19 @@ def test_reconnectingFactoryFailsBackOnce() -> None:
     clock.advance(10)
     preferred.last.succeed()
     backup.last.lose()
+    return clock, preferred, backup, connector
+
+
+def test_reconnectingFactoryFailsBackOnce() -> None:
+    """
+    A L{ReconnectingClientFactory} over a connector that moves back makes
+    no extra attempt: the retry it schedules on the loss finds the
+    connector already connecting, and does nothing.
+    """
+    factory = ReconnectingClientFactory.forProtocol(Protocol)
+    factory.noisy = False
+    factory.jitter = 0
+    clock, preferred, backup, connector = movedBack(factory)
     preferred.last.succeed()
     assert connector.state == "connected"
     clock.advance(100)
@@ -624,11 +636,6 @@ def test_connectorStoppingTryingDoesNotMove() -> None:
     A factory that stops trying when it hears of the loss is not connected
     again by a failback move.
     """
-    from reconnect import FailoverEndpoint
-
-    clock = Clock()
-    preferred, backup = FakeEndpoint(), FakeEndpoint()
-    endpoint = FailoverEndpoint([preferred, backup], failback=10.0, clock=clock)
 
     class Quitter(ReconnectingClientFactory):
         noisy = False
@@ -636,14 +643,7 @@ def test_connectorStoppingTryingDoesNotMove() -> None:
         def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
             self.stopTrying()
 
-    factory = Quitter.forProtocol(Protocol)
-    connector = EndpointConnector(endpoint, factory, reactor=clock)
-    connector.connect()
-    preferred.last.fail()
-    backup.last.succeed()
-    clock.advance(10)
-    preferred.last.succeed()
-    backup.last.lose()
+    clock, preferred, backup, connector = movedBack(Quitter.forProtocol(Protocol))
     assert connector.state == "disconnected"
     assert len(preferred.attempts) == 2
     assert clock.getDelayedCalls() == []

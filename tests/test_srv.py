@@ -475,12 +475,11 @@ def test_lateLookupAnsweredFromTheEarlierAnswer() -> None:
     assert len(endpoint.fakes["b.test", 8].attempts) == 1
 
 
-def test_queryThatNeverEndsIsAbandoned() -> None:
+def servedStaleWhileQuerying() -> tuple[FakeServers, ScriptedResolver, Clock]:
     """
-    A resolver with no timeout of its own leaves a query hanging: once it
-    has been under way for C{ABANDON_QUERY_AFTER} seconds, the next lookup
-    calls it off and asks again, so that the records are not left
-    unrefreshed for ever.
+    An endpoint whose answer (C{a.test:7}, of TTL 0) is out of date and
+    whose query for a new one hangs; a connect made while it hangs was
+    cancelled C{SERVE_STALE_AFTER} seconds later.
     """
     endpoint, resolver, clock = srvEndpoint()
     resolver.answer = [srv("a.test", 7, ttl=0)]
@@ -489,6 +488,17 @@ def test_queryThatNeverEndsIsAbandoned() -> None:
     late = endpoint.connect(factory)
     clock.advance(SERVE_STALE_AFTER)
     cancelled(late)
+    return endpoint, resolver, clock
+
+
+def test_queryThatNeverEndsIsAbandoned() -> None:
+    """
+    A resolver with no timeout of its own leaves a query hanging: once it
+    has been under way for C{ABANDON_QUERY_AFTER} seconds, the next lookup
+    calls it off and asks again, so that the records are not left
+    unrefreshed for ever.
+    """
+    endpoint, resolver, clock = servedStaleWhileQuerying()
     clock.advance(ABANDON_QUERY_AFTER - SERVE_STALE_AFTER - 1)
     cancelled(endpoint.connect(factory))
     assert len(resolver.held) == 1
@@ -600,13 +610,7 @@ def test_cancelledLookupsDoNotCancelTheLateOnesServed() -> None:
     Callers served from the earlier answer after the deadline are done
     with the query: the query goes on for the next pass.
     """
-    endpoint, resolver, clock = srvEndpoint()
-    resolver.answer = [srv("a.test", 7, ttl=0)]
-    cancelled(endpoint.connect(factory))
-    resolver.hold = True
-    passing = endpoint.connect(factory)
-    clock.advance(SERVE_STALE_AFTER)
-    cancelled(passing)
+    endpoint, resolver, clock = servedStaleWhileQuerying()
     assert not resolver.held[0].called
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from helpers import sleep, until
+from helpers import killServersInTurn, until
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.error import CannotListenError
@@ -267,37 +267,13 @@ async def test_saystuffThroughServersKilledInTurn(
         endpoint=endpoint, reactor=reactor, retryPolicy=lambda n: 2.0, queueSize=10_000
     )
     service.startService()
-    sent: list[tuple[bytes, Deferred[bytes]]] = []
-    gaps: list[float] = []
-    restarts = []
-    used = set()
     try:
-        await service.clientService.whenConnected()
-        for kill in range(6):
-            for n in range(200):
-                line = b"kill %d line %d" % (kill, n)
-                sent.append((line, service.sendToServer(line)))
-            # Up for over a second: a steady connection, not a flapping one.
-            await sleep(1.1)
-            inUse = int(str(endpoint.current).rsplit(":", 1)[1])
-            used.add(inUse)
-            killedAt = reactor.seconds()
-            await byPort[inUse].kill()
-            assert await service.sendToServer(b"after kill %d" % kill) == (
-                b"after kill %d" % kill
-            )
-            gaps.append(reactor.seconds() - killedAt)
-            restarts.append(reactor.callLater(0.3, byPort[inUse].start))
-        replies = await gatherResults([d for _, d in sent])
-        assert replies == [line for line, _ in sent]
+        gaps, used = await killServersInTurn(service, endpoint, byPort, kills=6)
         assert service.book.failed == 0
         assert len(used) >= 2
         # Loose bound for slow machines; it takes milliseconds.
         assert max(gaps) < 1.0, gaps
     finally:
-        for restart in restarts:
-            if restart.active():
-                restart.cancel()
         await service.stopService()
 
 

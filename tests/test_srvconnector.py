@@ -13,60 +13,23 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from helpers import freePort, outcome, until
+from helpers import ConnectingByName, freePort, outcome, until
 from test_srv import NAME as UNIT_NAME
 from test_srv import ScriptedResolver, srv
 from test_srv_loopback import DNSOnLoopback, dnsFixture  # noqa: F401
 from twisted.internet import reactor
-from twisted.internet.address import IPv4Address
 from twisted.internet.error import DNSLookupError
-from twisted.internet.interfaces import (
-    IConnector,
-    IHostnameResolver,
-    IHostResolution,
-    IReactorPluggableNameResolver,
-    IResolutionReceiver,
-)
+from twisted.internet.interfaces import IConnector
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.names import client
 from twisted.names.error import DNSNameError
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from reconnect import ReconnectingClientFactory, SRVConnector
 from reconnect.saystuff import RestartableLineServer
 
 # ----------------------------------------------------- in memory, by name
-
-
-@implementer(IHostnameResolver)
-class _ByName:
-    """
-    Resolves each name to itself, so that C{connectTCP} shows the name.
-    """
-
-    def resolveHostName(
-        self,
-        receiver: IResolutionReceiver,
-        hostName: str,
-        portNumber: int = 0,
-        addressTypes: Any = None,
-        transportSemantics: str = "TCP",
-    ) -> IHostResolution:
-        resolution = _Resolution()
-        receiver.resolutionBegan(resolution)
-        receiver.addressResolved(IPv4Address("TCP", hostName, portNumber))
-        receiver.resolutionComplete()
-        return resolution
-
-
-@implementer(IHostResolution)
-class _Resolution:
-    name = ""
-
-    def cancel(self) -> None:
-        pass
 
 
 class Recorder(ClientFactory):
@@ -98,19 +61,7 @@ def memory(
     """
     resolver = ScriptedResolver()
     monkeypatch.setattr(client, "theResolver", resolver)
-    return _ConnectingByName(), resolver
-
-
-@implementer(IReactorPluggableNameResolver)
-class _ConnectingByName(MemoryReactorClock):
-    """
-    A memory reactor whose name resolver keeps names as they are (Twisted
-    24.7's C{MemoryReactor} has no resolver at all).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.nameResolver = _ByName()
+    return ConnectingByName(), resolver
 
 
 def test_isAConnector() -> None:
@@ -142,19 +93,31 @@ def test_pickServerOverrideHeard(memory: tuple[MemoryReactorClock, Any]) -> None
     assert memoryReactor.tcpClients[-1][:2] == ("example.test", 5222)
 
 
-def test_connectTCPArgumentsPassedOn(memory: tuple[MemoryReactorClock, Any]) -> None:
+def connectedToItsRecord(
+    memory: tuple[MemoryReactorClock, Any], **connectFunction: Any
+) -> SRVConnector:
+    """
+    A connector to C{example.test}'s saystuff service, whose one record is
+    C{a.test:7}, made with C{connectFunction} and connected: the reactor
+    was asked to connect to that record's host and port.
+    """
     memoryReactor, resolver = memory
     resolver.answer = [srv("a.test", 7)]
     connector = SRVConnector(
-        memoryReactor,
-        "saystuff",
-        "example.test",
-        Recorder(),
-        connectFuncArgs=(7,),
-        connectFuncKwArgs={"bindAddress": ("127.0.0.1", 0)},
+        memoryReactor, "saystuff", "example.test", Recorder(), **connectFunction
     )
     connector.connect()
     assert memoryReactor.tcpClients[-1][:2] == ("a.test", 7)
+    return connector
+
+
+def test_connectTCPArgumentsPassedOn(memory: tuple[MemoryReactorClock, Any]) -> None:
+    connectedToItsRecord(
+        memory,
+        connectFuncArgs=(7,),
+        connectFuncKwArgs={"bindAddress": ("127.0.0.1", 0)},
+    )
+    memoryReactor, _ = memory
     assert memoryReactor.tcpClients[-1][3:] == (7, ("127.0.0.1", 0))
 
 
@@ -165,18 +128,11 @@ def test_connectSSLIsTLS(memory: tuple[MemoryReactorClock, Any]) -> None:
     """
     from twisted.internet import ssl
 
-    memoryReactor, resolver = memory
-    resolver.answer = [srv("a.test", 7)]
-    connector = SRVConnector(
-        memoryReactor,
-        "saystuff",
-        "example.test",
-        Recorder(),
+    connector = connectedToItsRecord(
+        memory,
         connectFuncName="connectSSL",
         connectFuncArgs=(ssl.ClientContextFactory(),),
     )
-    connector.connect()
-    assert memoryReactor.tcpClients[-1][:2] == ("a.test", 7)
     assert [h.description for h in connector.endpoint.health()] == ["tls:a.test:7"]
 
 

@@ -16,18 +16,10 @@ import socket
 import types
 from typing import Optional
 
-from twisted.internet.address import IPv4Address
+from helpers import ConnectingByName
 from twisted.internet.error import ServiceNameUnknownError
-from twisted.internet.interfaces import (
-    IHostnameResolver,
-    IHostResolution,
-    IReactorPluggableNameResolver,
-    IResolutionReceiver,
-)
-from twisted.internet.testing import MemoryReactorClock
 from twisted.names import client, dns
 from twisted.names.error import DNSNameError
-from zope.interface import implementer
 
 import reconnect
 
@@ -66,57 +58,13 @@ TwistedBackoffPolicyTests = _application.BackoffPolicyTests
 TwistedReconnectingFactoryTests = _factories.ReconnectingFactoryTests
 
 
-@implementer(IHostnameResolver)
-class _NamesAsTheyAre:
-    """
-    Resolves every host name to an address that is the name itself, so
-    that the host a C{HostnameEndpoint} passes to C{connectTCP} is the one
-    it was given.
-    """
-
-    def resolveHostName(
-        self,
-        resolutionReceiver: IResolutionReceiver,
-        hostName: str,
-        portNumber: int = 0,
-        addressTypes: object = None,
-        transportSemantics: str = "TCP",
-    ) -> IHostResolution:
-        resolution = _Resolution(hostName)
-        resolutionReceiver.resolutionBegan(resolution)
-        resolutionReceiver.addressResolved(IPv4Address("TCP", hostName, portNumber))
-        resolutionReceiver.resolutionComplete()
-        return resolution
-
-
-@implementer(IHostResolution)
-class _Resolution:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def cancel(self) -> None:
-        pass
-
-
-@implementer(IReactorPluggableNameResolver)
-class _ConnectingByName(MemoryReactorClock):
-    """
-    The reactor Twisted's SRVConnector tests hand ours.  Theirs calls
-    C{reactor.connectTCP(host, port)} itself; ours goes through a
-    C{HostnameEndpoint}, which needs a clock (it staggers its attempts) and
-    a name resolver: L{MemoryReactor}'s resolves every name to 127.0.0.1,
-    where the tests look for the name the SRV record gave.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.nameResolver = _NamesAsTheyAre()
-
-
 _srvconnect = _againstReconnect(
     "twisted.names.test.test_srvconnect",
     srvconnect=types.SimpleNamespace(SRVConnector=reconnect.SRVConnector),
-    MemoryReactor=_ConnectingByName,
+    # Theirs calls reactor.connectTCP(host, port) itself; ours goes through a
+    # HostnameEndpoint, which needs a clock (it staggers its attempts) and a
+    # resolver that leaves the name the SRV record gave as it is.
+    MemoryReactor=ConnectingByName,
 )
 
 
@@ -192,21 +140,23 @@ class TwistedSRVConnectorTests(_srvconnect.SRVConnectorTests):  # type: ignore[m
         name the database does not know, and C{defaultPort}: the domain, on
         C{defaultPort}.
         """
-        self.connector = reconnect.SRVConnector(
-            self.reactor,
-            "thisbetternotexist",
-            "example.org",
-            self.factory,
-            defaultPort=5222,
-        )
-        client.theResolver.failure = DNSNameError(b"example.org")
-        self.connector.connect()
+        self._connectWhileTheLookupFails(DNSNameError(b"example.org"))
         self.assertIsNone(self.factory.reason)
         self.assertEqual(self.reactor.tcpClients.pop()[:2], ("example.org", 5222))
 
         self.connector.disconnect()
 
         self.factory = _srvconnect.DummyFactory()
+        self._connectWhileTheLookupFails(ServiceNameUnknownError())
+        self.assertTrue(self.factory.reason.check(ServiceNameUnknownError))
+        self.assertEqual(self.reactor.tcpClients, [])
+
+    def _connectWhileTheLookupFails(self, failure: Exception) -> None:
+        """
+        Connect to a service of C{example.org} the services database does
+        not know, with a C{defaultPort}, while the SRV lookup fails with
+        C{failure}.
+        """
         self.connector = reconnect.SRVConnector(
             self.reactor,
             "thisbetternotexist",
@@ -214,7 +164,5 @@ class TwistedSRVConnectorTests(_srvconnect.SRVConnectorTests):  # type: ignore[m
             self.factory,
             defaultPort=5222,
         )
-        client.theResolver.failure = ServiceNameUnknownError()
+        client.theResolver.failure = failure
         self.connector.connect()
-        self.assertTrue(self.factory.reason.check(ServiceNameUnknownError))
-        self.assertEqual(self.reactor.tcpClients, [])

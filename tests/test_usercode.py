@@ -37,8 +37,9 @@ from hypothesis.stateful import (
     rule,
 )
 from invariants import checkMachine
+from moods import Boom, Moods, MoodyEndpoint
 from test_events import checkDocumented
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IProtocol, IProtocolFactory
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
@@ -59,12 +60,6 @@ from reconnect._proxy import _proxyClasses
 from reconnect.testing import FakeEndpoint
 
 NONSENSE_DELAYS: list[object] = [-1, math.nan, math.inf, "1", object()]
-
-
-class Boom(Exception):
-    """
-    What the misbehaving user code raises.
-    """
 
 
 def raising(*args: object) -> Any:
@@ -483,91 +478,42 @@ def test_connectorEndpointRaises(result: object) -> None:
 # -- stateful property tests ------------------------------------------------
 
 
-class Moody:
+class Moody(Moods):
     """
     User code whose behaviour the state machine sets: each of its
     callables may behave, raise or return nonsense.
     """
 
     def __init__(self) -> None:
-        self.policy = "ok"
-        self.fatal = "no"
-        self.prepare = "none"
-        self.callbacks = "ok"
-        self.connect = "ok"
-        self.retire = "close"
+        super().__init__(prepare="none")
         self.gaveUp = False
-        self.kept: list[IProtocol] = []
         # The Deferreds of "chained" preparations, and the logins they wait
         # on (the usual shape: a fired Deferred waiting on an inner one).
         self.preparations: list[Deferred[object]] = []
         self.logins: list[Deferred[object]] = []
 
+    def delay(self, attempt: int) -> float:
+        return 0.5 * attempt
+
     def retryPolicy(self, attempt: int) -> object:
         self.gaveUp = self.policy != "ok"
-        if self.policy == "ok":
-            return 0.5 * attempt
-        if self.policy == "raise":
-            raise Boom("policy")
-        if self.policy == "none":
-            return None
-        return {"nan": math.nan, "negative": -1.0, "string": "1"}[self.policy]
-
-    def isFatal(self, reason: Failure) -> object:
-        if self.fatal == "raise":
-            raise Boom("isFatal")
-        return self.fatal == "yes"
+        return super().retryPolicy(attempt)
 
     def prepareConnection(self, protocol: IProtocol) -> object:
-        if self.prepare == "raise":
-            raise Boom("prepare")
-        if self.prepare == "fail":
-            return fail(Boom("prepare failed"))
-        if self.prepare == "hang":
-            return Deferred()
-        if self.prepare == "later":
-            return succeed(None)
+        if self.prepare == "none":
+            return "nonsense"
         if self.prepare == "chained":
             preparing: Deferred[object] = succeed(None)
             preparing.addCallback(lambda _: self._login())
             self.preparations.append(preparing)
             return preparing
-        return "nonsense"
+        # "later" is a preparation that has succeeded.
+        return super().prepareConnection(protocol)
 
     def _login(self) -> Deferred[object]:
         login: Deferred[object] = Deferred()
         self.logins.append(login)
         return login
-
-    def callback(self, *args: object) -> None:
-        if self.callbacks == "raise":
-            raise Boom("callback")
-
-    def retireConnection(self, protocol: IProtocol) -> None:
-        if self.retire == "raise":
-            raise Boom("retire")
-        if self.retire == "keep":
-            self.kept.append(protocol)
-        else:
-            protocol.transport.loseConnection()  # type: ignore[attr-defined]
-
-
-@implementer(IProtocolFactory)
-class MoodyEndpoint(FakeEndpoint):
-    """
-    A L{FakeEndpoint} whose C{connect} may raise or return nonsense.
-    """
-
-    def __init__(self, mood: Moody) -> None:
-        super().__init__()
-        self.mood = mood
-
-    def connect(self, protocolFactory: IProtocolFactory) -> Any:
-        if self.mood.connect == "raise":
-            raise Boom("connect")
-        if self.mood.connect == "nonsense":
-            return 42
-        return super().connect(protocolFactory)
 
 
 MOODS = {
@@ -599,17 +545,11 @@ class ClientServiceUnderUserCode(EndpointAndClockRules):
         self.mood = Moody()
         self.clock = Clock()
         self.endpoint = MoodyEndpoint(self.mood)
-        self.service = ClientService(
+        self.service = self.mood.serviceOver(
             self.endpoint,
-            Factory.forProtocol(Protocol),
-            self.mood.retryPolicy,  # type: ignore[arg-type]
-            clock=self.clock,
-            prepareConnection=self.mood.prepareConnection,
+            self.clock,
+            handsOver,
             attemptTimeout=5.0 if useTimeout else None,
-            isFatal=self.mood.isFatal,  # type: ignore[arg-type]
-            onConnected=self.mood.callback,
-            onDisconnected=self.mood.callback,
-            retireConnection=self.mood.retireConnection if handsOver else None,
         )
         self.waiters: list[Deferred[IProtocol]] = []
         self.stops: list[Deferred[None]] = []

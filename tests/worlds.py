@@ -10,25 +10,22 @@ act on (no attempt to fail, say) does nothing.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Optional
 
+from moods import Boom, Moods, MoodyEndpoint
 from OpenSSL import SSL
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IProtocol, IProtocolFactory
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 import reconnect._service
-from reconnect import ClientService
 from reconnect._driver import compileInputs, discard
 from reconnect._machine import _INPUTS, _ClientMachine, _compiled
-from reconnect.testing import FakeAttempt, FakeEndpoint
+from reconnect.testing import FakeAttempt
 
 Step = tuple[Any, ...]
 
@@ -37,12 +34,6 @@ Step = tuple[Any, ...]
 CERTIFICATE_REFUSED = SSL.Error(
     [("SSL routines", "", "tlsv13 alert certificate required")]
 )
-
-
-class Boom(Exception):
-    """
-    What misbehaving user code raises.
-    """
 
 
 def _engines() -> dict[str, type]:
@@ -81,59 +72,25 @@ def machineClass(engine: str) -> Iterator[None]:
         reconnect._service._ClientMachine = original  # type: ignore[misc]
 
 
-class Mood:
+class Mood(Moods):
     """
-    The user code of a world: each callable behaves as the steps last said.
+    The user code of a world: each callable behaves as the steps last said;
+    its callbacks may also stop or reconnect the world's service.
     """
 
     def __init__(self, world: World) -> None:
+        super().__init__(prepare="ok")
         self.world = world
-        self.policy = "ok"
-        self.fatal = "no"
-        self.prepare = "ok"
-        self.callbacks = "ok"
-        self.connect = "ok"
-        self.retire = "close"
-        self.prepared: list[Deferred[None]] = []
 
-    def retryPolicy(self, attempt: int) -> object:
-        if self.policy == "ok":
-            return 1.0 if attempt < 3 else None
-        if self.policy == "raise":
-            raise Boom("policy")
-        return {"none": None, "nan": math.nan, "string": "1"}[self.policy]
-
-    def isFatal(self, reason: Failure) -> object:
-        if self.fatal == "raise":
-            raise Boom("isFatal")
-        return self.fatal == "yes"
-
-    def prepareConnection(self, protocol: IProtocol) -> object:
-        if self.prepare == "raise":
-            raise Boom("prepare")
-        if self.prepare == "fail":
-            return fail(Boom("prepare failed"))
-        if self.prepare == "hang":
-            prepared: Deferred[None] = Deferred()
-            self.prepared.append(prepared)
-            return prepared
-        if self.prepare == "nonsense":
-            return "nonsense"
-        return succeed(None)
+    def delay(self, attempt: int) -> Optional[float]:
+        return 1.0 if attempt < 3 else None
 
     def callback(self, *args: object) -> None:
-        if self.callbacks == "raise":
-            raise Boom("callback")
+        super().callback(*args)
         if self.callbacks == "stop":
             self.world.record(self.world.service.stopService())
         if self.callbacks == "reconnect":
             self.world.service.reconnect()
-
-    def retireConnection(self, protocol: IProtocol) -> None:
-        if self.retire == "raise":
-            raise Boom("retire")
-        if self.retire == "close":
-            protocol.transport.loseConnection()  # type: ignore[attr-defined]
 
 
 MOODS = {
@@ -144,23 +101,6 @@ MOODS = {
     "connect": ["ok", "raise", "nonsense"],
     "retire": ["close", "keep", "raise"],
 }
-
-
-class MoodyEndpoint(FakeEndpoint):
-    """
-    A L{FakeEndpoint} whose C{connect} may raise or return nonsense.
-    """
-
-    def __init__(self, mood: Mood) -> None:
-        super().__init__()
-        self.mood = mood
-
-    def connect(self, protocolFactory: IProtocolFactory) -> Any:
-        if self.mood.connect == "raise":
-            raise Boom("connect")
-        if self.mood.connect == "nonsense":
-            return 42
-        return super().connect(protocolFactory)
 
 
 class World:
@@ -187,20 +127,14 @@ class World:
         self.handedOut: list[Deferred[Any]] = []
         self.kinds: list[str] = []
         with machineClass(engine):
-            self.service = ClientService(
+            self.service = self.mood.serviceOver(
                 self.endpoint,
-                Factory.forProtocol(Protocol),
-                self.mood.retryPolicy,  # type: ignore[arg-type]
-                clock=self.clock,
-                prepareConnection=self.mood.prepareConnection,
+                self.clock,
+                handsOver,
                 attemptTimeout=attemptTimeout,
-                isFatal=self.mood.isFatal,  # type: ignore[arg-type]
                 resetAfter=resetAfter,
                 immediateFailover=immediateFailover,
-                onConnected=self.mood.callback,
-                onDisconnected=self.mood.callback,
                 onGaveUp=self.mood.callback,
-                retireConnection=self.mood.retireConnection if handsOver else None,
             )
         assert type(self.service._machine) is ENGINES[engine]
 
