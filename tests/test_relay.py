@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
 
-from reconnect.saystuff._relay import RelayClients, RelayProtocol
+from reconnect.saystuff._relay import LINGER, RelayClients, RelayProtocol
 from reconnect.testing import FakeAttempt
 
 LONG = b"y" * 30
@@ -218,6 +219,26 @@ def test_drainAtAStopAnswersEveryLineRead() -> None:
     local.readConnectionLost()
     assert transport.disconnecting
     assert transport.value().count(b"\r\n") == 4
+
+
+def test_clientKeepingItsSideOpenDoesNotHoldTheStop() -> None:
+    """
+    At a stop, a client that has its answers and keeps its side of the
+    connection open (an idle one, owed nothing) is closed L{LINGER} seconds
+    after the relay ended its side, not when the stop's grace runs out.
+    """
+    stuff, clock, endpoint = sayStuffOnClock(start=True)
+    local = RelayProtocol(stuff)
+    transport = HalfClosingTransport()
+    local.makeConnection(transport)
+    stuff.stopService()
+    local.inputEnded(drain=True)
+    assert transport.writeClosed
+    assert not transport.disconnecting
+    clock.advance(LINGER)
+    assert transport.disconnecting
+    local.connectionLost(Failure(ConnectionDone()))
+    stopped(stuff, clock, endpoint)
 
 
 def test_closedClientsHeldLinesAreDropped() -> None:

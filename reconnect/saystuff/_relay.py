@@ -17,7 +17,11 @@ from typing import Any, Optional
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionAborted
-from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IPushProducer,
+)
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import ILogObserver, Logger, textFileLogObserver
 from twisted.python.failure import Failure
@@ -48,6 +52,7 @@ DEFAULT_MAX_CLIENTS = 1000
 DEFAULT_CLIENT_IDLE_TIMEOUT = 300.0
 DESCRIPTOR_RESERVE = 32
 STOP_GRACE = 2.0
+LINGER = 1.0
 
 
 @implementer(IPushProducer)
@@ -132,6 +137,7 @@ class RelayProtocol(Protocol):
         self._peerEnded = False
         self._ended = False
         self._lingering = False
+        self._lingerCall: Optional[IDelayedCall] = None
         self._unsentAtStop = 0
         self._writes = _Pacer(self, "writes")
         self.lastHeard = 0.0
@@ -163,6 +169,9 @@ class RelayProtocol(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closed = True
         self._inputEnded = True
+        if self._lingerCall is not None and self._lingerCall.active():
+            self._lingerCall.cancel()
+        self._lingerCall = None
         self._buffer = b""
         self._unsentAtStop = 0
         self._service.unregisterProducer(self)
@@ -434,11 +443,17 @@ class RelayProtocol(Protocol):
         # Stopping while the client still sends: closing now, with its
         # lines unread, would reset the connection, and a reset destroys
         # the answers it has not read yet.  Send them and end this side,
-        # then read (and drop) what it sends until it closes too.
+        # then read (and drop) what it sends until it closes too, or for
+        # LINGER seconds, which a client that is reading needs to see the
+        # end and close (one that keeps its side open does not hold the
+        # stop up).
         self._lingering = True
         transport.loseWriteConnection()
         self._readingPaused = False
         transport.resumeProducing()  # type: ignore[attr-defined]
+        self._lingerCall = self._service._clock.callLater(
+            LINGER, transport.loseConnection
+        )
 
 
 def _unwritten(reply: Deferred[bytes]) -> bool:
