@@ -224,8 +224,10 @@ def test_drainAtAStopAnswersEveryLineRead() -> None:
 def test_clientKeepingItsSideOpenDoesNotHoldTheStop() -> None:
     """
     At a stop, a client that has its answers and keeps its side of the
-    connection open (an idle one, owed nothing) is closed L{LINGER} seconds
-    after the relay ended its side, not when the stop's grace runs out.
+    connection open (an idle one, owed nothing) is closed once it has sent
+    nothing for L{LINGER} seconds after the relay ended its side, not when
+    the stop's grace runs out; while it still sends, it is not closed
+    (that would reset the connection under its answers).
     """
     stuff, clock, endpoint = sayStuffOnClock(start=True)
     local = RelayProtocol(stuff)
@@ -235,7 +237,11 @@ def test_clientKeepingItsSideOpenDoesNotHoldTheStop() -> None:
     local.inputEnded(drain=True)
     assert transport.writeClosed
     assert not transport.disconnecting
-    clock.advance(LINGER)
+    clock.advance(LINGER / 2)
+    local.dataReceived(b"still sending\n")
+    clock.advance(LINGER / 2)
+    assert not transport.disconnecting
+    clock.advance(LINGER / 2)
     assert transport.disconnecting
     local.connectionLost(Failure(ConnectionDone()))
     stopped(stuff, clock, endpoint)
@@ -452,6 +458,7 @@ def test_guideStatesTheDefaults() -> None:
     assert relay.DEFAULT_MAX_OWED_BYTES == 256 * 1024
     assert relay.DESCRIPTOR_RESERVE == 32
     assert relay.STOP_GRACE == 2
+    assert relay.LINGER == 1
     assert prometheus.METRICS_MAX_CONNECTIONS == 16
     assert prometheus.METRICS_CONNECTION_TIMEOUT == 10
     guide = " ".join((ROOT / "docs" / "guide.md").read_text().split())
@@ -459,7 +466,8 @@ def test_guideStatesTheDefaults() -> None:
         "default 1000, lowered to leave 32 file descriptors free",
         "default 300; 0: never",
         "| its lines awaiting answers | 256, or 256 KiB of them:",
-        "one that does not read them is cut 2 s later",
+        "one that does not read them is cut 2 s after `stopTimeout`",
+        "closed its own or sent nothing for 1 s",
         "at most 16 connections at once, each closed 10 s after it opened",
         "32 file descriptors free, and 16 more with `--metrics`",
     ):

@@ -226,6 +226,9 @@ class RelayProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         if self._inputEnded:
+            if self._lingerCall is not None and self._lingerCall.active():
+                # Still sending: closing now would reset the connection.
+                self._lingerCall.reset(LINGER)
             return
         if self._clients is not None and b"\n" in data:
             # Heard from: a line ended.  Bytes that end none (a line sent
@@ -443,10 +446,10 @@ class RelayProtocol(Protocol):
         # Stopping while the client still sends: closing now, with its
         # lines unread, would reset the connection, and a reset destroys
         # the answers it has not read yet.  Send them and end this side,
-        # then read (and drop) what it sends until it closes too, or for
-        # LINGER seconds, which a client that is reading needs to see the
-        # end and close (one that keeps its side open does not hold the
-        # stop up).
+        # then read (and drop) what it sends until it closes too, or until
+        # it has sent nothing for LINGER seconds (an idle client that keeps
+        # its side open does not hold the stop up; one that still sends is
+        # cut only when the stop's grace runs out).
         self._lingering = True
         transport.loseWriteConnection()
         self._readingPaused = False
