@@ -1406,6 +1406,27 @@ def test_firedRetryTimerLetGo(make: Any, then: str) -> None:
     assert fired() is None
 
 
+def test_firedFailoverTimerLetGo(make: Any) -> None:
+    """
+    With C{immediateFailover}, the timer of the at-once attempt after a
+    lost connection is let go once it has fired, as the retry timer is.
+    """
+    import weakref
+
+    h = make(immediateFailover=True).start()
+    h.connect()
+    h.clock.advance(5)
+    h.endpoint.last.lose()
+    assert h.service.failedAttempts == 0
+    (call,) = h.clock.getDelayedCalls()
+    assert call.getTime() == h.clock.seconds()
+    fired = weakref.ref(call)
+    del call
+    h.clock.advance(0)
+    assert h.service.state == "connecting"
+    assert fired() is None
+
+
 # -- where we differ from Twisted's ClientService (README) -------------------
 
 
