@@ -71,10 +71,11 @@ _SCHEDULING = "Scheduling retry {attempt} to connect {target} in {delay} seconds
 
 # What a connection lost with immediateFailover is followed by: no retry is
 # scheduled, so Twisted's sentence ("retry 0 ... in 0.0 seconds") would not
-# be true.
+# be true.  One sentence, the reason last: whatever its punctuation, it
+# ends the sentence.
 _FAILING_OVER = (
-    "Connection to {target} lost after {seconds} seconds: {reason}. "
-    "Connecting again at once (immediate failover: no delay, no failure counted)"
+    "Connecting to {target} again at once (immediate failover: no delay, no "
+    "failure counted); the connection was lost after {seconds} seconds: {reason}"
 )
 
 

@@ -9,6 +9,7 @@ policy only after a whole pass.
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from typing import Any
 
@@ -656,7 +657,8 @@ def test_immediateFailoverSaysWhatHappens(upFor: float, immediate: bool) -> None
     A lost connection followed at once by a new pass says so (event
     C{failingOver}: how long it was up, and that it connects again at once,
     with no failure counted), not that a "retry 0" is scheduled "in 0.0
-    seconds"; one that meets the policy keeps Twisted's sentence.
+    seconds"; one that meets the policy keeps Twisted's sentence.  It is
+    one sentence, whatever the reason's text.
     """
     from twisted.logger import formatEvent, globalLogPublisher
 
@@ -682,6 +684,11 @@ def test_immediateFailoverSaysWhatHappens(upFor: float, immediate: bool) -> None
         assert event["seconds"] == upFor
         assert "Scheduling retry" not in text
         assert f"lost after {upFor} seconds" in text and "at once" in text
+        # One sentence, the reason's own text ending it: no "cleanly.. ".
+        reason = event["reason"]
+        assert reason == "Connection was closed cleanly."
+        assert text.endswith(": " + reason)
+        assert re.search(r"\.(\s|$)", text[: -len(reason)]) is None
     else:
         assert event["reconnectEvent"] == "disconnected"
         assert text.startswith("Scheduling retry 1 to connect ")
