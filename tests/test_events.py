@@ -314,7 +314,11 @@ async def test_quietLoggerUnderTwistd(tmp_path: Path) -> None:
         str(freePort()),
         "--initial-delay",
         "0.05",
-        env={"PYTHONPATH": str(tmp_path)},
+        env={
+            "PYTHONPATH": os.pathsep.join(
+                [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]
+            )
+        },
     )
     try:
         await until(lambda: process.output.count(b"Scheduling retry") >= 2)
