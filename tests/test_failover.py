@@ -469,6 +469,42 @@ def test_stopEndsProbing() -> None:
     assert clock.getDelayedCalls() == []
 
 
+@pytest.mark.parametrize("through", [0, 1])
+def test_stoppedFromConnectionMadeChoosesNoEndpoint(through: int) -> None:
+    """
+    A service stopped from its protocol's C{connectionMade} aborts that
+    connection: the endpoint says nothing of it (no C{endpointChosen}
+    after the service stopped), keeps no C{current} for it, and starts no
+    failback probe for it.
+    """
+    from twisted.logger import globalLogPublisher
+
+    endpoint, fakes, clock = failover(2, failback=10.0)
+    stops: list[Deferred[None]] = []
+
+    class Stopper(Protocol):
+        def connectionMade(self) -> None:
+            stops.append(service.stopService())
+
+    service = ClientService(endpoint, Factory.forProtocol(Stopper), clock=clock)
+    caught: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(caught.append)
+    try:
+        service.startService()
+        if through:
+            fakes[0].last.fail()
+        fakes[through].last.succeed()
+    finally:
+        globalLogPublisher.removeObserver(caught.append)
+    assert service.state == "stopped" and outcome(stops[0]) is None
+    assert fakes[through].last.transport.disconnecting  # type: ignore[union-attr]
+    chosen = [e for e in caught if e.get("reconnectEvent") == "endpointChosen"]
+    assert chosen == []
+    assert endpoint.current is None
+    assert not any(health.current for health in endpoint.health())
+    assert clock.getDelayedCalls() == []
+
+
 def test_lostEndpointGoesLast() -> None:
     """
     When the connection through an endpoint is lost, the next pass tries
