@@ -48,6 +48,7 @@ class _Request:
         thrown away.
     @ivar writes: how many times the line was written (each write but the
         last one's connection died before the reply came).
+    @ivar lane: the lane it was last written on, if it was.
     """
 
     __slots__ = (
@@ -58,6 +59,7 @@ class _Request:
         "book",
         "idempotent",
         "writes",
+        "lane",
     )
 
     def __init__(self, line: bytes, book: RequestBook, idempotent: bool) -> None:
@@ -67,6 +69,7 @@ class _Request:
         self.timer: Optional[IDelayedCall] = None
         self.abandoned = False
         self.writes = 0
+        self.lane: Optional[Lane] = None
         self.deferred: Deferred[bytes] = Deferred(self)
 
     heartbeat = False
@@ -92,6 +95,13 @@ class Lane:
 
     @ivar draining: the lane takes no new requests; once every request on
         it is answered (or abandoned), C{whenDrained} is called.
+    @ivar awaited: how many requests on this lane still await their reply
+        (abandoned ones are not counted).
+    @ivar progressAt: while requests are awaited, when the lane last made
+        progress: its last reply came, or the first of them was written;
+        while none is, since when (its last reply, the moment the last
+        awaited one was abandoned, or its attach).  A connection's idle
+        check and its heartbeats count from it.
     """
 
     __slots__ = (
@@ -102,6 +112,8 @@ class Lane:
         "inFlight",
         "draining",
         "_whenDrained",
+        "awaited",
+        "progressAt",
     )
 
     def __init__(
@@ -117,6 +129,8 @@ class Lane:
         self.inFlight: deque[_Request] = deque()
         self.draining = False
         self._whenDrained: Optional[Callable[[], object]] = None
+        self.awaited = 0
+        self.progressAt = book._clock.seconds()
 
     def holdWrites(self, held: list[bytes]) -> None:
         """
@@ -136,13 +150,15 @@ class Lane:
         Write C{requests} (none of them abandoned) on this lane, in order.
         """
         book = self._book
-        if not book.awaited and requests:
-            book.progressAt = book._clock.seconds()
+        if not self.awaited and requests:
+            self.progressAt = book._clock.seconds()
+        self.awaited += len(requests)
         book.awaited += len(requests)
         self.inFlight.extend(requests)
         book.written += len(requests)
         for request in requests:
             request.writes += 1
+            request.lane = self
         self._writeLines([request.line for request in requests])
 
     def replyReceived(self, line: bytes) -> None:
@@ -165,7 +181,7 @@ class Lane:
         popleft = self.inFlight.popleft
         overhead = book._overhead
         if lines:
-            book.progressAt = book._clock.seconds()
+            self.progressAt = book._clock.seconds()
         for line in lines:
             try:
                 request = popleft()
@@ -178,6 +194,7 @@ class Lane:
                 continue
             if request.timer is not None:
                 request.timer.cancel()
+            self.awaited -= 1
             book.awaited -= 1
             book.answered += 1
             book.pendingBytes -= len(request.line) + overhead
@@ -213,14 +230,6 @@ class Lane:
         """
         return all(request.abandoned for request in self.inFlight)
 
-    @property
-    def awaited(self) -> int:
-        """
-        How many requests on this lane still await their reply (abandoned
-        ones are not counted).
-        """
-        return sum(not request.abandoned for request in self.inFlight)
-
     def detach(self, reason: Failure) -> None:
         """
         The connection is gone.  Its requests in flight are written again
@@ -230,6 +239,7 @@ class Lane:
         self._whenDrained = None
         inFlight, self.inFlight = self.inFlight, deque()
         live = [r for r in inFlight if not r.abandoned]
+        self.awaited = 0
         self._book.awaited -= len(live)
         self._book._lost(self, live, reason)
 
@@ -248,8 +258,6 @@ class RequestBook:
         C{requestOverhead} each; what back-pressure watches.
     @ivar awaited: requests written and still awaited (in flight, not
         abandoned), on every lane.
-    @ivar progressAt: when the book last saw progress: the last reply
-        came, or the first request was written while none was awaited.
     @ivar written: lines written, resends included.
     @ivar answered: requests that got their reply.
     @ivar failed: requests that failed, timed out or were cancelled.
@@ -298,7 +306,6 @@ class RequestBook:
         self._overhead = requestOverhead
         self._resendLimit = resendLimit
         self.awaited = 0
-        self.progressAt = 0.0
         self._queueSize = queueSize
         self._queueWhileDisconnected = queueWhileDisconnected
         self._resend = resendOnReconnect
@@ -410,11 +417,13 @@ class RequestBook:
             if len(self._queued) >= self._queueSize and not self._paused:
                 self._setPaused(True)
         else:
-            if not self.awaited:
-                self.progressAt = self._clock.seconds()
+            if not lane.awaited:
+                lane.progressAt = self._clock.seconds()
+            lane.awaited += 1
             self.awaited += 1
             lane.inFlight.append(request)
             request.writes = 1
+            request.lane = lane
             self.written += 1
             lane._writeLine(line)
         self.pendingBytes += size
@@ -574,6 +583,7 @@ class RequestBook:
         for lane in self._lanes:
             inFlight.extend(r for r in lane.inFlight if not r.abandoned)
             lane.inFlight = deque()
+            lane.awaited = 0
         self.awaited -= len(inFlight)
         self._failEach(inFlight + list(queued), error)
 
@@ -637,6 +647,11 @@ class RequestBook:
             self._queuedBytes -= len(request.line) + self._overhead
         else:
             self.awaited -= 1
+            lane = request.lane
+            if lane is not None:
+                lane.awaited -= 1
+                if not lane.awaited:
+                    lane.progressAt = self._clock.seconds()
         self._checkIdle()
 
     def _timedOut(self, request: _Request) -> None:

@@ -25,7 +25,7 @@ from .._checks import checkCount, checkSeconds
 from .._describe import clientEndpoint, describeEndpoint
 from .._keepalive import TCPKeepAlive
 from .._service import ClientService
-from ._book import RequestBook
+from ._book import Lane, RequestBook
 from ._budget import ResendBudget
 from ._endpoint import hostEndpoint
 from ._errors import (
@@ -190,14 +190,19 @@ class SayStuffToServerService(Service):
         @param lowWater: they are resumed once back at or under this; half
             of C{highWater} by default.
         @param heartbeat: after this many seconds with nothing written,
-            nothing answered and no request awaited on a connection, send
+            nothing answered and no request awaited on a connection
+            (counted from its connect, its last reply, or the moment its
+            last awaited request timed out or was cancelled), send
             C{heartbeatLine} as a request; a heartbeat unanswered within
             C{heartbeatTimeout} seconds (by default, C{heartbeat}) means
             the connection is dead: it is aborted and a new one made at
-            once.  Should that one die of a heartbeat too, with no reply
-            between, the retry policy paces the next attempts as failed
-            ones (its delay for 1, 2, ... such deaths in a row).  C{None}
-            (the default): no heartbeats.
+            once.  So a connection that goes quiet and dead is replaced
+            within C{heartbeat + heartbeatTimeout} seconds of its last
+            sign of life, on time to the clock's resolution.  Should the
+            new one die of a heartbeat too, with no reply between, the
+            retry policy paces the next attempts as failed ones (its delay
+            for 1, 2, ... such deaths in a row), after that bound.
+            C{None} (the default): no heartbeats.
         @param heartbeatLine: the line to send; the server must answer it
             with one line, which is thrown away.
         @param tcpKeepAlive: passed to L{ClientService}.
@@ -278,6 +283,9 @@ class SayStuffToServerService(Service):
         self.heartbeats = 0
         self._producers: list[IPushProducer] = []
         self._protocol: Optional[SayStuffClientProtocol] = None
+        # The current connection's lane: its idle check and its heartbeats
+        # look at it alone, not at a connection left behind by a move.
+        self._lane: Optional[Lane] = None
         self.connections = 0
         self.book = RequestBook(
             self._clock,
@@ -498,16 +506,17 @@ class SayStuffToServerService(Service):
         self.connections += 1
         self._protocol = proxy
         self._cancelChecks()
-        proxy.attach()
+        self._lane = proxy.attach()
         if self._idleTimeout is not None:
             self._scheduleIdleCheck(self._idleTimeout)
         if self._heartbeat is not None:
-            self._scheduleHeartbeat()
+            self._scheduleHeartbeat(self._heartbeat)
         if self._userConnected is not None:
             self._userConnected(protocol)
 
     def _disconnected(self, protocol: IProtocol, reason: Failure) -> None:
         self._protocol = None
+        self._lane = None
         self._cancelChecks()
         if self._userDisconnected is not None:
             self._userDisconnected(protocol, reason)
@@ -521,27 +530,32 @@ class SayStuffToServerService(Service):
             self._heartbeatCall.cancel()
         self._heartbeatCall = None
 
-    def _scheduleHeartbeat(self) -> None:
-        assert self._heartbeat is not None
-        book = self.book
-        self._heartbeatCall = self._clock.callLater(
-            self._heartbeat, self._beat, book.written + book.replies
-        )
+    def _scheduleHeartbeat(self, delay: float) -> None:
+        self._heartbeatCall = self._clock.callLater(delay, self._beat)
 
-    def _beat(self, activityBefore: int) -> None:
+    def _beat(self) -> None:
         """
-        If the connection was idle since the last beat (nothing written,
-        nothing answered, no request awaited: one that timed out or was
-        cancelled is not), send a heartbeat; the next beat is scheduled
-        once it is answered, or at once if it was not needed.
+        If the connection has been idle for C{heartbeat} seconds (nothing
+        written, nothing answered and no request awaited on it: one that
+        timed out or was cancelled is not), send a heartbeat; the next
+        beat is looked at once it is answered.  Otherwise look again when
+        it could next be so: C{heartbeat} seconds after the idle spell
+        began, so that a dead connection is found within C{heartbeat +
+        heartbeatTimeout} of its last sign of life.
         """
         self._heartbeatCall = None
+        heartbeat = self._heartbeat
+        assert heartbeat is not None
         book = self.book
-        protocol = self._protocol
-        if protocol is None:
+        protocol, lane = self._protocol, self._lane
+        if protocol is None or lane is None:
             return
-        if book.written + book.replies != activityBefore or book.awaited:
-            self._scheduleHeartbeat()
+        if lane.awaited:
+            self._scheduleHeartbeat(heartbeat)
+            return
+        idleFor = self._clock.seconds() - lane.progressAt
+        if idleFor < heartbeat:
+            self._scheduleHeartbeat(heartbeat - idleFor)
             return
         self.heartbeats += 1
         assert self._heartbeatTimeout is not None
@@ -550,7 +564,10 @@ class SayStuffToServerService(Service):
         except NotConnectedError:
             return
         beat.addCallbacks(
-            self._heartbeatAnswered, self._heartbeatFailed, errbackArgs=(protocol,)
+            self._heartbeatAnswered,
+            self._heartbeatFailed,
+            callbackArgs=(protocol,),
+            errbackArgs=(protocol,),
         )
 
     def _event(
@@ -577,9 +594,13 @@ class SayStuffToServerService(Service):
             **fields,
         )
 
-    def _heartbeatAnswered(self, reply: bytes) -> None:
-        if self._protocol is not None and self._heartbeatCall is None:
-            self._scheduleHeartbeat()
+    def _heartbeatAnswered(
+        self, reply: bytes, protocol: SayStuffClientProtocol
+    ) -> None:
+        heartbeat = self._heartbeat
+        assert heartbeat is not None
+        if protocol is self._protocol and self._heartbeatCall is None:
+            self._scheduleHeartbeat(heartbeat)
 
     def _heartbeatFailed(
         self, reason: Failure, protocol: SayStuffClientProtocol
@@ -685,19 +706,21 @@ class SayStuffToServerService(Service):
 
     def _checkIdle(self) -> None:
         """
-        Abort the connection if requests await their replies and not one
-        reply came for C{idleTimeout} seconds (counted from the last reply,
-        or from the write that ended a spell with nothing awaited); else
-        look again when that could next be so.
+        Abort the connection if requests await their replies on it and not
+        one reply came for C{idleTimeout} seconds (counted from its last
+        reply, or from the write that ended a spell with nothing awaited on
+        it); else look again when that could next be so.  Only the current
+        connection's requests count: one left behind by a move has its own
+        limit (see L{_retire}).
         """
         self._idleCheck = None
         idleTimeout = self._idleTimeout
         assert idleTimeout is not None
-        book = self.book
-        if not book.awaited:
+        lane = self._lane
+        if lane is None or not lane.awaited:
             self._scheduleIdleCheck(idleTimeout)
             return
-        quiet = self._clock.seconds() - book.progressAt
+        quiet = self._clock.seconds() - lane.progressAt
         if quiet < idleTimeout:
             self._scheduleIdleCheck(idleTimeout - quiet)
             return
@@ -709,8 +732,8 @@ class SayStuffToServerService(Service):
             "connected",
             "connected",
             seconds=idleTimeout,
-            outstanding=book.awaited,
-            requests="1 request" if book.awaited == 1 else f"{book.awaited} requests",
+            outstanding=lane.awaited,
+            requests="1 request" if lane.awaited == 1 else f"{lane.awaited} requests",
         )
         assert self._protocol is not None
         transport = self._protocol.transport
