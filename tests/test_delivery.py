@@ -409,7 +409,7 @@ def test_unansweredHeartbeatReplacesTheConnection() -> None:
     assert endpoint.last.transport.disconnected  # type: ignore[union-attr]
     assert [e["reconnectEvent"] for e in logged if "reconnectEvent" in e] == [
         "heartbeatTimeout",
-        "reconnecting",
+        "dropping",
     ]
     endpoint.last.lose()
     assert len(endpoint.attempts) == 2, "reconnects at once, with no wait"
@@ -601,26 +601,27 @@ def test_deadHeartbeatsInARowMeetTheRetryPolicy() -> None:
     said = [
         (e["reconnectEvent"], e.get("then"), e.get("delay"))
         for e in logged
-        if e.get("reconnectEvent")
-        in ("heartbeatTimeout", "reconnecting", "disconnected")
+        if e.get("reconnectEvent") in ("heartbeatTimeout", "dropping", "disconnected")
     ]
     assert said == [
         ("heartbeatTimeout", "connecting again at once", None),
-        ("reconnecting", None, None),
+        ("dropping", None, None),
         (
             "heartbeatTimeout",
             "2 connections in a row died so: the retry policy paces the next attempt",
             None,
         ),
+        ("dropping", None, None),
         ("disconnected", None, 10.0),
         (
             "heartbeatTimeout",
             "3 connections in a row died so: the retry policy paces the next attempt",
             None,
         ),
+        ("dropping", None, None),
         ("disconnected", None, 20.0),
         ("heartbeatTimeout", "connecting again at once", None),
-        ("reconnecting", None, None),
+        ("dropping", None, None),
     ]
     stuff.stopService()
 

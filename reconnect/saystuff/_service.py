@@ -618,7 +618,6 @@ class SayStuffToServerService(Service):
             self._deadBeats = 0
         self._deadBeats += 1
         self._repliesAtDeadBeat = book.replies
-        machine = self.clientService._machine
         if self._deadBeats == 1:
             then = "connecting again at once"
         else:
@@ -637,17 +636,9 @@ class SayStuffToServerService(Service):
             then=then,
             deadInARow=self._deadBeats,
         )
-        transport = protocol.transport
-        assert transport is not None
-        if self._deadBeats == 1:
-            # Close on purpose and connect again as soon as it is gone (and
-            # abort: a dead peer would keep a clean close waiting).
-            machine.dispatch(machine.closeAndReconnect)
-        else:
-            # Lost like any connection, judged by the policy as the
-            # failure after the deaths before it (the first one free).
-            machine.failedAttempts = max(machine.failedAttempts, self._deadBeats - 2)
-        transport.abortConnection()  # type: ignore[attr-defined]
+        # The first death is free: connect again at once; each after it is
+        # the failure after the deaths before it, which the policy paces.
+        self.clientService.dropConnection(self._deadBeats - 1)
 
     def _protocolError(self, error: ServerProtocolError) -> None:
         """
