@@ -1,7 +1,10 @@
 # The seed's application, on reconnect's SayStuffToServerService.
 #
-#   twistd -n saystuff-server &          # the bundled line server, port 65432
-#   twistd -ny examples/saystuff.tac     # this client
+#   twistd -n --pidfile= saystuff-server &   # the bundled line server, port 65432
+#   twistd -ny examples/saystuff.tac         # this client
+#
+# (--pidfile= keeps the server from taking twistd.pid, which the client's
+# twistd writes in the same folder.)
 #
 # Every second it sends a line and logs the reply.  Stop the server and
 # start it again: the client reconnects, and lines sent meanwhile wait in

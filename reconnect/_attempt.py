@@ -82,6 +82,10 @@ class _Progress:
         C{None} without TLS (or before the transport is up), C{False}
         while it is under way, C{True} once it has completed.
     @ivar connected: whether the endpoint's C{connect} has fired.
+    @ivar connecting: the endpoint's C{connect} Deferred.
+    @ivar passWaits: fired once the handshake is done, failed if the
+        connection ends before: for an endpoint over several servers that
+        waits for it before its pass is won (see L{_Attempt.whenHandshaken}).
     """
 
     __slots__ = (
@@ -91,6 +95,8 @@ class _Progress:
         "step",
         "handshake",
         "connected",
+        "connecting",
+        "passWaits",
     )
 
     def __init__(
@@ -102,6 +108,8 @@ class _Progress:
         self.step: Optional[Deferred[Any]] = None
         self.handshake: Optional[bool] = None
         self.connected = False
+        self.connecting: Optional[Deferred[Any]] = None
+        self.passWaits: Optional[Deferred[None]] = None
 
 
 class _Attempt(_DisconnectFactory):
@@ -151,7 +159,7 @@ class _Attempt(_DisconnectFactory):
         except Exception:
             self._finish(Failure())
             return
-        progress.step = connecting
+        progress.step = progress.connecting = connecting
         connecting.addCallbacks(self._connected, self._stepFailed)
 
     def transportMade(self, proxy: _ReconnectingProtocolProxy) -> None:
@@ -186,9 +194,44 @@ class _Attempt(_DisconnectFactory):
             return
         if progress.handshake is not False:
             return
+        if getattr(proxy._transport, "disconnecting", False):
+            # The TLS layer has already given up on the connection (Twisted
+            # 24.7 tells of a handshake whose host name it then refused):
+            # the loss that follows ends the attempt.
+            return
         progress.handshake = True
-        if progress.connected:
+        passWaits, progress.passWaits = progress.passWaits, None
+        if passWaits is not None:
+            # The pass is won now: its Deferred, the endpoint's, fires and
+            # the attempt goes on from _connected.
+            passWaits.callback(None)
+        elif progress.connected:
             self._prepare(progress, proxy)
+
+    def whenHandshaken(self, protocol: object) -> Optional[Deferred[None]]:
+        """
+        For an endpoint over several servers (a pass, L{reconnect._pass}),
+        whose C{connect} has C{protocol} from one of them: a C{Deferred}
+        that fires once its TLS handshake is done, or fails with the reason
+        its connection ended before that, so that the pass goes on to the
+        next server rather than end with a server whose certificate is not
+        accepted.  Until it has fired, the connection's loss does not end
+        the attempt; ending the attempt calls the endpoint's C{connect} off.
+
+        @return: C{None} if there is no handshake to wait for: no TLS, done
+            already, or not this attempt's connection.
+        """
+        progress = self._progress
+        if (
+            progress is None
+            or protocol is not progress.proxy
+            or progress.handshake is not False
+            or progress.connected
+        ):
+            return None
+        progress.step = progress.connecting
+        progress.passWaits = Deferred()
+        return progress.passWaits
 
     def _connected(self, proxy: _ReconnectingProtocolProxy) -> None:
         progress = self._progress
@@ -233,7 +276,13 @@ class _Attempt(_DisconnectFactory):
             self._listener.connectionEnded(proxy, reason)
         elif proxy is progress.proxy:
             progress.proxy = None
-            self._finish(reason)
+            passWaits, progress.passWaits = progress.passWaits, None
+            if passWaits is None:
+                self._finish(reason)
+            else:
+                # The pass tries its next server, through this attempt.
+                progress.handshake = None
+                passWaits.errback(reason)
 
     def _timedOut(self, timeout: float) -> None:
         if self._progress is not None:
@@ -268,6 +317,9 @@ class _Attempt(_DisconnectFactory):
             # chained (C{succeed(None).addCallback(lambda _: login())}):
             # cancelling it reaches that one.
             cancelQuietly(step)
+        if progress.passWaits is not None:
+            # The pass was called off just now: this is no news to it.
+            progress.passWaits.errback(failure)
         if proxy is not None:
             abortTransport(proxy)
         self._listener.attemptFailed(failure)

@@ -82,8 +82,15 @@ def checkFactory(name: str, value: object) -> None:
     Check that C{value} can build protocols: it has a C{buildProtocol}
     method (an C{IProtocolFactory}, declared or not).
 
-    @raise TypeError: naming the argument, if it has none.
+    @raise TypeError: naming the argument, if it has none, or if it is a
+        factory class rather than an instance (its C{buildProtocol} would
+        fail at every attempt, for ever).
     """
+    if isinstance(value, type):
+        raise TypeError(
+            f"{name} must be a protocol factory instance, not the class "
+            f"{value.__qualname__}: pass {value.__qualname__}() instead"
+        )
     if not callable(getattr(value, "buildProtocol", None)):
         raise TypeError(f"{name} must be a protocol factory, not {value!r}")
 

@@ -120,7 +120,10 @@ class FailoverEndpoint:
             if reactor is None:
                 from twisted.internet import reactor
         self.clock = cast(IReactorTime, clock if clock is not None else reactor)
-        resolved = [self._endpointFrom(reactor, e) for e in endpoints]
+        resolved = [
+            self._endpointFrom(reactor, e, f"endpoints[{i}]")
+            for i, e in enumerate(endpoints)
+        ]
         self._description = (
             "failover(" + ", ".join(describeEndpoint(e) for e in resolved) + ")"
         )
@@ -154,10 +157,10 @@ class FailoverEndpoint:
 
     @staticmethod
     def _endpointFrom(
-        reactor: Any, endpoint: Union[IStreamClientEndpoint, str]
+        reactor: Any, endpoint: Union[IStreamClientEndpoint, str], name: str
     ) -> IStreamClientEndpoint:
         if isinstance(endpoint, str):
-            return clientEndpoint(reactor, endpoint)
+            return clientEndpoint(reactor, endpoint, name)
         connect = getattr(endpoint, "connect", None)
         if not (IStreamClientEndpoint.providedBy(endpoint) or callable(connect)):
             raise TypeError(

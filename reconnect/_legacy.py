@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any, Optional, cast
+from typing import Any, Optional, Union, cast
 
 from twisted.internet import error
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -33,7 +33,8 @@ from zope.interface import implementer
 
 from ._attempt import abortTransport, cancelQuietly
 from ._backoff import RetryPolicy, checkedDelay, ownPolicy
-from ._describe import describeEndpoint
+from ._checks import checkClock, checkFactory
+from ._describe import describeEndpoint, endpointFrom
 from ._proxy import _DisconnectFactory, _ReconnectingProtocolProxy
 from ._sessions import IEndpointSession, ISessionEndpoint
 
@@ -401,15 +402,29 @@ class EndpointConnector:
 
     def __init__(
         self,
-        endpoint: IStreamClientEndpoint,
+        endpoint: Union[IStreamClientEndpoint, str],
         factory: IProtocolFactory,
         reactor: Optional[IReactorTime] = None,
     ) -> None:
         """
+        @param endpoint: where to connect: an endpoint, or its string
+            description (C{"tcp:example.com:80"}), parsed as
+            L{ClientService <reconnect.ClientService>} parses one, through
+            C{reactor} if it can connect.
+        @param factory: the client factory (an instance) that builds the
+            protocols and is told of each attempt.
         @param reactor: the reactor a L{ReconnectingClientFactory} times its
             retries on (the global one by default), as with the reactor's
             own connectors.
+        @raise TypeError: naming the argument, for an C{endpoint} that is
+            neither an endpoint nor a string, a C{factory} with no
+            C{buildProtocol} (or a factory class), a C{reactor} that cannot
+            schedule calls.
+        @raise ValueError: for a bad description, naming C{endpoint}.
         """
+        checkFactory("factory", factory)
+        checkClock("reactor", reactor)
+        endpoint = endpointFrom("endpoint", endpoint, reactor)
         self.endpoint = endpoint
         self.factory = factory
         self.reactor = reactor

@@ -4,7 +4,9 @@ The state machine behind L{reconnect.ClientService}.
 Its states, inputs and outputs follow Twisted's C{ClientService} machine;
 one state (C{gaveUp}) and three inputs (C{_retryLater}, C{_giveUp}: the retry
 policy's verdict; C{_failOver}, with C{immediateFailover}) are added for
-retry policies that can say "no more" and for failover endpoints, and
+retry policies that can say "no more" and for failover endpoints, one
+(C{_connectionRejected}) for a TLS peer that refuses the client's
+certificate only after the client's side of the handshake is done, and
 two states (C{reconnecting}, C{handingOver}) for L{reconnect
 <reconnect.ClientService.reconnect>}, and one (C{dropping}) for
 L{dropConnection <reconnect.ClientService.dropConnection>}.  Every decision
@@ -58,6 +60,7 @@ from ._proxy import _ReconnectingProtocolProxy
 from ._sessions import IEndpointSession, ISessionEndpoint
 from ._settings import Settings
 from ._stats import ConnectionStats
+from ._tls import isCertificateError
 
 ConnectWaiter = tuple["Deferred[IProtocol]", Optional[int]]
 
@@ -136,14 +139,20 @@ class _Connected(_StateData):
     @ivar since: when it was made, by the service's clock.
     @ivar resetCall: with C{resetAfter}, the timer that forgets past
         failures once the connection has lasted; C{None} once it has fired.
+    @ivar failedBefore: the failed attempts in a row before it was made:
+        what the count goes back to if the peer turns out to have refused
+        its certificate.
     """
 
-    __slots__ = ("proxy", "since", "resetCall")
+    __slots__ = ("proxy", "since", "resetCall", "failedBefore")
 
-    def __init__(self, proxy: _ReconnectingProtocolProxy, since: float) -> None:
+    def __init__(
+        self, proxy: _ReconnectingProtocolProxy, since: float, failedBefore: int
+    ) -> None:
         self.proxy = proxy
         self.since = since
         self.resetCall: Optional[IDelayedCall] = None
+        self.failedBefore = failedBefore
 
     @property
     def connected(self) -> _Connected:  # type: ignore[override]
@@ -440,13 +449,18 @@ class _ClientMachine:
         self, proxy: _ReconnectingProtocolProxy, reason: Failure
     ) -> None:
         """
-        A connection ended: the service's, which is news for the machine; a
-        retired one, whose waiters are told; or one never handed to the
-        service (aborted as unwanted), which is no news.
+        A connection ended: the service's, which is news for the machine
+        (news of its own if a certificate was refused: see
+        L{_connectionRejected}); a retired one, whose waiters are told; or
+        one never handed to the service (aborted as unwanted), which is no
+        news.
         """
         connected = self._data.connected
         if connected is not None and proxy is connected.proxy:
-            self._clientDisconnected(reason)
+            if isCertificateError(reason):
+                self._connectionRejected(reason)
+            else:
+                self._clientDisconnected(reason)
         elif self._retired is not None:
             for waiter in self._retired.pop(proxy, ()):
                 waiter.callback(None)
@@ -580,7 +594,9 @@ class _ClientMachine:
                 "No TCP socket to set keepalive on for {target}: left as it is",
                 "keepAliveSkipped",
             )
-        connected = self._data = _Connected(proxy, settings.clock.seconds())
+        connected = self._data = _Connected(
+            proxy, settings.clock.seconds(), self.failedAttempts
+        )
         self.connects += 1
         if settings.resetAfter is None:
             self.failedAttempts = 0
@@ -728,6 +744,15 @@ class _ClientMachine:
     @_machine.input()
     def _clientDisconnected(self, reason: Failure) -> None:
         "The service's connection ended."
+
+    @_machine.input()
+    def _connectionRejected(self, reason: Failure) -> None:
+        """
+        The service's connection ended with a certificate error: the peer
+        refused a certificate after the client's side of the handshake was
+        done (TLS 1.3 checks the client's certificate only then), so the
+        attempt that made it failed after all.
+        """
 
     @_machine.input()
     def _reconnect(self) -> None:
@@ -923,6 +948,27 @@ class _ClientMachine:
         assert ended is not None
         self._data = self._data.withoutConnection()
         self._countEnded(ended)
+        onDisconnected = self._settings.onDisconnected
+        if onDisconnected is not None:
+            self._notify(onDisconnected, ended.proxy._protocol, reason)
+
+    @_machine.output()
+    def _forgetRejectedConnection(self, reason: Failure) -> None:
+        """
+        Let go of a connection whose certificate the peer refused, and tell
+        who asked to know (it was handed out); its attempt is judged next,
+        as a failed one: the failures in a row are what they were before it
+        was made, and the session hears of the end, so that the server goes
+        last in the next pass.
+        """
+        ended = self._data.connected
+        assert ended is not None
+        self._data = self._data.withoutConnection()
+        self.failedAttempts = ended.failedBefore
+        self._countEnded(ended)
+        if self._session is not None:
+            upFor = self._settings.clock.seconds() - ended.since
+            self._notify(self._session.connectionEnded, upFor)
         onDisconnected = self._settings.onDisconnected
         if onDisconnected is not None:
             self._notify(onDisconnected, ended.proxy._protocol, reason)
@@ -1179,6 +1225,10 @@ class _ClientMachine:
 
     # connected: the connection ends (the policy's verdict follows), or is replaced.
     transition(_connected, _clientDisconnected, _connected, _judgeLoss)
+    # A certificate refused after the handshake: judged as the attempt's
+    # failure, by the connecting rows of the verdict.
+    transition(_connected, _connectionRejected, _connecting,
+               _forgetRejectedConnection, _judgeFailure)
     transition(_connected, _retryLater, _waiting,
                _noteDisconnected, _forgetConnection, _scheduleRetry)
     transition(_connected, _giveUp, _gaveUp, _forgetConnection, _announceGivingUp)
@@ -1200,6 +1250,8 @@ class _ClientMachine:
     transition(_handingOver, _handOverMade, _connected, _handOverConnection)
     transition(_handingOver, _handOverFailed, _connected, _keepCurrentConnection)
     transition(_handingOver, _clientDisconnected, _handingOver, _judgeLoss)
+    transition(_handingOver, _connectionRejected, _connecting,
+               _abandonHandOver, _forgetRejectedConnection, _judgeFailure)
     transition(_handingOver, _retryLater, _waiting,
                _abandonHandOver, _noteDisconnected, _forgetConnection, _scheduleRetry)
     transition(_handingOver, _giveUp, _gaveUp,
@@ -1218,6 +1270,8 @@ class _ClientMachine:
     # reconnecting: the connection is closing; once it has, connect at once.
     transition(_reconnecting, _clientDisconnected, _connecting,
                _forgetConnection, _connect)
+    transition(_reconnecting, _connectionRejected, _connecting,
+               _forgetConnection, _connect)
     transition(_reconnecting, stop, _disconnecting, _beginStopping, _noteStopping)
     transition(_reconnecting, whenConnected, _reconnecting, _awaitConnection)
     transition(_reconnecting, dropAndReconnect, _reconnecting,
@@ -1228,6 +1282,7 @@ class _ClientMachine:
 
     # dropping: a connection found dead is aborted; its end is a failed attempt.
     transition(_dropping, _clientDisconnected, _dropping, _judgeDrop)
+    transition(_dropping, _connectionRejected, _dropping, _judgeDrop)
     transition(_dropping, _retryLater, _waiting,
                _noteDisconnected, _forgetConnection, _scheduleRetry)
     transition(_dropping, _giveUp, _gaveUp, _forgetConnection, _announceGivingUp)
@@ -1238,6 +1293,8 @@ class _ClientMachine:
 
     # disconnecting: once the connection or the attempt has ended, stopped.
     transition(_disconnecting, _clientDisconnected, _stopped,
+               _forgetConnection, _cancelConnectWaiters, _finishStopping)
+    transition(_disconnecting, _connectionRejected, _stopped,
                _forgetConnection, _cancelConnectWaiters, _finishStopping)
     transition(_disconnecting, _connectionFailed, _stopped,
                _cancelConnectWaiters, _finishStopping)
@@ -1252,6 +1309,8 @@ class _ClientMachine:
 
     # restarting: as disconnecting, then connect again.
     transition(_restarting, _clientDisconnected, _connecting,
+               _forgetConnection, _finishStopping, _resetFailedAttempts, _connect)
+    transition(_restarting, _connectionRejected, _connecting,
                _forgetConnection, _finishStopping, _resetFailedAttempts, _connect)
     transition(_restarting, _connectionFailed, _connecting,
                _finishStopping, _resetFailedAttempts, _connect)

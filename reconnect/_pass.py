@@ -8,7 +8,10 @@ A pass tries its candidates in order: the first at once; every C{stagger}
 seconds that none has connected, or at once when one fails, the next beside
 those still trying.  The first to connect wins and the others are called
 off; the pass fails, with every candidate's failure, only when all have
-failed.
+failed.  For a client of ours (a L{reconnect.ClientService}), over TLS,
+connected means the handshake is done: a server whose handshake fails (its
+certificate not accepted) fails in the pass like one that refused, the ones
+called off come back, and the pass goes on to them.
 
 A L{HealthBook} keeps each server's record, shared by every client of the
 endpoint that owns it: one that failed C{failuresBeforeCooling} times in a
@@ -38,6 +41,7 @@ from zope.interface import implementer
 from . import _debugevents
 from ._attempt import cancelQuietly
 from ._checks import checkCount, checkSeconds
+from ._proxy import _DisconnectFactory
 
 _log = Logger()
 
@@ -378,6 +382,20 @@ class _Pass:
             return
         if contender is not self._winner or not self._isLive(contender):
             return
+        handshake = _handshakeOf(self._factory, protocol)
+        if handshake is not None:
+            # Over TLS the pass is won once the handshake is done: a server
+            # whose certificate is not accepted fails, and the pass goes on.
+            handshake.addCallbacks(
+                lambda _: self._conclude(contender, protocol),
+                lambda reason: self._attemptFailed(contender, reason),
+            )
+            return
+        self._conclude(contender, protocol)
+
+    def _conclude(self, contender: _Contender, protocol: IProtocol) -> None:
+        if contender is not self._winner or not self._isLive(contender):
+            return
         del self._trying[contender.record]
         self._over = True
         self._health.succeeded(contender.record)
@@ -436,6 +454,24 @@ class _Pass:
                 cancelQuietly(attempt)
         if not deferred.called:
             deferred.errback(Failure(CancelledError("failover pass cancelled")))
+
+
+def _handshakeOf(
+    factory: IProtocolFactory, protocol: IProtocol
+) -> Optional[Deferred[None]]:
+    """
+    When the TLS handshake of C{protocol}, built by C{factory} (through
+    the contenders of passes, if passes are nested), is done, if the
+    factory is a client of ours that waits for it (see
+    L{_DisconnectFactory.whenHandshaken}); C{None} otherwise: a plain
+    C{connect()} with a factory of the caller's is won when it connects,
+    as with any endpoint.
+    """
+    while isinstance(factory, _Contender):
+        factory = factory._factory
+    if isinstance(factory, _DisconnectFactory):
+        return factory.whenHandshaken(protocol)
+    return None
 
 
 @implementer(IProtocolFactory)

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Optional, cast
 from weakref import WeakKeyDictionary
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IAddress,
     IHandshakeListener,
@@ -185,6 +186,16 @@ class _DisconnectFactory(ABC):
         """
         C{proxy}'s TLS handshake has completed.
         """
+
+    def whenHandshaken(self, protocol: object) -> Optional[Deferred[None]]:
+        """
+        For a pass over several servers: when C{protocol}'s TLS handshake is
+        done, if it is to be waited for (see L{reconnect._pass}).
+
+        @return: C{None} here, where a connection counts as made when its
+            transport is (Twisted's contract for connectors).
+        """
+        return None
 
     def buildProtocol(self, addr: IAddress) -> Optional[IProtocol]:
         built = self._protocolFactory.buildProtocol(addr)

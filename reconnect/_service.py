@@ -13,7 +13,6 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import (
     IProtocol,
     IProtocolFactory,
-    IReactorTCP,
     IReactorTime,
     IStreamClientEndpoint,
 )
@@ -25,11 +24,10 @@ from ._checks import (
     checkCallables,
     checkClock,
     checkCount,
-    checkEndpoint,
     checkFactory,
     checkSeconds,
 )
-from ._describe import TLSNotInstalled, clientEndpoint
+from ._describe import endpointFrom
 from ._errors import GaveUpConnecting
 from ._keepalive import TCPKeepAlive
 from ._machine import _ClientMachine
@@ -81,35 +79,6 @@ def _globalReactorUnlessGiven(clock: Optional[IReactorTime]) -> IReactorTime:
     from twisted.internet import reactor
 
     return cast(IReactorTime, reactor)
-
-
-def _endpointFrom(
-    endpoint: Union[IStreamClientEndpoint, str], clock: Optional[IReactorTime]
-) -> IStreamClientEndpoint:
-    """
-    The endpoint to connect to: C{endpoint} itself, or the endpoint its
-    string description names, parsed as L{FailoverEndpoint} parses one.  A
-    description connects through C{clock} if that is a reactor that can
-    connect (it provides C{IReactorTCP}), else through the global reactor:
-    a C{task.Clock} given to time the retries cannot connect anything.
-
-    @raise TypeError: if C{endpoint} is neither an endpoint nor a string.
-    @raise ValueError: if the description is bad.
-    """
-    if not isinstance(endpoint, str):
-        checkEndpoint("endpoint", endpoint)
-        return endpoint
-    reactor: object = clock
-    if not IReactorTCP.providedBy(clock):
-        from twisted.internet import reactor
-    try:
-        return clientEndpoint(reactor, endpoint)
-    except TLSNotInstalled:
-        raise
-    except Exception as error:
-        raise ValueError(
-            f"endpoint {endpoint!r} is not a client endpoint description: {error}"
-        ) from error
 
 
 class ClientService(Service):
@@ -208,7 +177,7 @@ class ClientService(Service):
         """
         checkFactory("factory", factory)
         checkClock("clock", clock)
-        endpoint = _endpointFrom(endpoint, clock)
+        endpoint = endpointFrom("endpoint", endpoint, clock)
         checkCallables(
             retryPolicy=retryPolicy,
             prepareConnection=prepareConnection,

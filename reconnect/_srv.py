@@ -20,6 +20,7 @@ pass to the others first.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, Optional, Union
@@ -38,7 +39,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._attempt import cancelQuietly
-from ._checks import checkSeconds
+from ._checks import checkClock, checkSeconds
 from ._pass import Candidate, EndpointHealth, HealthBook, HealthRecord, runPass
 from ._sessions import IEndpointSession, ISessionEndpoint
 from ._srvlookup import (
@@ -56,6 +57,12 @@ from ._srvorder import SRVTarget, rfc2782Order
 Place = tuple[str, int]
 """
 One server: its host name and port.
+"""
+
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+"""
+A service or protocol label of an SRV record's name, without its underscore:
+letters, digits and hyphens, neither first nor last a hyphen (RFC 6335).
 """
 
 
@@ -106,13 +113,18 @@ class SRVEndpoint:
     ) -> None:
         """
         @param reactor: what the servers are connected with (through
-            C{HostnameEndpoint}, so over IPv4 and IPv6 alike).
+            C{HostnameEndpoint}, so over IPv4 and IPv6 alike).  Only C{None}
+            and plain values are refused here: an endpoint string is parsed
+            before C{twistd} installs its reactor, with a stand-in.
         @param service: the service's name, without its underscore:
             C{"xmpp-client"}, C{"ldap"}.
         @param domain: the domain that publishes the records; a text one
             is IDNA-encoded.
         @param protocol: the protocol label of the record name, without its
-            underscore.
+            underscore: any label of letters, digits and hyphens (RFC 6335's
+            syntax), C{"tcp"} by default.  It only names the records: the
+            servers are connected to over TCP (or TLS over it) whatever it
+            says, as with Twisted's C{SRVConnector}.
         @param defaultPort: where to connect on C{domain} itself when it
             publishes no SRV record; with none, such a pass fails with
             L{NoServiceRecords}.
@@ -124,7 +136,8 @@ class SRVEndpoint:
         @param clock: times the stagger, the cooling and the TTLs; by
             default C{reactor}.
         @param tlsOptions: if given, every connection is TLS, made with
-            these options (C{twisted.internet.ssl.optionsForClientTLS}):
+            these options, an C{IOpenSSLClientConnectionCreator}
+            (C{twisted.internet.ssl.optionsForClientTLS}):
             they name the host the certificate must be valid for, which is
             best C{domain} itself, since the records are not signed.
         @param failuresBeforeCooling: failures in a row after which a
@@ -148,13 +161,28 @@ class SRVEndpoint:
         @raise TypeError: if an argument is of the wrong type.
         @raise ValueError: if one is out of range.
         """
+        if reactor is None or isinstance(reactor, (str, bytes, int, float)):
+            raise TypeError(
+                f"reactor must be the reactor that connects to the servers, "
+                f"not {reactor!r}"
+            )
+        checkClock("clock", clock)
+        if tlsOptions is not None and not IOpenSSLClientConnectionCreator.providedBy(
+            tlsOptions
+        ):
+            raise TypeError(
+                "tlsOptions must provide IOpenSSLClientConnectionCreator (as "
+                "twisted.internet.ssl.optionsForClientTLS(domain) does) or be "
+                f"None, not {tlsOptions!r}"
+            )
         for label, value in (("service", service), ("protocol", protocol)):
             if not isinstance(value, str):
                 raise TypeError(f"{label} must be a str, not {value!r}")
-            if not value or value.startswith("_") or "." in value:
+            if value.startswith("_") or not _LABEL.fullmatch(value):
                 raise ValueError(
-                    f"{label} must be a label without its underscore, "
-                    f"like 'xmpp-client' or 'tcp', not {value!r}"
+                    f"{label} must be a label of letters, digits and hyphens "
+                    f"without its underscore, like 'xmpp-client' or 'tcp', "
+                    f"not {value!r}"
                 )
         if not isinstance(domain, (str, bytes)):
             raise TypeError(f"domain must be a str or bytes, not {domain!r}")

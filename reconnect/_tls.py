@@ -26,23 +26,38 @@ def tellsHandshakeTo(transport: object, protocol: object) -> bool:
 
     Both of Twisted's ways qualify: the memory-BIO layer that
     C{wrapClientTLS} and C{tls:} strings put around a connection, and a
-    connection that runs TLS itself (C{SSL4ClientEndpoint}), whose layer is
-    its C{protocol}; each tells the protocol it wraps.  A protocol wrapper
-    between the TLS layer and C{protocol} does not pass the news on, so
-    then there is nothing to wait for.  A transport that provides
-    C{ISSLTransport} through a layer not of Twisted's making (a test's fake)
-    is trusted to tell.
+    connection that runs TLS itself (C{SSL4ClientEndpoint}, whose layer is
+    the transport, with the endpoint's own wrapper, which passes the news
+    on, between it and the protocol); each tells the protocol it wraps.  A
+    protocol wrapper of another kind between the TLS layer and C{protocol}
+    does not pass the news on, so then there is nothing to wait for.  A
+    transport that provides C{ISSLTransport} through a layer not of
+    Twisted's making (a test's fake) is trusted to tell.
     """
     tls = sys.modules.get("twisted.protocols.tls")
     layerClass = None if tls is None else tls.TLSMemoryBIOProtocol
     if layerClass is not None and isinstance(transport, layerClass):
-        return transport.wrappedProtocol is protocol
+        return _passedOn(transport.wrappedProtocol) is protocol
     if not ISSLTransport.providedBy(transport):
         return False
     layer = getattr(transport, "protocol", None)
     if layerClass is not None and isinstance(layer, layerClass):
-        return layer.wrappedProtocol is protocol
+        return _passedOn(layer.wrappedProtocol) is protocol
     return not hasattr(transport, "wrappedProtocol")
+
+
+def _passedOn(wrapped: object) -> object:
+    """
+    What the TLS layer's protocol passes the handshake on to: the protocol
+    under Twisted's endpoint wrappers (C{SSL4ClientEndpoint} puts one
+    between the layer and the factory's protocol), which pass it on to a
+    protocol that listens for it, as the service's does.
+    """
+    endpoints = sys.modules.get("twisted.internet.endpoints")
+    wrapperClass = getattr(endpoints, "_WrappingProtocol", None)
+    while wrapperClass is not None and type(wrapped) is wrapperClass:
+        wrapped = getattr(wrapped, "_wrappedProtocol", None)
+    return wrapped
 
 
 def isCertificateError(failure: Failure) -> bool:
@@ -60,7 +75,14 @@ def isCertificateError(failure: Failure) -> bool:
     An L{AllEndpointsFailed} (a pass over several servers) is a
     certificate error when every server's failure is one.
 
-    @param failure: the failure of an attempt (a L{Failure}).
+    A TLS 1.2 server that requires a client certificate and gets none
+    answers with OpenSSL's generic C{handshake failure} alert, the one it
+    also sends for no shared cipher or protocol version: that is not told
+    apart, and not a certificate error here.  Refused under TLS 1.3
+    (C{certificate required}), or a client certificate from an authority
+    the server does not trust (C{unknown ca}, C{bad certificate}), is one.
+
+    @param failure: the failure of an attempt (a C{Failure}).
     @return: C{True} if the failure is a certificate's.
     """
     from ._pass import AllEndpointsFailed  # which imports the attempt, and so this

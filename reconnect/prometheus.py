@@ -19,11 +19,14 @@ nothing runs between scrapes.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Union, cast
+from typing import Any, Optional, Union, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from twisted.internet.interfaces import IAddress, IDelayedCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
@@ -46,6 +49,17 @@ def _stateNames() -> tuple[str, ...]:
 
 
 _STATES = _stateNames()
+
+METRICS_MAX_CONNECTIONS = 16
+"""
+The most connections L{metricsSite} serves at once; more are closed as they
+connect.
+"""
+
+METRICS_CONNECTION_TIMEOUT = 10.0
+"""
+Seconds a connection to L{metricsSite} may stay open, whatever it does.
+"""
 
 Watched = Union[ClientService, Any]
 
@@ -179,35 +193,143 @@ def _failoverFamilies(services: Mapping[str, Watched]) -> Iterator[Any]:
     yield from (endpointConnects, endpointFailures)
 
 
-def metricsSite(services: Mapping[str, Watched]) -> Site:
+def metricsSite(
+    services: Mapping[str, Watched],
+    maxConnections: int = METRICS_MAX_CONNECTIONS,
+    connectionTimeout: float = METRICS_CONNECTION_TIMEOUT,
+    reactor: Any = None,
+) -> Site:
     """
     A C{twisted.web} site that serves L{metricsResource} to C{GET} and
-    C{HEAD}, and reads no request body: a request that announces one
-    (C{Content-Length} over 0, or C{Transfer-Encoding}) is answered 413 and
-    its connection closed as soon as its headers are in, before any of the
-    body is read.  (Twisted's own site reads the body whole, into a
-    temporary file past 100 kB, before the resource sees the request.)  The
-    resource answers any other method 405.
+    C{HEAD}, and that no client can make hold much:
+        - it reads no request body: a request that announces one
+          (C{Content-Length} over 0, or C{Transfer-Encoding}) is answered
+          413 and its connection closed as soon as its headers are in,
+          before any of the body is read (Twisted's own site reads the
+          body whole, into a temporary file past 100 kB, before the
+          resource sees the request);
+        - it answers one request per connection (with C{Connection:
+          close}) and reads nothing after it: pipelined requests are
+          dropped, not queued behind answers their client does not read;
+        - it serves at most C{maxConnections} connections at once (more
+          are closed as they connect, logged at most once a minute), and
+          closes each C{connectionTimeout} seconds after it opened.
+    The resource answers any other method than C{GET} and C{HEAD} 405.
     """
-    site = Site(metricsResource(services))  # type: ignore[no-untyped-call]
+    site = _CappedSite(metricsResource(services), reactor=reactor)
+    site.maxConnections = maxConnections
+    site.connectionTimeout = connectionTimeout
     site.protocol = _BodilessHTTPChannel  # type: ignore[assignment]
     return site
 
 
+class _CappedSite(Site):
+    """
+    A site that serves at most C{maxConnections} connections at once and
+    gives each C{connectionTimeout} seconds.
+
+    @ivar refused: connections closed as they connected, over the cap.
+    """
+
+    _log = Logger()
+    refusalLogInterval = 60.0
+    maxConnections = METRICS_MAX_CONNECTIONS
+    connectionTimeout = METRICS_CONNECTION_TIMEOUT
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self.open: set[_BodilessHTTPChannel] = set()
+        self.refused = 0
+        self._refusedUnlogged = 0
+        self._lastRefusalLog: Optional[float] = None
+        self._refusalLog: Optional[IDelayedCall] = None
+
+    def buildProtocol(self, addr: Optional[IAddress]) -> Any:
+        if len(self.open) < self.maxConnections:
+            return super().buildProtocol(addr)  # type: ignore[no-untyped-call]
+        self.refused += 1
+        self._refusedUnlogged += 1
+        now = self.reactor.seconds()
+        last = self._lastRefusalLog
+        if last is None or now - last >= self.refusalLogInterval:
+            self._logRefusals()
+        elif self._refusalLog is None:
+            # Refusals that stop before the next log are logged then.
+            self._refusalLog = self.reactor.callLater(
+                last + self.refusalLogInterval - now, self._logRefusals
+            )
+        return None
+
+    def _logRefusals(self) -> None:
+        if self._refusalLog is not None and self._refusalLog.active():
+            self._refusalLog.cancel()
+        self._refusalLog = None
+        if not self._refusedUnlogged:
+            return
+        self._log.warn(
+            "Refused {count} metrics connection(s): {limit} are open, the limit",
+            count=self._refusedUnlogged,
+            limit=self.maxConnections,
+        )
+        self._lastRefusalLog = self.reactor.seconds()
+        self._refusedUnlogged = 0
+
+    def stopFactory(self) -> None:
+        self._logRefusals()
+        super().stopFactory()
+
+
 class _BodilessHTTPChannel(HTTPChannel):
     """
-    An HTTP channel that refuses a request with a body once its headers are
-    in, and reads nothing more from the connection.
+    An HTTP channel for one request without a body: it refuses a request
+    with a body once its headers are in, answers the first request with
+    C{Connection: close}, and reads nothing more from the connection after
+    that request's headers.  It closes the connection once the site's
+    C{connectionTimeout} is up.
     """
 
-    _refused = False
+    _requestSeen = False
+    _deadline: Optional[IDelayedCall] = None
+
+    def connectionMade(self) -> None:
+        site = self.factory
+        assert isinstance(site, _CappedSite)
+        site.open.add(self)
+        self._deadline = site.reactor.callLater(site.connectionTimeout, self._timeIsUp)
+        super().connectionMade()  # type: ignore[no-untyped-call]
+
+    def _timeIsUp(self) -> None:
+        self._deadline = None
+        assert self.transport is not None
+        self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+        site = self.factory
+        assert isinstance(site, _CappedSite)
+        site.open.discard(self)
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self._requestSeen:
+            super().dataReceived(data)  # type: ignore[no-untyped-call]
+
+    def lineReceived(self, line: bytes) -> None:
+        if not self._requestSeen:
+            super().lineReceived(line)  # type: ignore[no-untyped-call]
+
+    def checkPersistence(self, request: Request, version: bytes) -> bool:
+        request.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+        return False
 
     def allHeadersReceived(self) -> None:
+        self._requestSeen = True
         request = self.requests[-1]
         if not _announcesBody(request.requestHeaders):
             super().allHeadersReceived()  # type: ignore[no-untyped-call]
             return
-        self._refused = True
         assert self.transport is not None
         self.transport.write(
             b"HTTP/1.1 413 Request Entity Too Large\r\n"
@@ -216,7 +338,9 @@ class _BodilessHTTPChannel(HTTPChannel):
         self.transport.loseConnection()
 
     def rawDataReceived(self, data: bytes) -> None:
-        if not self._refused:
+        # Past the headers of its one request, whose body is empty (or
+        # refused), whatever the client sends is not for us to keep.
+        if not self._requestSeen:
             super().rawDataReceived(data)
 
 

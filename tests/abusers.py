@@ -9,7 +9,6 @@ process nothing, and its latency measurements stay honest):
     tiny     sends empty lines as fast as it can, reading (and dropping)
              every reply
     idle     opens COUNT connections and sends nothing
-    poison   sends the line POISON once, then stays connected
 
 Each runs until killed.
 """
@@ -58,17 +57,9 @@ def idle(port: int, count: int) -> None:
         time.sleep(1)
 
 
-def poison(port: int) -> None:
-    sock = connect(port)
-    sock.sendall(b"POISON\r\n")
-    while sock.recv(1 << 16):
-        pass
-    time.sleep(3600)
-
-
 if __name__ == "__main__":
     mode, where = sys.argv[1], int(sys.argv[2])
     if mode == "idle":
         idle(where, int(sys.argv[3]))
     else:
-        {"noread": noread, "tiny": tiny, "poison": poison}[mode](where)
+        {"noread": noread, "tiny": tiny}[mode](where)

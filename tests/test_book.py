@@ -97,23 +97,28 @@ def test_stoppedBookRefuses() -> None:
 
 def test_resendInOrderAfterLoss() -> None:
     """
-    Requests in flight when the connection drops go back in front of those
-    queued since, in their order, and are written first on the next
-    connection.
+    Requests in flight when the connection drops go in front of those
+    queued since, in their order: the next connection writes the oldest
+    alone, then the other suspects together, then the queue.  (One that
+    died alone, b here, goes after the queue: see the tests of poison
+    lines.)
     """
     book = RequestBook(Clock())
     lane = book.attach(Wire())
-    early = [book.submit(b"a"), book.submit(b"b")]
+    early = [book.submit(line) for line in [b"a", b"b", b"c", b"d"]]
     lane.replyReceived(b"A")
     lane.detach(LOST)
-    late = book.submit(b"c")
+    late = book.submit(b"e")
     wire = Wire()
     lane = book.attach(wire)
-    assert wire.lines == [b"b", b"c"]
-    assert book.resent == 1
+    assert wire.lines == [b"b"]
+    assert book.resent == 3
     lane.replyReceived(b"B")
-    lane.replyReceived(b"C")
-    assert [outcome(d) for d in early + [late]] == [b"A", b"B", b"C"]
+    assert wire.lines == [b"b", b"c", b"d"]
+    lane.repliesReceived([b"C", b"D"])
+    assert wire.lines == [b"b", b"c", b"d", b"e"]
+    lane.replyReceived(b"E")
+    assert [outcome(d) for d in early + [late]] == [b"A", b"B", b"C", b"D", b"E"]
 
 
 def test_noResendFailsWithConnectionLost() -> None:

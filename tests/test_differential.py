@@ -31,6 +31,7 @@ STEPS: st.SearchStrategy[Step] = st.one_of(
             ("fail",),
             ("lose", "newest"),
             ("lose", "oldest"),
+            ("lose", "refused"),
             ("prepared", "ok"),
             ("prepared", "fail"),
         ]

@@ -2,9 +2,9 @@
 Every sequence of steps up to a depth, on a fake endpoint and clock: start,
 stop, whenConnected with and without failAfterFailures, the attempt
 succeeding (its prepareConnection ok, failing or hanging), failing or left
-hanging, a late prepareConnection finishing, the connection lost, the clock
-advancing, reconnect, a drop (at once, or as a failure); with and without
-retireConnection.
+hanging, a late prepareConnection finishing, the connection lost (or refused:
+ended with a certificate error), the clock advancing, reconnect, a drop (at
+once, or as a failure); with and without retireConnection.
 
 Worlds are deterministic, so two sequences that leave the same world
 (L{signature}) have the same futures: each world is expanded once, breadth
@@ -35,6 +35,7 @@ ALPHABET: list[Step] = [
     ("prepared", "ok"),
     ("fail",),
     ("lose", "newest"),
+    ("lose", "refused"),
     ("advance", 1.0),
     ("reconnect",),
     ("drop", 0),

@@ -1131,3 +1131,108 @@ def test_passOverServersThatChange() -> None:
     failed = runPass([], factory, health, STAGGER)
     assert isinstance(outcome(failed).value, AllEndpointsFailed)
     assert clock.getDelayedCalls() == []
+
+
+# -- over TLS: the pass is won once the handshake is done ---------------------
+
+
+class RefusedCertificate(Exception):
+    """
+    Stands for the TLS error a failed handshake ends a connection with.
+    """
+
+
+def serviceOverFailover(
+    **kwargs: Any,
+) -> tuple[ClientService, FailoverEndpoint, list[FakeEndpoint], Clock]:
+    endpoint, endpoints, clock = failover(**kwargs)
+    service = ClientService(
+        endpoint, Factory.forProtocol(Protocol), clock=clock, retryPolicy=lambda n: 1.0
+    )
+    service.startService()
+    return service, endpoint, endpoints, clock
+
+
+def test_failedHandshakeGoesOnInTheSamePass() -> None:
+    """
+    A server whose TLS handshake fails (its certificate is not accepted)
+    fails in the pass, as one that refused: it is recorded as failed, and
+    the same pass goes on to the next server, through which the service
+    connects, with no failed attempt counted.  A server counts as
+    connected, in its record, once its handshake is done.
+    """
+    service, endpoint, endpoints, clock = serviceOverFailover()
+    connected = service.whenConnected(failAfterFailures=1)
+    endpoints[0].last.succeed(tls=True)
+    assert [h.connects for h in endpoint.health()] == [0, 0, 0]
+    assert started(endpoints) == [1, 0, 0]
+    clock.advance(STAGGER)
+    assert started(endpoints) == [1, 0, 0]  # the pass waits for the handshake
+    endpoints[0].last.lose(RefusedCertificate())
+    assert started(endpoints) == [1, 1, 0]
+    assert not connected.called
+    endpoints[1].last.succeed(tls=True)
+    endpoints[1].last.completeHandshake()
+    assert outcome(connected) is not None
+    assert endpoint.current == endpoint.health()[1].description
+    assert [(h.failuresInARow, h.connects) for h in endpoint.health()] == [
+        (1, 0),
+        (0, 1),
+        (0, 0),
+    ]
+    assert service.stats().failures == 0
+    service.stopService()
+    endpoints[1].last.lose()
+    assert not clock.getDelayedCalls()
+
+
+def test_failedHandshakesEveryServerFailTheAttempt() -> None:
+    """
+    When every server's handshake fails, the pass fails once, with each
+    server's error, and the service counts one failed attempt.
+    """
+    service, endpoint, endpoints, clock = serviceOverFailover()
+    connected = service.whenConnected(failAfterFailures=1)
+    for fake in endpoints:
+        fake.last.succeed(tls=True)
+        fake.last.lose(RefusedCertificate(fake))
+    failure = outcome(connected)
+    assert failure.check(AllEndpointsFailed)
+    assert [f.value.args for _, f in failure.value.failures] == [
+        (fake,) for fake in endpoints
+    ]
+    assert service.stats().failures == 1
+    assert [h.failuresInARow for h in endpoint.health()] == [1, 1, 1]
+    service.stopService()
+    assert not clock.getDelayedCalls()
+
+
+def test_stopWhileThePassWaitsForTheHandshake() -> None:
+    """
+    Stopping the service while the pass waits for a server's handshake
+    calls the pass off: the connection is aborted, no other server is
+    tried, and the service stops once it has ended.
+    """
+    service, endpoint, endpoints, clock = serviceOverFailover()
+    endpoints[0].last.succeed(tls=True)
+    stopped = service.stopService()
+    transport = endpoints[0].last.transport
+    assert transport is not None and transport.disconnecting
+    endpoints[0].last.lose(RefusedCertificate())
+    assert started(endpoints) == [1, 0, 0]
+    assert stopped.called
+    assert service.state == "stopped"
+    assert not clock.getDelayedCalls()
+
+
+def test_plainConnectIsWonAtConnect() -> None:
+    """
+    A plain C{connect()} with a factory of the caller's is won when the
+    server connects, as with any endpoint: nothing tells the pass of the
+    handshake.
+    """
+    endpoint, endpoints, clock = failover()
+    connecting = endpoint.connect(Factory.forProtocol(Protocol))
+    endpoints[0].last.succeed(tls=True)
+    assert outcome(connecting) is not None
+    assert endpoint.health()[0].connects == 1

@@ -12,14 +12,13 @@ import textwrap
 
 import pytest
 import pytest_twisted
-from helpers import ROOT
+from helpers import ROOT, ResolvingMemoryReactor
 from twisted.internet import reactor
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
 )
-from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 
 from reconnect._describe import describeEndpoint
 from reconnect.saystuff import RestartableLineServer, SayStuffToServerService
@@ -35,7 +34,7 @@ from reconnect.saystuff._endpoint import hostEndpoint
     ],
 )
 def test_endpointOfHost(host: str, kind: type, description: str) -> None:
-    endpoint = hostEndpoint(MemoryReactor(), host, 7)
+    endpoint = hostEndpoint(ResolvingMemoryReactor(), host, 7)
     assert isinstance(endpoint, kind)
     assert describeEndpoint(endpoint) == description
 
@@ -45,7 +44,7 @@ def test_addressNeedsNoResolver() -> None:
     An address is connected to at once, with no name resolution: the
     reactor's connectTCP is called with the address itself.
     """
-    memory = MemoryReactorClock()
+    memory = ResolvingMemoryReactor()
     service = SayStuffToServerService("127.0.0.1", 7, reactor=memory)
     service.startService()
     assert memory.tcpClients[0][:2] == ("127.0.0.1", 7)

@@ -21,12 +21,21 @@ from twisted.internet.endpoints import (
     TCP4ServerEndpoint,
     connectProtocol,
 )
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.web import http
 
 from reconnect import ClientService
-from reconnect.prometheus import ServiceCollector, metricsSite
+from reconnect.prometheus import (
+    METRICS_CONNECTION_TIMEOUT,
+    METRICS_MAX_CONNECTIONS,
+    ServiceCollector,
+    metricsSite,
+)
 from reconnect.saystuff import SayStuffToServerService
 from reconnect.saystuff import _tap as tap
 from reconnect.testing import FakeEndpoint
@@ -280,6 +289,72 @@ async def test_metricsCollectedInTheReactorThread() -> None:
         await listening.stopListening()
     assert b'reconnect_attempts_total{service="watched"} 0.0' in answer
     assert threads and set(threads) == {threading.current_thread()}
+
+
+def metricsConnection(site: Any) -> tuple[Any, StringTransport]:
+    """
+    A connection to C{site}, over a L{StringTransport}.
+    """
+    channel = site.buildProtocol(None)
+    assert channel is not None
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    return channel, transport
+
+
+def test_pipelinedRequestsGetOneAnswer() -> None:
+    """
+    A client that pipelines 2000 requests in one read (and need not read
+    the answers) gets one answer, with C{Connection: close}, and then the
+    connection closes: nothing of the other requests is kept or answered.
+    """
+    service = ClientService(
+        FakeEndpoint(), Factory.forProtocol(Protocol), lambda n: 1.0
+    )
+    site = metricsSite({"s": service})
+    channel, transport = metricsConnection(site)
+    channel.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 2000)
+    channel.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 2000)
+    answer = transport.value()
+    assert answer.count(b"HTTP/1.1 200 ") == 1, answer[:300]
+    assert b"\r\nConnection: close\r\n" in answer
+    assert transport.disconnecting
+    channel.connectionLost(Failure(ConnectionDone()))
+
+
+def test_metricsConnectionsAreCappedAndTimedOut() -> None:
+    """
+    At most C{maxConnections} connections are served at once: more are
+    closed as they connect (logged once, then at most once a minute, the
+    last ones a minute after the log before them); each
+    is closed C{connectionTimeout} seconds after it opened, whatever it
+    sends meanwhile, which makes room for a new one.
+    """
+    assert (METRICS_MAX_CONNECTIONS, METRICS_CONNECTION_TIMEOUT) == (16, 10)
+    reactor = MemoryReactorClock()
+    site = metricsSite({}, maxConnections=2, connectionTimeout=10.0, reactor=reactor)
+    logged: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        opened = [metricsConnection(site) for _ in range(2)]
+        assert [site.buildProtocol(None) for _ in range(30)] == [None] * 30
+        for _ in range(9):
+            reactor.advance(1)
+            for channel, transport in opened:
+                channel.dataReceived(b"X")
+                assert not transport.disconnecting
+        reactor.advance(1)
+        for channel, transport in opened:
+            assert transport.disconnecting
+            channel.connectionLost(Failure(ConnectionDone()))
+        assert site.buildProtocol(None) is not None
+        reactor.advance(50)
+        assert reactor.getDelayedCalls() == []
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    refusals = [e for e in logged if "Refused" in e.get("log_format", "")]
+    assert [e["count"] for e in refusals] == [1, 29]
+    assert site.refused == 30  # type: ignore[attr-defined]
 
 
 def test_failoverEndpointMetrics() -> None:

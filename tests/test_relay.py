@@ -40,6 +40,19 @@ def answerAll(attempt: FakeAttempt, start: int = 0) -> int:
         start += len(lines)
 
 
+def stopped(stuff: Any, clock: Any, endpoint: Any) -> None:
+    """
+    Stop the SayStuff service C{stuff}, end its connection, if any, as the
+    reactor would, and check that it left nothing scheduled on C{clock}.
+    """
+    stuff.stopService()
+    attempt = endpoint.last
+    if attempt is not None and attempt.transport is not None:
+        if attempt.transport.disconnecting and not attempt.lost:
+            attempt.lose()
+    assert clock.getDelayedCalls() == []
+
+
 def connected(**kwargs: Any) -> tuple[Any, FakeAttempt, RelayProtocol, StringTransport]:
     limits = {k: kwargs.pop(k) for k in ("maxOwed", "maxOwedBytes") if k in kwargs}
     stuff, clock, endpoint = sayStuffOnClock(start=True, **kwargs)
@@ -97,7 +110,7 @@ def test_answersKeepTheOrderOfLinesHeldBack() -> None:
     assert transport.value().split(b"\r\n")[:-1] == [b"l%d" % n for n in range(8)] + [
         b"ERROR ValueError: line over the limit of 10 bytes"
     ]
-    stuff.stopService()
+    stopped(stuff, clock, endpoint)
 
 
 def test_linesOwedToOneClientAreBounded() -> None:
@@ -207,19 +220,142 @@ def test_drainAtAStopAnswersEveryLineRead() -> None:
     assert transport.value().count(b"\r\n") == 4
 
 
+def test_closedClientsHeldLinesAreDropped() -> None:
+    """
+    A client that closes its connection with lines read and held back (a
+    64 KiB read of empty lines): none of them is sent after it left, however
+    the owed answers come, and it no longer paces the service.
+    """
+    stuff, server, local, transport = connected()
+    local.dataReceived(b"\n" * 32768)
+    assert len(written(server)) == 256
+    local.connectionLost(ConnectionDone())
+    assert answerAll(server) == 256
+    assert local not in stuff._producers
+    stuff.stopService()
+
+
+def test_closedClientsUnwrittenRequestsAreWithdrawn() -> None:
+    """
+    Requests of a closed client still queued for a connection are withdrawn
+    (their answers, C{CancelledError}s, go nowhere); those already written
+    keep counting against the service's bounds until their replies come.
+    """
+    stuff, clock, endpoint = sayStuffOnClock(start=True)
+    local = RelayProtocol(stuff)
+    local.makeConnection(StringTransport())
+    local.dataReceived(b"queued 1\nqueued 2\n")
+    assert stuff.book.queued == 2
+    local.connectionLost(ConnectionDone())
+    assert stuff.book.queued == 0
+    assert stuff.book.pendingBytes == 0
+    assert local.owed == 0
+    endpoint.last.succeed()
+    assert written(endpoint.last) == []
+
+    writtenAlready = RelayProtocol(stuff)
+    writtenAlready.makeConnection(StringTransport())
+    writtenAlready.dataReceived(b"in flight\n")
+    writtenAlready.connectionLost(ConnectionDone())
+    assert stuff.book.awaited == 1
+    assert stuff.book.pendingBytes > 0
+    answerAll(endpoint.last)
+    assert stuff.book.pendingBytes == 0
+    stuff.stopService()
+
+
+class PushingBackTransport(HalfClosingTransport):
+    """
+    A transport whose write buffer fills: past C{bufferSize} bytes unread,
+    it pauses its producer, as Twisted's own do.
+    """
+
+    bufferSize = 65536
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if len(self.value()) > self.bufferSize and self.producer is not None:
+            self.producer.pauseProducing()
+
+    def read(self) -> bytes:
+        data = self.value()
+        self.clear()
+        assert self.producer is not None
+        self.producer.resumeProducing()
+        return data
+
+
+def test_stopAnswersHeldLinesUnsentAsTheClientReads() -> None:
+    """
+    At a stop, the lines held back (here: five clients that read nothing,
+    each with a 64 KiB read of empty lines) are not sent: the service gets
+    no new request, each is answered C{ERROR ServiceStoppedError}, written
+    only as fast as its client reads, and then the connection closes.
+    """
+    stuff, clock, endpoint = sayStuffOnClock(start=True)
+    endpoint.last.succeed()
+    reactor = MemoryReactorClock()
+    limits = RelayClients(stuff, reactor)
+    factory = limits.factory()
+    transports = []
+    for _ in range(5):
+        local = factory.buildProtocol(None)
+        assert local is not None
+        transport = PushingBackTransport()
+        local.makeConnection(transport)
+        assert transport.producer is not None
+        transport.producer.pauseProducing()
+        local.dataReceived(b"\r\n" * 32768)
+        transports.append(transport)
+    stopped = limits.stopService()
+    assert stuff.book.written == 0
+    stuff.stopService()
+    for transport in transports:
+        assert transport.value() == b""
+        received = b""
+        while not transport.writeClosed:
+            received += transport.read()
+            assert len(transport.value()) <= transport.bufferSize + 256 * 80
+        lines = (received + transport.value()).split(b"\r\n")
+        assert lines == [
+            b"ERROR ServiceStoppedError: the relay stopped before sending this line"
+        ] * 32768 + [b""]
+    for local in list(limits.live):
+        local.readConnectionLost()
+        assert local.transport.disconnecting  # type: ignore[union-attr]
+        local.connectionLost(ConnectionDone())
+    assert stopped.called
+    assert reactor.getDelayedCalls() == []
+
+
 def clients(
     maxClients: int = 2, idleTimeout: float = 10.0
 ) -> tuple[RelayClients, MemoryReactorClock]:
     stuff, clock, endpoint = sayStuffOnClock(start=True)
     reactor = MemoryReactorClock()
-    return RelayClients(stuff, reactor, maxClients, idleTimeout), reactor
+    limits = RelayClients(stuff, reactor, maxClients, idleTimeout)
+    limits.stuffClock = clock  # type: ignore[attr-defined]
+    return limits, reactor
+
+
+def disconnectAll(limits: RelayClients, reactor: MemoryReactorClock) -> None:
+    """
+    End every client of C{limits} as the reactor would, stop its SayStuff
+    service, and check that neither left anything scheduled.
+    """
+    for protocol in list(limits.live):
+        protocol.connectionLost(ConnectionDone())
+    limits._service.stopService()
+    assert reactor.getDelayedCalls() == []
+    assert limits.stuffClock.getDelayedCalls() == []  # type: ignore[attr-defined]
 
 
 def test_clientsOverTheLimitAreRefusedAndLoggedOnceAWhile() -> None:
     """
     Past C{maxClients}, a new client gets no protocol (the port closes it
     at once); the refusals are logged once, then at most once a minute,
-    with how many there were.
+    with how many there were: those after the last log are logged a minute
+    after it, even if no more come.
     """
     limits, reactor = clients(maxClients=2)
     factory = limits.factory()
@@ -233,13 +369,17 @@ def test_clientsOverTheLimitAreRefusedAndLoggedOnceAWhile() -> None:
         assert [factory.buildProtocol(None) for _ in range(50)] == [None] * 50
         reactor.advance(60)
         assert factory.buildProtocol(None) is None
+        reactor.advance(59)
+        assert len([e for e in logged if "Refused" in e.get("log_format", "")]) == 2
+        reactor.advance(1)
         assert admitted[0] is not None
         admitted[0].connectionLost(ConnectionDone())
         assert factory.buildProtocol(None) is not None
+        disconnectAll(limits, reactor)
     finally:
         globalLogPublisher.removeObserver(logged.append)
     refusals = [e for e in logged if "Refused" in e.get("log_format", "")]
-    assert [e["count"] for e in refusals] == [1, 50]
+    assert [e["count"] for e in refusals] == [1, 49, 1]
     assert limits.refused == 51
 
 
@@ -268,6 +408,9 @@ def test_idleClientsAreClosed() -> None:
     assert unfinishedTransport.disconnecting
     reactor.advance(20)
     assert not waitingTransport.disconnecting
+    quiet.connectionLost(ConnectionDone())
+    unfinished.connectionLost(ConnectionDone())
+    disconnectAll(limits, reactor)
 
 
 def test_guideStatesTheDefaults() -> None:
@@ -276,6 +419,7 @@ def test_guideStatesTheDefaults() -> None:
     """
     from helpers import ROOT
 
+    from reconnect import prometheus
     from reconnect.saystuff import _relay as relay
     from reconnect.saystuff import _tap as tap
 
@@ -287,12 +431,16 @@ def test_guideStatesTheDefaults() -> None:
     assert relay.DEFAULT_MAX_OWED_BYTES == 256 * 1024
     assert relay.DESCRIPTOR_RESERVE == 32
     assert relay.STOP_GRACE == 2
-    guide = (ROOT / "docs" / "guide.md").read_text()
+    assert prometheus.METRICS_MAX_CONNECTIONS == 16
+    assert prometheus.METRICS_CONNECTION_TIMEOUT == 10
+    guide = " ".join((ROOT / "docs" / "guide.md").read_text().split())
     for phrase in (
         "default 1000, lowered to leave 32 file descriptors free",
         "default 300; 0: never",
         "| its lines awaiting answers | 256, or 256 KiB of them:",
-        "one that does\nnot read them is cut 2 s later",
+        "one that does not read them is cut 2 s later",
+        "at most 16 connections at once, each closed 10 s after it opened",
+        "32 file descriptors free, and 16 more with `--metrics`",
     ):
         assert phrase in guide
 
@@ -301,7 +449,7 @@ def test_optionsMakeTheClientLimits() -> None:
     """
     C{--max-clients} and C{--client-timeout} reach the relay's clients;
     C{--client-timeout 0} turns the timeout off; a limit the descriptors
-    cannot hold is lowered.
+    cannot hold is lowered, by the C{--metrics} endpoint's connections too.
     """
     import resource
 
@@ -314,3 +462,107 @@ def test_optionsMakeTheClientLimits() -> None:
     assert limits.idleTimeout is None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert tap.descriptorsAllow(soft * 2) == soft - 32
+    options = tap.Options()
+    options.parseOptions(["--max-clients", str(soft * 2), "--metrics", "tcp:0"])
+    [limits] = [c for c in tap.makeService(options) if isinstance(c, RelayClients)]  # type: ignore[attr-defined]
+    assert limits.maxClients == soft - 32 - 16
+
+
+EXIT_HANDLERS = """
+import atexit
+from reconnect.saystuff._relay import exitWithStatusAtExit
+
+atexit.register(print, "registered before", flush=True)
+exitWithStatusAtExit(1)
+atexit.register(print, "registered after", flush=True)
+"""
+
+
+def test_exitStatusRunsEachExitHandlerOnce() -> None:
+    """
+    The exit status of C{--stdin} is set once every exit handler has run,
+    each once, whether it was registered before the status was asked for
+    or after.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    ended = subprocess.run(
+        [sys.executable, "-c", EXIT_HANDLERS],
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+    assert ended.returncode == 1, ended.stderr.decode()
+    assert ended.stdout == b"registered after\nregistered before\n"
+
+
+def test_clientsThatReadNothingAreClosed() -> None:
+    """
+    A client whose answers fill its connection and that reads none of them
+    for C{idleTimeout} seconds is closed, though its lines (held back by
+    its own full write buffer) wait; one that reads some meanwhile is not.
+    """
+    limits, reactor = clients(maxClients=2, idleTimeout=8.0)
+    factory = limits.factory()
+    hog, slow = factory.buildProtocol(None), factory.buildProtocol(None)
+    assert hog is not None and slow is not None
+    hogTransport, slowTransport = StringTransport(), StringTransport()
+    for protocol, transport in [(hog, hogTransport), (slow, slowTransport)]:
+        protocol.makeConnection(transport)
+        assert transport.producer is not None
+        transport.producer.pauseProducing()
+        protocol.dataReceived(b"line\n" * 1000)
+        assert protocol.waiting
+    reactor.advance(6)
+    assert slowTransport.producer is not None
+    slowTransport.producer.resumeProducing()
+    slowTransport.producer.pauseProducing()
+    reactor.advance(4)
+    assert hogTransport.disconnecting
+    assert not slowTransport.disconnecting
+    hog.connectionLost(ConnectionDone())
+    disconnectAll(limits, reactor)
+
+
+def test_aLineSentAByteAtATimeDoesNotKeepAClient() -> None:
+    """
+    A client that sends a byte now and then and never ends a line is idle:
+    it is closed C{idleTimeout} after its last complete line, however
+    often its bytes come.
+    """
+    limits, reactor = clients(maxClients=1, idleTimeout=8.0)
+    trickler = limits.factory().buildProtocol(None)
+    assert trickler is not None
+    transport = StringTransport()
+    trickler.makeConnection(transport)
+    for _ in range(6):
+        reactor.advance(1.5)
+        trickler.dataReceived(b"x")
+    assert transport.disconnecting
+    trickler.connectionLost(ConnectionDone())
+    disconnectAll(limits, reactor)
+
+
+def test_idleClientsGetTheirAnswersBeforeTheyAreCut() -> None:
+    """
+    An idle client's connection is closed, not aborted: answers it has not
+    read yet go out first; one still open at the next check (it reads
+    nothing) is aborted.
+    """
+    limits, reactor = clients(maxClients=1, idleTimeout=8.0)
+    idle = limits.factory().buildProtocol(None)
+    assert idle is not None
+    transport = StringTransport()
+    idle.makeConnection(transport)
+    reactor.advance(8)
+    assert transport.disconnecting
+    assert not transport.disconnected
+    reactor.advance(2)
+    assert transport.disconnected
+    idle.connectionLost(ConnectionDone())
+    disconnectAll(limits, reactor)

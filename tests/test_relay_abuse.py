@@ -14,6 +14,7 @@ seconds, or a tenth of a second per line, not milliseconds).
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 from collections.abc import AsyncIterator
@@ -345,37 +346,62 @@ async def test_descriptorExhaustionIsSurvived(tmp_path: Path) -> None:
     The relay may open only 128 descriptors; a hostile client opens 300
     connections and sends nothing.  The relay lowers C{--max-clients} to
     keep descriptors for itself (and says so), closes the clients over the
-    limit as they connect (logging that once, not per client), keeps its
-    one connection to the server, answers a client connected before, and
-    closes the idle clients after C{--client-timeout}, after which a new
-    client is served.
+    limit as they connect (logging that once, not per client), answers a
+    client connected before and, while the descriptors are still taken,
+    connects again to its server, killed and started again; it closes the
+    idle clients after C{--client-timeout}, after which a new client is
+    served.  It never runs out of descriptors (Twisted would log
+    C{EMFILE}).
     """
     serverPort, relayPort = freePort(), freePort()
     limit = ("prlimit", "--nofile=128:128")
-    async with server(tmp_path, serverPort):
+    # Long enough for the server's restart, even on a loaded machine.
+    timeout = 12.0
+    first = server(tmp_path, serverPort)
+    await first.__aenter__()
+    try:
         async with relay(
-            tmp_path, serverPort, relayPort, "--client-timeout", "2", prefix=limit
+            tmp_path,
+            serverPort,
+            relayPort,
+            "--client-timeout",
+            str(timeout),
+            prefix=limit,
         ) as relayed:
             prober = await probe(relayPort)
             before = await prober.roundTrips(20)
             async with abuser("idle", relayPort, "300") as idle:
+                opened = reactor.seconds()  # type: ignore[attr-defined]
                 while b"opened" not in idle.output:
                     # Not idle itself meanwhile.
                     assert await prober.ask(b"still here") == b"still here"
                     await sleep(0.1)
                 meanwhile = await prober.roundTrips(20)
-                late = await collector(relayPort)
-                await late.closed
-                assert late.lines == []
-                await sleep(2.5)
-                fresh = await probe(relayPort)
-                assert await fresh.ask(b"hello") == b"hello"
-                fresh.transport.loseConnection()  # type: ignore[union-attr]
-            prober.transport.loseConnection()  # type: ignore[union-attr]
-            log = relayed.output
+                await first.__aexit__(None, None, None)
+                first = None
+                async with server(tmp_path, serverPort):
+                    assert (
+                        await prober.ask(b"after the restart") == b"after the restart"
+                    )
+                    late = await collector(relayPort)
+                    await late.closed
+                    assert late.lines == []
+                    # All of it while the idle clients held the descriptors.
+                    elapsed = reactor.seconds() - opened  # type: ignore[attr-defined]
+                    assert elapsed < timeout, elapsed
+                    await sleep(timeout + timeout / 4 + 0.5 - elapsed)
+                    fresh = await probe(relayPort)
+                    assert await fresh.ask(b"hello") == b"hello"
+                    fresh.transport.loseConnection()  # type: ignore[union-attr]
+                    prober.transport.loseConnection()  # type: ignore[union-attr]
+                    log = relayed.output
+    finally:
+        if first is not None:
+            await first.__aexit__(None, None, None)
     assert b"--max-clients lowered from 1000 to 96" in log, log.decode()
     assert log.count(b"Refused") == 1, log.decode()
-    assert log.count(b"Connected to") == 1, log.decode()
+    assert log.count(b"Connected to") == 2, log.decode()
+    assert b"EMFILE" not in log, log.decode()
     assert b"Too many open files" not in log, log.decode()
     assertFair(before, meanwhile)
 
@@ -417,9 +443,11 @@ async def terminated(process: Process) -> float:
 @pytest_twisted.ensureDeferred
 async def test_stopAnswersEveryLineReadWithTheServerDown(tmp_path: Path) -> None:
     """
-    Server down, 5,000 lines queued: SIGTERM answers each with its C{ERROR}
+    Server down, 5,000 lines sent: SIGTERM answers each with its C{ERROR}
     line before the client's connection closes, within C{stopTimeout}
-    (5 s) and the 2 s grace.
+    (5 s) and the 2 s grace: the first 256 (queued, the most a client may
+    be owed) as the service fails them, the others (held back, never
+    sent) as the relay does.
     """
     relayPort = freePort()
     process = twistd(
@@ -440,9 +468,11 @@ async def test_stopAnswersEveryLineReadWithTheServerDown(tmp_path: Path) -> None
     took = await terminated(process)
     await client.closed
     assert b"Traceback" not in process.output, process.output.decode()
-    assert (
-        client.lines == [b"ERROR ServiceStoppedError: the service was stopped"] * 5000
-    )
+    assert client.lines == [
+        b"ERROR ServiceStoppedError: the service was stopped"
+    ] * 256 + [
+        b"ERROR ServiceStoppedError: the relay stopped before sending this line"
+    ] * (5000 - 256)
     assert took < 5 + 2 + 2, took
 
 
@@ -634,3 +664,54 @@ async def test_protocolErrorIsLoggedNotRelayed(tmp_path: Path, protocol: Any) ->
         await port.stopListening()
     assert b"broke the protocol" in log, log.decode()
     assert all(line.startswith(b"ERROR") for line in client.lines), client.lines
+
+
+# -- a stop while standard output is not read -------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_stdinRelayStopsThoughItsOutputIsNotRead(tmp_path: Path) -> None:
+    """
+    C{--stdin} whose standard output nobody reads, and whose input stays
+    open: SIGTERM ends it within C{stopTimeout} (5 s) and 2 s more, its
+    output cut (there is no server: the lines read are answered C{ERROR}
+    at the stop, more than the pipe to nobody holds).
+    """
+    unread, output = os.pipe()
+    relayed = Process()
+    reactor.spawnProcess(  # type: ignore[attr-defined]
+        relayed,
+        TWISTD,
+        [TWISTD, "--pidfile=", "--logfile=relay.log", "-n", *sameReactor()]
+        + ["saystuff", "--port", str(freePort()), "--stdin"],
+        env=None,
+        path=str(tmp_path),
+        childFDs={0: "w", 1: output, 2: "r"},
+    )
+    os.close(output)
+
+    def kill() -> None:
+        if not relayed.ended.called:
+            relayed.transport.signalProcess("KILL")  # type: ignore[union-attr]
+
+    killer = reactor.callLater(40, kill)  # type: ignore[attr-defined]
+    try:
+        relayed.transport.write(b"x\n" * 100000)  # type: ignore[union-attr]
+        # Long enough to start, read its input and fill its output.
+        await sleep(4)
+        start = reactor.seconds()  # type: ignore[attr-defined]
+        relayed.transport.signalProcess("TERM")  # type: ignore[union-attr]
+        code = await relayed.ended
+        took = reactor.seconds() - start  # type: ignore[attr-defined]
+    finally:
+        kill()
+        await relayed.ended
+        if killer.active():
+            killer.cancel()
+        os.close(unread)
+    log = (tmp_path / "relay.log").read_text()
+    # twistd ends itself with the signal it was stopped by.
+    assert (code, relayed.signal) == (None, 15), log[-3000:]
+    assert took < 5 + 2 + 5, took
+    assert "Standard output is not read" in log
+    assert "Traceback" not in log, log[-3000:]

@@ -50,7 +50,10 @@ def test_linesWrittenWithCRLF() -> None:
     protocol.connectionLost(Failure(ConnectionDone()))
     book.submit(b"two")
     protocol.attach()
-    assert transport.value() == b"one\r\none\r\ntwo\r\n"
+    # "one" died alone: it goes after "two", and alone.
+    assert transport.value() == b"one\r\ntwo\r\n"
+    protocol.dataReceived(b"2\r\n")
+    assert transport.value() == b"one\r\ntwo\r\none\r\n"
 
 
 class CountingTransport(StringTransport):
@@ -241,6 +244,73 @@ def test_greetingReadBeforeAttaching() -> None:
         protocol.readLine()
 
 
+def greetingService() -> tuple[SayStuffToServerService, FakeEndpoint, list[bytes]]:
+    """
+    A started service on a clock whose C{prepareConnection} reads one line
+    with L{readLine} (the guide's greeting recipe, without the check).
+    """
+    greetings: list[bytes] = []
+
+    def prepare(protocol: Any) -> Any:
+        return protocol.readLine().addCallback(greetings.append)
+
+    clock = Clock()
+    endpoint = FakeEndpoint()
+    stuff = SayStuffToServerService(
+        endpoint=endpoint,
+        reactor=clock,
+        retryPolicy=lambda n: 1.0,
+        prepareConnection=prepare,
+    )
+    stuff.startService()
+    return stuff, endpoint, greetings
+
+
+def test_greetingReadThroughTheService() -> None:
+    """
+    C{prepareConnection} reads the greeting with C{readLine()}; requests
+    sent meanwhile are written once it has come, and the lines after it
+    are their replies.
+    """
+    stuff, endpoint, greetings = greetingService()
+    endpoint.last.succeed()
+    request = stuff.sendToServer(b"hi")
+    transport = endpoint.last.transport
+    assert transport is not None and transport.value() == b""
+    endpoint.last.protocol.dataReceived(b"HELLO\r\n")
+    assert greetings == [b"HELLO"]
+    assert stuff.state == "connected"
+    assert transport.value() == b"hi\r\n"
+    endpoint.last.protocol.dataReceived(b"HI\r\n")
+    assert outcome(request) == b"HI"
+    stuff.stopService()
+
+
+@pytest.mark.parametrize(
+    "reads",
+    [[b"HELLO\r\nEXTRA\r\n"], [b"HELLO\r\nEXT", b"RA\r\n"]],
+)
+def test_lineWithTheGreetingIsNoReply(reads: list[bytes]) -> None:
+    """
+    A line that comes with the greeting, or begins in its read, came
+    before any request was written: it is a protocol error, not the reply
+    to the request written once the greeting was read, which is written
+    again on the next connection.
+    """
+    stuff, endpoint, greetings = greetingService()
+    endpoint.last.succeed()
+    request = stuff.sendToServer(b"x")
+    first = endpoint.last
+    for data in reads:
+        first.protocol.dataReceived(data)
+    assert greetings == [b"HELLO"]
+    assert outcome(request) is None
+    assert first.transport is not None and first.transport.disconnecting
+    first.lose()
+    assert stuff.book.queued == 1
+    stuff.stopService()
+
+
 def test_greetingReaderLearnsOfTheEnd() -> None:
     book = RequestBook(Clock())
     protocol = SayStuffClientProtocol(book, 5)
@@ -402,6 +472,17 @@ def test_requestTimeout() -> None:
     reply = h.service.sendToServer(b"x")
     h.clock.advance(3)
     assert outcome(reply).check(RequestTimedOut)
+
+
+def test_perCallNoTimeout() -> None:
+    """
+    C{timeout=None} in a call means no limit, as documented, even where the
+    service has a default timeout.
+    """
+    h = Harness(timeout=3.0).start()
+    reply = h.service.sendToServer(b"x", timeout=None)
+    h.clock.advance(100)
+    assert not reply.called
 
 
 def test_idleConnectionReplaced() -> None:

@@ -200,7 +200,8 @@ class SayStuffPromises(EndpointAndClockRules):
     """
     A L{SayStuffToServerService} on a clock, its server scripted: the
     server answers, in order, some of the lines written to it so far with
-    the same line (the bundled server's echo).
+    the same line (the bundled server's echo), except a poison line, on
+    which it drops the connection.
     """
 
     @initialize(
@@ -241,12 +242,16 @@ class SayStuffPromises(EndpointAndClockRules):
         self.producer = PausableProducer()
         self.stuff.registerProducer(self.producer)
         self.unsafe: set[bytes] = set()
+        self.poison: set[bytes] = set()
         self.requests: list[tuple[bytes, list[object]]] = []
         self.serial = 0
         self.answered: dict[int, int] = {}
         self.stops: list[Deferred[None]] = []
         self.worldCut = False
         self.heartbeat = heartbeat
+        # What each request is charged beyond its line: twice over with a
+        # timer.
+        self.overhead = REQUEST_OVERHEAD * (1 if timeout is None else 2)
         # When the last request settled, when each connection (by its
         # transport) last got a reply, and since when the current one is.
         self.settledAt = 0.0
@@ -310,6 +315,24 @@ class SayStuffPromises(EndpointAndClockRules):
         reply.addBoth(self.settled).addBoth(outcome.append)
         self.requests.append((line, outcome))
 
+    @rule()
+    def sendPoison(self) -> None:
+        """
+        A line that makes the server drop the connection whenever it reads
+        it: it is never answered, and it fails (after the resend limit,
+        or on a stop or a give-up) like any request.
+        """
+        self.serial += 1
+        line = b"POISON %d" % self.serial
+        try:
+            reply = self.stuff.sendToServer(line)
+        except (ServiceStoppedError, NotConnectedError, GaveUpConnecting):
+            return
+        self.poison.add(line)
+        outcome: list[object] = []
+        reply.addBoth(self.settled).addBoth(outcome.append)
+        self.requests.append((line, outcome))
+
     def settled(self, result: object) -> object:
         self.settledAt = self.clock.seconds()
         return result
@@ -339,10 +362,16 @@ class SayStuffPromises(EndpointAndClockRules):
         written = attempt.transport.value().split(b"\r\n")[:-1]
         done = self.answered.get(id(attempt), 0)
         todo = written[done : done + count]
+        poisoned = [n for n, line in enumerate(todo) if line in self.poison]
+        if poisoned:
+            todo = todo[: poisoned[0]]
         self.answered[id(attempt)] = done + len(todo)
         if todo:
             self.repliedAt[id(attempt.transport)] = self.clock.seconds()
             attempt.protocol.dataReceived(b"".join(line + b"\r\n" for line in todo))
+        if poisoned and not attempt.lost:
+            self.worldCut = True
+            attempt.lose()
 
     @rule()
     def closeWhatWasClosed(self) -> None:
@@ -366,17 +395,18 @@ class SayStuffPromises(EndpointAndClockRules):
         for line, result in self.requests:
             if result and not isinstance(result[0], Failure):
                 assert result == [line]
+                assert line not in self.poison, "a poison line was answered"
             if result and isinstance(result[0], Failure):
                 if result[0].check(MaybeDelivered):
                     assert writes[line] >= 1, "never written, yet maybe delivered"
             if not result:
-                pendingBytes += len(line) + REQUEST_OVERHEAD
+                pendingBytes += len(line) + self.overhead
             if line in self.unsafe:
                 assert writes[line] <= 1, "an at-most-once request written twice"
-        # Heartbeats are pending too, while they wait for their replies.
-        assert self.stuff.book.pendingBytes - pendingBytes in range(
-            0, 100 * (4 + REQUEST_OVERHEAD), 4 + REQUEST_OVERHEAD
-        )
+        # Heartbeats are pending too, while they wait for their replies
+        # (with their timer, twice the overhead).
+        beat = 4 + 2 * REQUEST_OVERHEAD
+        assert self.stuff.book.pendingBytes - pendingBytes in range(0, 100 * beat, beat)
         book = self.stuff.book
         assert book.awaited == sum(lane.awaited for lane in book._lanes)
         self.deadConnectionsReplaced()
@@ -477,9 +507,18 @@ class SayStuffPromises(EndpointAndClockRules):
                 for attempt in live(self.endpoint):
                     self.answer(attempt, 1000)
                 closing = [a for a in live(self.endpoint) if a.transport.disconnecting]
-                if self.stuff.state in ("connected", "gaveUp") and not closing:
+                # A poison line kills connections until it fails.
+                poisoned = any(
+                    line in self.poison and not outcome
+                    for line, outcome in self.requests
+                )
+                if self.stuff.state == "gaveUp" or (
+                    self.stuff.state == "connected" and not closing and not poisoned
+                ):
                     break
-                self.clock.advance(1)
+                # Poison lines, with nothing answered between, meet the
+                # policy's growing delays (up to a minute).
+                self.clock.advance(60 if poisoned else 1)
             # A policy that gives up may have, on an idle check's abort.
             assert self.stuff.state in ("connected", "gaveUp")
         if self.stuff.running and self.stuff.state == "connected":
@@ -639,13 +678,16 @@ def test_reconnectKeepsTheConnectionWhenNoNewOneComes() -> None:
 def test_oldConnectionLostWhileDrainingResendsOnTheNewOne() -> None:
     """
     A left-behind connection that drops before its replies came: what it
-    held is written again on the new connection (as after any cut).
+    held is written again on the new connection (as after any cut), alone,
+    once what the new one carries is answered.
     """
     stuff, clock, old, new, first = moved()
     second = stuff.sendToServer(b"second")
     old.lose()
+    assert new.transport.value() == b"second\r\n"
+    new.protocol.dataReceived(b"2\r\n")
     assert new.transport.value() == b"second\r\nfirst\r\n"
-    new.protocol.dataReceived(b"2\r\n1\r\n")
+    new.protocol.dataReceived(b"1\r\n")
     assert (outcome(first), outcome(second)) == (b"1", b"2")
     assert stuff.book.resent == 1
     stuff.stopService()

@@ -900,3 +900,29 @@ def test_exported(name: str, module: str) -> None:
 
     assert name in reconnect.__all__
     assert getattr(reconnect, name) is getattr(importlib.import_module(module), name)
+
+
+def test_failedHandshakeGoesOnInTheSamePass() -> None:
+    """
+    Over TLS, a server whose handshake fails (its certificate is not
+    accepted) fails in the pass: it is recorded as failed, and the same
+    pass goes on to the next server, through which the service connects.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7), srv("b.test", 7, priority=1)]
+    service = ClientService(endpoint, factory, clock=clock, retryPolicy=lambda n: 1.0)
+    service.startService()
+    connected = service.whenConnected(failAfterFailures=1)
+    endpoint.fakes["a.test", 7].last.succeed(tls=True)
+    endpoint.fakes["a.test", 7].last.lose(ConnectionRefusedError("bad certificate"))
+    assert trying(endpoint) == [("b.test", 7)]
+    endpoint.fakes["b.test", 7].last.succeed(tls=True)
+    endpoint.fakes["b.test", 7].last.completeHandshake()
+    assert outcome(connected) is not None
+    assert endpoint.current == "tcp:b.test:7"
+    health = {h.description: (h.failuresInARow, h.connects) for h in endpoint.health()}
+    assert health == {"tcp:a.test:7": (1, 0), "tcp:b.test:7": (0, 1)}
+    assert service.stats().failures == 0
+    service.stopService()
+    endpoint.fakes["b.test", 7].last.lose()
+    assert not clock.getDelayedCalls()

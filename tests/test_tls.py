@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 import pytest_twisted
@@ -23,9 +24,14 @@ from certificates import Authority, Issued
 from helpers import Process, freePort, sayStuffOnClock, until
 from OpenSSL import SSL
 from service_identity import VerificationError
-from twisted.internet import reactor
+from twisted.internet import reactor, ssl
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.endpoints import (
+    SSL4ClientEndpoint,
+    SSL4ServerEndpoint,
+    clientFromString,
+    serverFromString,
+)
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import (
     IHandshakeListener,
@@ -44,6 +50,8 @@ from reconnect import (
     AttemptTimedOut,
     ClientService,
     EndpointConnector,
+    FailoverEndpoint,
+    GaveUpConnecting,
     ReconnectingClientFactory,
     isCertificateError,
 )
@@ -282,6 +290,147 @@ def test_sayStuffWritesNothingBeforeTheHandshake() -> None:
     service.stopService()
     endpoint.last.lose()
     assert clock.getDelayedCalls() == []
+
+
+# What OpenSSL says when a TLS 1.3 server refuses the client's certificate
+# after the client's side of the handshake is done.
+CERTIFICATE_REQUIRED = SSL.Error(
+    [("SSL routines", "", "tlsv13 alert certificate required")]
+)
+
+
+def rejectedAfterHandshake(endpoint: FakeEndpoint) -> Any:
+    """
+    Connect, complete the handshake, then lose the connection as a TLS 1.3
+    server that refuses the client's certificate ends it.
+
+    @return: the protocol handed out.
+    """
+    endpoint.last.succeed(tls=True)
+    endpoint.last.completeHandshake()
+    protocol = endpoint.last.protocol
+    endpoint.last.lose(CERTIFICATE_REQUIRED)
+    return protocol
+
+
+def assertRejectedAgain(
+    service: ClientService, clock: Clock, endpoint: FakeEndpoint
+) -> None:
+    """
+    After a first refused connection, two more: each attempt comes only
+    after the policy's delay for one more failure in a row (C{n} seconds
+    after the C{n}th), never at once.
+    """
+    for failedAttempts in (1, 2, 3):
+        assert service.state == "waiting"
+        assert service.stats().failedAttempts == failedAttempts
+        if failedAttempts == 3:
+            return
+        clock.advance(failedAttempts - 0.001)
+        assert len(endpoint.attempts) == failedAttempts
+        clock.advance(0.001)
+        assert len(endpoint.attempts) == failedAttempts + 1
+        rejectedAfterHandshake(endpoint)
+
+
+def test_certificateRefusedAfterTheHandshakeIsAFailedAttempt() -> None:
+    """
+    A connection that ends with a certificate error (a TLS 1.3 server
+    refusing the client's certificate once the client's side of the
+    handshake is done) is a failed attempt, not a lost connection: it is
+    counted, the failures in a row are not reset by its connect, so the
+    policy's delays grow, and it is logged as an attempt failure naming the
+    error.  C{onDisconnected} hears of it (it was handed out).
+    """
+    events: list[dict[str, Any]] = []
+    lost: list[Failure] = []
+    clock = Clock()
+    endpoint = FakeEndpoint()
+    service = ClientService(
+        endpoint,
+        Factory.forProtocol(HandshakeRecorder),
+        clock=clock,
+        retryPolicy=lambda attempt: float(attempt),
+        onDisconnected=lambda protocol, reason: lost.append(reason),
+    )
+    service.startService()
+    first = service.whenConnected(failAfterFailures=2)
+    globalLogPublisher.addObserver(events.append)
+    try:
+        handedOut = rejectedAfterHandshake(endpoint)
+        assertRejectedAgain(service, clock, endpoint)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert first.result is handedOut._protocol
+    assert service.lastFailure is not None
+    assert isCertificateError(service.lastFailure)
+    assert [r.value for r in lost] == [CERTIFICATE_REQUIRED] * 3
+    stats = service.stats()
+    assert (stats.failures, stats.connects, stats.disconnects) == (3, 3, 3)
+    failed = [e for e in events if e["reconnectEvent"] == "attemptFailed"]
+    assert [e["delay"] for e in failed] == [1.0, 2.0, 3.0]
+    assert all("tlsv13 alert certificate required" in e["reason"] for e in failed)
+    assert not [e for e in events if e["reconnectEvent"] == "disconnected"]
+    stopAndCheck(service, clock, endpoint)
+
+
+def test_certificateRefusedAfterTheHandshakeCanBeFatal() -> None:
+    """
+    C{isFatal=isCertificateError} gives up on a certificate the server
+    refused after the handshake: the service is C{gaveUp}, and a waiter
+    fails with L{GaveUpConnecting} that carries the TLS error.
+    """
+    service, endpoint, clock = fakeService(isFatal=isCertificateError)
+    rejectedAfterHandshake(endpoint)
+    assert service.state == "gaveUp"
+    refused = service.whenConnected(failAfterFailures=2)
+    failure = refused.result
+    refused.addErrback(lambda _: None)
+    assert failure.check(GaveUpConnecting)
+    assert failure.value.failure.value is CERTIFICATE_REQUIRED
+    assert clock.getDelayedCalls() == []
+    service.stopService()
+
+
+def test_certificateRefusedIsNotFailedOverAtOnce() -> None:
+    """
+    With C{immediateFailover}, a steady connection that is lost is replaced
+    at once; one whose certificate the server refused is not: the next
+    attempt waits out the policy's delay.
+    """
+    service, endpoint, clock = fakeService(immediateFailover=True)
+    endpoint.last.succeed(tls=True)
+    endpoint.last.completeHandshake()
+    clock.advance(5.0)
+    endpoint.last.lose(CERTIFICATE_REQUIRED)
+    assert service.state == "waiting"
+    clock.advance(0.5)
+    assert len(endpoint.attempts) == 1
+    clock.advance(0.5)
+    assert len(endpoint.attempts) == 2
+    stopAndCheck(service, clock, endpoint)
+
+
+def test_certificateRefusedWhileHandingOver() -> None:
+    """
+    A refused connection that ends while its successor is being made (a
+    hand-over) calls the successor's attempt off and is judged as a failed
+    attempt too.
+    """
+    retired: list[object] = []
+    service, endpoint, clock = fakeService(retireConnection=retired.append)
+    endpoint.last.succeed(tls=True)
+    endpoint.last.completeHandshake()
+    current = endpoint.last
+    service.reconnect()
+    assert service.state == "handingOver"
+    successor = endpoint.last
+    current.lose(CERTIFICATE_REQUIRED)
+    assert successor.cancelled
+    assert service.state == "waiting"
+    assert service.stats().failures == 1
+    assert retired == []
+    stopAndCheck(service, clock, endpoint)
 
 
 @pytest.mark.parametrize(
@@ -528,16 +677,239 @@ async def test_silentServerTimesOut(authority: Authority) -> None:
         await port.stopListening()
 
 
+@pytest_twisted.ensureDeferred
+async def test_ssl4ClientEndpoint(
+    tlsServer: int, authority: Authority, stranger: Authority
+) -> None:
+    """
+    Over C{SSL4ClientEndpoint}, whose TLS layer tells the handshake through
+    the endpoint's own protocol wrapper, the attempt waits for it too: an
+    untrusted certificate fails the attempts, a trusted one connects.
+    """
+
+    def endpoint(roots: Authority) -> Any:
+        trust = ssl.trustRootFromCertificates(
+            [ssl.Certificate.loadPEM(roots.rootFile.read_bytes())]
+        )
+        return SSL4ClientEndpoint(
+            reactor,
+            "127.0.0.1",
+            tlsServer,
+            ssl.optionsForClientTLS("localhost", trustRoot=trust),
+        )
+
+    service, failure = await giveUpOn(endpoint(stranger))
+    assert isCertificateError(failure)
+    service = ClientService(endpoint(authority), Factory.forProtocol(Recorder))
+    service.startService()
+    try:
+        protocol = await service.whenConnected(failAfterFailures=1)
+        assert protocol.transport.getPeerCertificate() is not None
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_failoverPastABadCertificate(
+    tmp_path: Path, tlsServer: int, authority: Authority
+) -> None:
+    """
+    A L{FailoverEndpoint} whose first server's certificate is not trusted
+    goes on, in the same pass, to the second, whose is: the service
+    connects with no failed attempt, and the first server's record says it
+    failed.
+    """
+    other = Authority(tmp_path / "other", "another CA").issue("localhost")
+    untrusted = await serverFromString(
+        reactor,
+        f"ssl:0:interface=127.0.0.1:privateKey={other.key}:certKey={other.certificate}",
+    ).listen(Factory.forProtocol(Echo))
+    try:
+        endpoint = FailoverEndpoint(
+            [
+                tlsDescription(untrusted.getHost().port, authority.roots),
+                tlsDescription(tlsServer, authority.roots),
+            ],
+            reactor=reactor,
+        )
+        service = ClientService(
+            endpoint, Factory.forProtocol(Recorder), retryPolicy=lambda n: 0.1
+        )
+        service.startService()
+        try:
+            protocol = await service.whenConnected(failAfterFailures=1)
+            assert protocol.transport.getPeerCertificate() is not None
+            assert service.stats().failures == 0
+            first, second = endpoint.health()
+            assert (first.failuresInARow, first.connects) == (1, 0)
+            assert (second.connects, second.current) == (1, True)
+        finally:
+            await service.stopService()
+    finally:
+        await untrusted.stopListening()
+
+
+# A server that requires a client certificate.
+
+
+@asynccontextmanager
+async def clientCertificateServer(
+    issued: Issued, authority: Authority, tls12: bool
+) -> AsyncIterator[int]:
+    """
+    A TLS echo server in this process that requires a client certificate
+    issued by C{authority}; with C{tls12}, it speaks TLS 1.2 at most.  Its
+    value is its port.
+    """
+    certificate = ssl.PrivateCertificate.loadPEM(issued.pem())
+    options = ssl.CertificateOptions(
+        privateKey=certificate.privateKey.original,
+        certificate=certificate.original,
+        verify=True,
+        requireCertificate=True,
+        caCerts=[ssl.Certificate.loadPEM(authority.rootFile.read_bytes()).original],
+        lowerMaximumSecurityTo=ssl.TLSVersion.TLSv1_2 if tls12 else None,
+    )
+    port = await SSL4ServerEndpoint(reactor, 0, options, interface="127.0.0.1").listen(
+        Factory.forProtocol(Echo)
+    )
+    try:
+        yield port.getHost().port
+    finally:
+        await port.stopListening()
+
+
+def withClientCertificate(endpoint: str, issued: Optional[Issued]) -> Any:
+    """
+    The C{tls:} endpoint C{endpoint}, presenting C{issued} as the client's
+    certificate, if given.
+    """
+    if issued is not None:
+        endpoint += f":certificate={issued.certificate}:privateKey={issued.key}"
+    return clientFromString(reactor, endpoint)
+
+
+def tlsDescription(port: int, roots: Path) -> str:
+    return f"tls:localhost:{port}:endpoint=tcp\\:127.0.0.1\\:{port}:trustRoots={roots}"
+
+
+async def untilGaveUp(endpoint: Any, **kwargs: Any) -> ClientService:
+    """
+    Run a service whose policy waits a tenth of a second after each of the
+    first two failed attempts in a row and gives up at the third, until it
+    gives up (within 10 seconds).
+    """
+    service = ClientService(
+        endpoint,
+        Factory.forProtocol(Recorder),
+        retryPolicy=lambda attempt: 0.1 if attempt < 3 else None,
+        **kwargs,
+    )
+    service.startService()
+    try:
+        await until(lambda: service.state == "gaveUp", timeout=10.0)
+    finally:
+        await service.stopService()
+    return service
+
+
+@pytest.mark.parametrize(
+    "tls12, presented, certificateError",
+    [
+        (False, "none", True),
+        (False, "stranger's", True),
+        (True, "none", False),
+        (True, "stranger's", True),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_clientCertificateRefused(
+    tmp_path: Path,
+    issued: Issued,
+    authority: Authority,
+    stranger: Authority,
+    tls12: bool,
+    presented: str,
+    certificateError: bool,
+) -> None:
+    """
+    A server that requires a client certificate, and gets none or one from
+    another authority, refuses it: under TLS 1.3 after the client's side of
+    the handshake is done, under TLS 1.2 within the handshake.  Either way
+    each try is a failed attempt, counted in a row (the connects under TLS
+    1.3 reset nothing), so a policy that gives up at the third does.  The
+    failure is a certificate error, but for TLS 1.2's missing certificate,
+    which the server tells only as a C{handshake failure}.
+    """
+    clientCertificate = None if presented == "none" else stranger.issue("client")
+    async with clientCertificateServer(issued, authority, tls12) as port:
+        endpoint = withClientCertificate(
+            tlsDescription(port, authority.roots), clientCertificate
+        )
+        lost: list[Failure] = []
+        service = await untilGaveUp(
+            endpoint, onDisconnected=lambda protocol, reason: lost.append(reason)
+        )
+    stats = service.stats()
+    assert (stats.failures, stats.failedAttempts) == (3, 3)
+    assert service.lastFailure is not None
+    assert isCertificateError(service.lastFailure) is certificateError
+    # Under TLS 1.3, each refused connection was handed out first.
+    assert len(lost) == (0 if tls12 else 3)
+    assert all(isCertificateError(reason) for reason in lost)
+
+
+@pytest_twisted.ensureDeferred
+async def test_clientCertificateRefusedIsFatal(
+    issued: Issued, authority: Authority
+) -> None:
+    """
+    With C{isFatal=isCertificateError}, a TLS 1.3 server that refuses the
+    client's certificate after the handshake is given up on at once.
+    """
+    async with clientCertificateServer(issued, authority, tls12=False) as port:
+        service = await untilGaveUp(
+            withClientCertificate(tlsDescription(port, authority.roots), None),
+            isFatal=isCertificateError,
+        )
+    assert service.stats().failures == 1
+    assert service.lastFailure is not None
+    assert "certificate required" in service.lastFailure.getErrorMessage()
+
+
+@pytest_twisted.ensureDeferred
+async def test_clientCertificateAccepted(issued: Issued, authority: Authority) -> None:
+    """
+    With a client certificate from the authority the server trusts, the
+    service connects, and stays connected: a line goes there and back.
+    """
+    async with clientCertificateServer(issued, authority, tls12=False) as port:
+        endpoint = withClientCertificate(
+            tlsDescription(port, authority.roots), authority.issue("client")
+        )
+        service = ClientService(endpoint, Factory.forProtocol(Recorder))
+        service.startService()
+        try:
+            protocol = await service.whenConnected(failAfterFailures=1)
+            protocol.transport.write(b"hello")
+            await until(lambda: protocol.received == b"hello", 10.0)
+            assert service.state == "connected"
+            assert service.stats().disconnects == 0
+        finally:
+            await service.stopService()
+
+
 # A TLS server no one here wrote.
 
 OPENSSL = shutil.which("openssl")
 
 
-@pytest_twisted.async_yield_fixture
-async def sServer(issued: Issued) -> AsyncIterator[int]:
+@asynccontextmanager
+async def opensslServer(issued: Issued, *options: str) -> AsyncIterator[int]:
     """
-    C{openssl s_server} answering each line reversed, on a free port; the
-    fixture's value is the port, once the server has said it accepts.
+    C{openssl s_server} answering each line reversed, on a free port, with
+    C{options} besides; its value is the port, once the server has said it
+    accepts.
     """
     if OPENSSL is None:
         pytest.skip("the openssl command is not on this machine")
@@ -556,6 +928,7 @@ async def sServer(issued: Issued) -> AsyncIterator[int]:
             str(issued.certificate),
             "-key",
             str(issued.key),
+            *options,
         ],
         env=None,
     )
@@ -567,6 +940,15 @@ async def sServer(issued: Issued) -> AsyncIterator[int]:
         if not process.ended.called:
             process.transport.signalProcess("KILL")
         await process.ended
+
+
+@pytest_twisted.async_yield_fixture
+async def sServer(issued: Issued) -> AsyncIterator[int]:
+    """
+    C{openssl s_server}, as L{opensslServer} starts it.
+    """
+    async with opensslServer(issued) as port:
+        yield port
 
 
 @pytest_twisted.ensureDeferred
@@ -590,6 +972,37 @@ async def test_opensslServer(
         await service.stopService()
     service, failure = await giveUpOn(tlsEndpoint(sServer, stranger.roots))
     assert isCertificateError(failure)
+
+
+@pytest_twisted.ensureDeferred
+async def test_opensslServerRequiresAClientCertificate(
+    issued: Issued, authority: Authority
+) -> None:
+    """
+    Against C{openssl s_server -Verify 1} (a client certificate required),
+    a client with none fails its attempts with the server's certificate
+    error and gives up as its policy says; with one the server trusts, it
+    connects.
+    """
+    async with opensslServer(
+        issued, "-Verify", "1", "-CAfile", str(authority.rootFile)
+    ) as port:
+        description = tlsDescription(port, authority.roots)
+        service = await untilGaveUp(withClientCertificate(description, None))
+        assert service.stats().failures == 3
+        assert service.lastFailure is not None
+        assert isCertificateError(service.lastFailure)
+        service = ClientService(
+            withClientCertificate(description, authority.issue("client")),
+            Factory.forProtocol(Recorder),
+        )
+        service.startService()
+        try:
+            protocol = await service.whenConnected(failAfterFailures=1)
+            protocol.transport.write(b"hello\n")
+            await until(lambda: b"olleh" in protocol.received)
+        finally:
+            await service.stopService()
 
 
 class RecordingReconnectingFactory(ReconnectingClientFactory):

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Optional
 
+from OpenSSL import SSL
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IProtocol, IProtocolFactory
 from twisted.internet.protocol import Factory, Protocol
@@ -30,6 +31,12 @@ from reconnect._machine import _INPUTS, _ClientMachine, _compiled
 from reconnect.testing import FakeAttempt, FakeEndpoint
 
 Step = tuple[Any, ...]
+
+
+# What a connection whose certificate the peer refused ends with.
+CERTIFICATE_REFUSED = SSL.Error(
+    [("SSL routines", "", "tlsv13 alert certificate required")]
+)
 
 
 class Boom(Exception):
@@ -284,7 +291,11 @@ class World:
                 attempt.fail()
         elif name == "lose":
             live = self.liveConnections()
-            if live:
+            if live and args[0] == "refused":
+                # As a TLS 1.3 server that refuses the client's certificate
+                # once the handshake is done ends the connection.
+                live[-1].lose(CERTIFICATE_REFUSED)
+            elif live:
                 live[-1 if args[0] == "newest" else 0].lose()
         elif name == "prepared":
             if self.mood.prepared:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Optional
+from typing import Any, Optional
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionLost
@@ -38,6 +38,17 @@ from ._errors import (
 
 WriteLines = Callable[[Sequence[bytes]], None]
 
+#: L{RequestBook.submit}'s C{timeout} when the request takes the book's.
+BOOK_TIMEOUT: Any = object()
+
+
+def _suspicion(request: _Request) -> tuple[bool, int]:
+    """
+    The order in which suspects are written: those that never died alone
+    first, then the oldest first.
+    """
+    return (request.alone > 0, request.serial)
+
 
 class _Request:
     """
@@ -49,6 +60,12 @@ class _Request:
     @ivar writes: how many times the line was written (each write but the
         last one's connection died before the reply came).
     @ivar lane: the lane it was last written on, if it was.
+    @ivar alone: how many of those connections died while this line was
+        the only one written on them and unanswered: each time, the line
+        is the likely cause (a "poison" line).
+    @ivar serial: the order in which requests were accepted.
+    @ivar cost: the bytes it is charged while held: its line, plus the
+        book's C{requestOverhead}, twice over if it has a timer.
     """
 
     __slots__ = (
@@ -60,6 +77,9 @@ class _Request:
         "idempotent",
         "writes",
         "lane",
+        "alone",
+        "serial",
+        "cost",
     )
 
     def __init__(self, line: bytes, book: RequestBook, idempotent: bool) -> None:
@@ -70,6 +90,9 @@ class _Request:
         self.abandoned = False
         self.writes = 0
         self.lane: Optional[Lane] = None
+        self.alone = 0
+        self.serial = 0
+        self.cost = 0
         self.deferred: Deferred[bytes] = Deferred(self)
 
     heartbeat = False
@@ -114,6 +137,8 @@ class Lane:
         "_whenDrained",
         "awaited",
         "progressAt",
+        "probed",
+        "innocentsNext",
     )
 
     def __init__(
@@ -131,6 +156,10 @@ class Lane:
         self._whenDrained: Optional[Callable[[], object]] = None
         self.awaited = 0
         self.progressAt = book._clock.seconds()
+        # While the book probes suspects on this lane: whether one was
+        # written alone on it yet, and whose turn the next write is.
+        self.probed = False
+        self.innocentsNext = True
 
     def holdWrites(self, held: list[bytes]) -> None:
         """
@@ -179,7 +208,6 @@ class Lane:
         """
         book = self._book
         popleft = self.inFlight.popleft
-        overhead = book._overhead
         if lines:
             self.progressAt = book._clock.seconds()
         for line in lines:
@@ -197,10 +225,12 @@ class Lane:
             self.awaited -= 1
             book.awaited -= 1
             book.answered += 1
-            book.pendingBytes -= len(request.line) + overhead
+            book.pendingBytes -= request.cost
             if book._paused:
                 book._maybeResume()
             request.deferred.callback(line)
+        if book._direct is None and book._current is self:
+            book._pump()
         if self.draining:
             self._checkDrained()
         if book._idleWaiters:
@@ -213,7 +243,7 @@ class Lane:
         """
         book = self._book
         if book._current is self:
-            book._current = None
+            book._current = book._direct = None
         self.draining = True
         self._whenDrained = whenDrained
         self._checkDrained()
@@ -232,16 +262,20 @@ class Lane:
 
     def detach(self, reason: Failure) -> None:
         """
-        The connection is gone.  Its requests in flight are written again
-        on the current lane, or go back to the front of the queue (or fail,
-        if not resending); abandoned ones are dropped.
+        The connection is gone.  Its requests in flight become suspects,
+        written again with care (see L{RequestBook}), or fail, if not
+        resent; abandoned ones are dropped.  One that was the only line
+        written and unanswered on it is the likely cause: it is marked so.
         """
         self._whenDrained = None
         inFlight, self.inFlight = self.inFlight, deque()
         live = [r for r in inFlight if not r.abandoned]
         self.awaited = 0
+        alone = len(inFlight) == 1 and bool(live)
+        if alone:
+            live[0].alone += 1
         self._book.awaited -= len(live)
-        self._book._lost(self, live, reason)
+        self._book._lost(self, live, reason, alone)
 
 
 class RequestBook:
@@ -252,6 +286,22 @@ class RequestBook:
     joins its lane's in-flight FIFO; otherwise it waits in the queue, which
     is written in order as soon as a connection is attached.  Replies answer
     their lane's requests in order.
+
+    Requests that were written on a connection that died unanswered are
+    I{suspects}: one of them may be a line that makes the server drop the
+    connection.  After a loss with no reply since the loss before it (or
+    since the start), the next connection writes one request at a time
+    (the oldest that never died alone first) until a reply comes.  While
+    there are suspects, the current connection I{probes}
+    instead of pipelining: it writes a batch only once every request it
+    carries is answered (or abandoned), and never puts a suspect beside a
+    request that has not died.  On each connection the oldest suspect goes
+    first, alone, then the other suspects that never died alone, together;
+    then the queue (requests never written) and the suspects that died
+    alone take turns, the queue first, each of those suspects alone.  A
+    request that dies alone is charged its write, as every request written
+    on a connection that died is; one that was held back is not.  Once no
+    suspect is left, pipelining resumes.
 
     @ivar pendingBytes: what the requests accepted and not yet settled
         (queued or in flight) cost: their lines' bytes plus
@@ -283,6 +333,8 @@ class RequestBook:
         pressure: Callable[[bool], object] = lambda paused: None,
         requestOverhead: int = 0,
         resendLimit: Optional[int] = None,
+        lost: Callable[[Lane, int], object] = lambda lane, inFlight: None,
+        queuedWhileDisconnected: Callable[[], object] = lambda: None,
     ) -> None:
         """
         @param idempotent: the default of L{submit}'s C{idempotent}.
@@ -296,14 +348,21 @@ class RequestBook:
             C{False} (resume).
         @param requestOverhead: the bytes each request is charged on top of
             its line, in C{queueBytes} and C{pendingBytes}: what holding it
-            costs, so that empty lines are not free.
+            costs, so that empty lines are not free.  One with a timeout is
+            charged twice as much: its timer about doubles what it holds.
         @param resendLimit: how many times a request may be written again
             after its connection died; one whose connection dies after
             that many resends fails with L{MaybeDelivered}.  C{None}: no
             limit.
+        @param lost: called with a lane whose connection died and the number
+            of requests that awaited their replies on it, once the book has
+            dealt with them.
+        @param queuedWhileDisconnected: called when a request is queued
+            while no connection is attached.
         """
         self._clock = clock
         self._overhead = requestOverhead
+        self._timerOverhead = 2 * requestOverhead
         self._resendLimit = resendLimit
         self.awaited = 0
         self._queueSize = queueSize
@@ -324,7 +383,16 @@ class RequestBook:
         self._paused = False
         self.pendingBytes = 0
         self._queued: deque[_Request] = deque()
+        self._suspects: deque[_Request] = deque()
+        self._serial = 0
+        self._careful = False
+        self._repliesAtLoss = 0
+        self._lostHook = lost
+        self._queuedHook = queuedWhileDisconnected
+        # The attached lane, and the lane new requests are written on at
+        # once: the same, but None while probing.
         self._current: Optional[Lane] = None
+        self._direct: Optional[Lane] = None
         self._lanes: list[Lane] = []
         self._idleWaiters: list[Deferred[None]] = []
         self.accepting = True
@@ -339,9 +407,26 @@ class RequestBook:
     @property
     def queued(self) -> int:
         """
-        Requests waiting for a connection.
+        Requests waiting to be written (suspects included).
         """
-        return len(self._queued)
+        return len(self._queued) + len(self._suspects)
+
+    def hasInnocentWaiting(self) -> bool:
+        """
+        Whether a request waits to be written that never died alone on a
+        connection: one never written, or a suspect not yet caught alone.
+        """
+        if self._queued:
+            return True
+        return any(not request.alone for request in self._suspects)
+
+    @property
+    def probing(self) -> bool:
+        """
+        Whether a connection is attached that does not pipeline: suspects
+        wait to be written with care (see the class's docstring).
+        """
+        return self._current is not None and self._direct is None
 
     @property
     def inFlight(self) -> int:
@@ -369,14 +454,14 @@ class RequestBook:
     def submit(
         self,
         line: bytes,
-        timeout: Optional[float] = None,
+        timeout: Optional[float] = BOOK_TIMEOUT,
         idempotent: Optional[bool] = None,
     ) -> Deferred[bytes]:
         """
         Accept a request for C{line} (already validated).
 
-        @param timeout: seconds to wait for the reply; C{None} for the
-            book's default.
+        @param timeout: seconds to wait for the reply; C{None} for no
+            limit; by default, the book's.
         @param idempotent: whether the request may run twice: if so, one
             written and unanswered when its connection drops is written
             again; if not, it fails with L{MaybeDelivered}.  C{None} for
@@ -393,14 +478,21 @@ class RequestBook:
         request = _Request(
             line, self, self._idempotent if idempotent is None else idempotent
         )
-        lane = self._current
-        size = len(line) + self._overhead
+        self._serial += 1
+        request.serial = self._serial
+        if timeout is BOOK_TIMEOUT:
+            timeout = self._timeout
+        lane = self._direct
+        size = len(line) + (self._overhead if timeout is None else self._timerOverhead)
+        request.cost = size
         if lane is None:
-            if not self._queueWhileDisconnected:
+            disconnected = self._current is None
+            if disconnected and not self._queueWhileDisconnected:
                 raise NotConnectedError("not connected to the server")
-            if len(self._queued) >= self._queueSize:
+            queued = len(self._queued) + len(self._suspects)
+            if queued >= self._queueSize:
                 raise QueueFullError(
-                    f"{len(self._queued)} requests already wait for a connection "
+                    f"{queued} requests already wait for a connection "
                     f"(queueSize={self._queueSize})"
                 )
             if (
@@ -410,12 +502,15 @@ class RequestBook:
                 raise QueueFullError(
                     "the requests waiting for a connection already take "
                     f"{self._queuedBytes} of queueBytes={self._queueBytes} "
-                    f"bytes (each counted as its line + {self._overhead})"
+                    f"bytes (each counted as its line + {self._overhead}, twice "
+                    "that with a timeout)"
                 )
             self._queued.append(request)
             self._queuedBytes += size
-            if len(self._queued) >= self._queueSize and not self._paused:
+            if queued + 1 >= self._queueSize and not self._paused:
                 self._setPaused(True)
+            if disconnected:
+                self._queuedHook()
         else:
             if not lane.awaited:
                 lane.progressAt = self._clock.seconds()
@@ -429,8 +524,6 @@ class RequestBook:
         self.pendingBytes += size
         if self.pendingBytes >= self._highWater and not self._paused:
             self._setPaused(True)
-        if timeout is None:
-            timeout = self._timeout
         if timeout is not None:
             request.timer = self._clock.callLater(timeout, self._timedOut, request)
         return request.deferred
@@ -445,11 +538,12 @@ class RequestBook:
 
         @raise NotConnectedError: if no connection takes requests.
         """
-        lane = self._current
+        lane = self._direct
         if lane is None:
             raise NotConnectedError("no connection to send a heartbeat on")
         request = _Heartbeat(line, self, False)
-        self.pendingBytes += len(line) + self._overhead
+        request.cost = len(line) + self._timerOverhead
+        self.pendingBytes += request.cost
         lane.write([request])
         request.timer = self._clock.callLater(timeout, self._timedOut, request)
         return request.deferred
@@ -467,7 +561,10 @@ class RequestBook:
         self._pressure(paused)
 
     def _maybeResume(self) -> None:
-        if self.pendingBytes <= self._lowWater and len(self._queued) < self._queueSize:
+        if (
+            self.pendingBytes <= self._lowWater
+            and len(self._queued) + len(self._suspects) < self._queueSize
+        ):
             self._setPaused(False)
 
     def attach(
@@ -477,7 +574,8 @@ class RequestBook:
     ) -> Lane:
         """
         A connection is ready: it takes new requests from now on, and
-        everything queued is written on it, in order.
+        everything queued is written on it, in order (with suspects, it
+        probes first).
 
         @param writeLine: writes one line (by default, through
             C{writeLines}).
@@ -486,32 +584,110 @@ class RequestBook:
         lane = Lane(self, writeLines, writeLine)
         self._lanes.append(lane)
         self._current = lane
-        if self._queued:
-            queued, self._queued = self._queued, deque()
-            self._queuedBytes = 0
-            lane.write(list(queued))
+        self._direct = None
+        self._pump()
+        return lane
+
+    def _pump(self) -> None:
+        """
+        While probing, write the next batch on the current lane once every
+        request it carries is answered or abandoned; with no suspect left,
+        write the queue and pipeline again.
+        """
+        lane = self._current
+        if lane is None or self._direct is not None:
+            return
+        for request in lane.inFlight:
+            if not request.abandoned:
+                return
+        suspects, queued = self._suspects, self._queued
+        if self._careful and self.replies == self._repliesAtLoss:
+            self._writeOne(lane)
+            return
+        self._careful = False
+        convicted = bool(suspects) and suspects[0].alone > 0
+        if not suspects or (convicted and queued and lane.innocentsNext):
+            if suspects:
+                lane.innocentsNext = False
+                self._queuedBytes -= sum(r.cost for r in queued)
+            else:
+                self._direct = lane
+                self._queuedBytes = 0
+            if queued:
+                self._queued = deque()
+                lane.write(list(queued))
             if self._paused:
                 self._maybeResume()
-        return lane
+            return
+        lane.innocentsNext = True
+        if convicted or not lane.probed:
+            lane.probed = True
+            batch = [suspects.popleft()]
+        else:
+            batch = []
+            while suspects and not suspects[0].alone:
+                batch.append(suspects.popleft())
+        self._queuedBytes -= sum(r.cost for r in batch)
+        lane.write(batch)
+        if self._paused:
+            self._maybeResume()
 
     def closing(self) -> None:
         """
         The current connection is being closed: new requests wait for the
         next one rather than being written on it.
         """
-        self._current = None
+        self._current = self._direct = None
 
-    def _lost(self, lane: Lane, live: list[_Request], reason: Failure) -> None:
+    def _writeOne(self, lane: Lane) -> None:
+        """
+        Write one request alone on C{lane}: the oldest of those that never
+        died alone, else the oldest suspect; with nothing waiting, pipeline
+        again.
+        """
+        suspects, queued = self._suspects, self._queued
+        source: Optional[deque[_Request]] = None
+        if suspects and not suspects[0].alone:
+            source = suspects
+        if queued and (source is None or queued[0].serial < suspects[0].serial):
+            source = queued
+        if source is None:
+            source = suspects
+        if not source:
+            self._direct = lane
+            return
+        request = source.popleft()
+        self._queuedBytes -= request.cost
+        lane.write([request])
+        if self._paused:
+            self._maybeResume()
+
+    def _lost(
+        self, lane: Lane, live: list[_Request], reason: Failure, alone: bool = False
+    ) -> None:
+        """
+        C{lane}'s connection died with C{live} written and awaited (C{alone}:
+        only one request was written and unanswered on it).  A request
+        that died alone is the likely cause: it is written again alone, and
+        so does not draw on the resend budget (the resend limit bounds it).
+        """
         self._lanes.remove(lane)
         if self._current is lane:
-            self._current = None
+            self._current = self._direct = None
+        if live:
+            # No reply since the last such loss: the next connection writes
+            # one request at a time until one is answered.
+            self._careful = self.replies == self._repliesAtLoss
+            self._repliesAtLoss = self.replies
         why = reason.getErrorMessage().rstrip(".")
         if any(request.heartbeat for request in live):
             beats = [request for request in live if request.heartbeat]
             live = [request for request in live if not request.heartbeat]
             self._failEach(beats, ConnectionLost(why))
+        inFlight = len(live)
         if not (self._resend and self.accepting):
             self._failMaybeDelivered(live, MaybeDelivered(why))
+            self._lostHook(lane, inFlight)
             return
         again = [request for request in live if request.idempotent]
         if len(again) < len(live):
@@ -528,7 +704,7 @@ class RequestBook:
                     "times it was written: not written again"
                 ),
             )
-        if again and self._budget is not None:
+        if again and self._budget is not None and not alone:
             allowed = self._budget.grant(
                 len(again),
                 self.answered - self._answeredAtGrant,
@@ -542,15 +718,15 @@ class RequestBook:
                     ResendBudgetExhausted(f"{why}; not resent: over the resend budget"),
                 )
         self.resent += len(again)
-        if self._current is not None:
-            if again:
-                self._current.write(again)
-        else:
-            self._queued.extendleft(reversed(again))
-            self._queuedBytes += sum(
-                len(request.line) + self._overhead for request in again
-            )
+        if again:
+            self._suspects = deque(sorted([*self._suspects, *again], key=_suspicion))
+            self._queuedBytes += sum(request.cost for request in again)
+            if self._current is not None:
+                self._direct = None
+                self._current.probed = False
+                self._pump()
         self._checkIdle()
+        self._lostHook(lane, inFlight)
 
     def _failMaybeDelivered(
         self, requests: list[_Request], error: MaybeDelivered
@@ -578,6 +754,8 @@ class RequestBook:
         Fail every request, queued or in flight, with C{error}.
         """
         queued, self._queued = self._queued, deque()
+        queued.extendleft(reversed(self._suspects))
+        self._suspects = deque()
         self._queuedBytes = 0
         inFlight: list[_Request] = []
         for lane in self._lanes:
@@ -599,7 +777,7 @@ class RequestBook:
     def _checkIdle(self) -> None:
         for lane in [lane for lane in self._lanes if lane.draining]:
             lane._checkDrained()
-        if self._idleWaiters and not self._queued:
+        if self._idleWaiters and not self._queued and not self._suspects:
             if all(lane.idle() for lane in self._lanes):
                 self._fireIdleWaiters()
 
@@ -623,7 +801,7 @@ class RequestBook:
         """
         C{request} failed or was withdrawn: its bytes are pending no more.
         """
-        self.pendingBytes -= len(request.line) + self._overhead
+        self.pendingBytes -= request.cost
         if self._paused:
             self._maybeResume()
 
@@ -644,7 +822,10 @@ class RequestBook:
         self._settled(request)
         if request in self._queued:
             self._queued.remove(request)
-            self._queuedBytes -= len(request.line) + self._overhead
+            self._queuedBytes -= request.cost
+        elif request in self._suspects:
+            self._suspects.remove(request)
+            self._queuedBytes -= request.cost
         else:
             self.awaited -= 1
             lane = request.lane
@@ -652,6 +833,8 @@ class RequestBook:
                 lane.awaited -= 1
                 if not lane.awaited:
                     lane.progressAt = self._clock.seconds()
+            if self._direct is None:
+                self._pump()
         self._checkIdle()
 
     def _timedOut(self, request: _Request) -> None:

@@ -22,7 +22,7 @@ from twisted.python.usage import Options as _Options
 from twisted.python.usage import UsageError
 from zope.interface import implementer
 
-from .._describe import TLSNotInstalled, clientEndpoint
+from .._describe import TLSNotInstalled, clientEndpoint, parseFailure
 
 DEFAULT_PORT = 65432
 
@@ -81,9 +81,26 @@ def nonNegativeFloat(value: str) -> float:
 
 
 def positiveFloat(value: str) -> float:
-    number = nonNegativeFloat(value)
-    if number == 0:
-        raise ValueError("must be more than 0")
+    return floatAbove(value, 0, orEqual=False)
+
+
+def factorFloat(value: str) -> float:
+    return floatAbove(value, 1, orEqual=True)
+
+
+def floatAbove(value: str, least: float, orEqual: bool) -> float:
+    """
+    C{value} as a finite number above C{least} (or equal to it if
+    C{orEqual}): one message for every number out of that range.
+    """
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"not a number: {value!r}") from None
+    inRange = number >= least if orEqual else number > least
+    if not (inRange and number != float("inf")):
+        rule = f">= {least}" if orEqual else f"> {least}"
+        raise ValueError(f"must be a finite number {rule}, not {value}")
     return number
 
 
@@ -173,11 +190,11 @@ def checkClientEndpoint(option: str, description: str) -> None:
     @raise UsageError: if C{description} is not a client endpoint string.
     """
     try:
-        endpoint = clientEndpoint(_NO_REACTOR, description)
+        endpoint = clientEndpoint(_NO_REACTOR, description, f"--{option}")
     except TLSNotInstalled as error:
         raise UsageError(f"--{option}: {error}") from None
-    except Exception as error:
-        raise UsageError(f"--{option}: bad endpoint {description!r}: {error}") from None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     checkPortOf(option, description, endpoint, least=1)
 
 
@@ -188,7 +205,9 @@ def checkServerEndpoint(option: str, description: str) -> None:
     try:
         endpoint = serverFromString(_NO_REACTOR, description)
     except Exception as error:
-        raise UsageError(f"--{option}: bad endpoint {description!r}: {error}") from None
+        raise UsageError(
+            f"--{option}: bad endpoint {description!r}: {parseFailure(error)}"
+        ) from None
     checkPortOf(option, description, endpoint, least=0)
 
 

@@ -67,11 +67,15 @@ class SayStuffClientProtocol(Protocol):
         self._lineReaders: list[Deferred[bytes]] = []
         self.lane: Optional[Lane] = None
         self.overdue: Optional[IDelayedCall] = None
+        self._strayLine = False
 
     def attach(self) -> Lane:
         """
-        Take requests from the book: from now on, replies answer them.
+        Take requests from the book: from now on, replies answer them.  A
+        line the server had begun before (part of it is buffered) is not
+        one.
         """
+        self._strayLine = bool(self._buffer)
         self.lane = self._book.attach(self.writeLines, self.writeLine)
         return self.lane
 
@@ -180,13 +184,23 @@ class SayStuffClientProtocol(Protocol):
     def _greetings(self, lines: list[bytes]) -> list[bytes]:
         """
         Before the connection is attached, hand C{lines} to those waiting
-        in L{readLine}.
+        in L{readLine}.  Every line of a read that came before the
+        connection was attached came before any request was written, even
+        if a reader attached it (the connection is attached as soon as
+        C{prepareConnection} is done): none is a reply.
 
-        @return: the lines left for the lane (none before it is attached).
+        @return: the lines left for the lane (none if it was not attached
+            when they came).
         @raise ServerProtocolError: if a line comes before the connection is
             attached and nobody reads it.
         """
-        while lines and self.lane is None:
+        if self.lane is not None and not self._strayLine:
+            return lines
+        if self.lane is not None and lines:
+            raise ServerProtocolError(
+                "the server sent a line before any request was written", lines[0]
+            )
+        while lines:
             if not self._lineReaders:
                 raise ServerProtocolError(
                     "the server sent a line before any request was written",

@@ -9,18 +9,21 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Optional
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionAborted
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import ILogObserver, Logger, textFileLogObserver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ._errors import ServiceStoppedError
 from ._service import SayStuffToServerService
 
 
@@ -31,6 +34,13 @@ def describeFailure(failure: Failure) -> bytes:
     message = failure.getErrorMessage().replace("\r", " ").replace("\n", " ")
     return f"ERROR {failure.type.__name__}: {message}".encode()  # type: ignore[union-attr]
 
+
+STOPPED_ANSWER = describeFailure(
+    Failure(ServiceStoppedError("the relay stopped before sending this line"))
+)
+"""
+The answer, at a stop, to each line read from a client and never sent on.
+"""
 
 DEFAULT_MAX_OWED = 256
 DEFAULT_MAX_OWED_BYTES = 256 * 1024
@@ -87,6 +97,12 @@ class RelayProtocol(Protocol):
     in its place, the same however its bytes arrive, and the lines after
     it are read as usual.  When the client ends its input (a half-close),
     the lines it sent are answered, then the connection is closed.
+
+    When the connection is lost, the lines read and not yet sent are
+    dropped, and the requests not yet written to the server are withdrawn
+    (cancelled): nobody is left to read their answers.  At a stop, the
+    lines read and not yet sent are not sent: each is answered with
+    L{STOPPED_ANSWER}, written as fast as the client reads.
     """
 
     lineEnding = b"\r\n"
@@ -116,8 +132,10 @@ class RelayProtocol(Protocol):
         self._peerEnded = False
         self._ended = False
         self._lingering = False
+        self._unsentAtStop = 0
         self._writes = _Pacer(self, "writes")
         self.lastHeard = 0.0
+        self.stalledSince: Optional[float] = None
         self.errors = 0
 
     @property
@@ -144,9 +162,15 @@ class RelayProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closed = True
+        self._inputEnded = True
+        self._buffer = b""
+        self._unsentAtStop = 0
         self._service.unregisterProducer(self)
         if self._clients is not None:
             self._clients.discard(self)
+        for slot in list(self._answers):
+            if not slot[0] and _unwritten(slot[3]):
+                slot[3].cancel()
 
     # The service pauses and resumes its producers through these.
     def pauseProducing(self) -> None:
@@ -162,6 +186,9 @@ class RelayProtocol(Protocol):
         """
         Read no more lines until C{reason} is L{release}d.
         """
+        if reason == "writes" and self._clients is not None:
+            if self.stalledSince is None:
+                self.stalledSince = self._clients.now()
         self._holds.add(reason)
         self._updateReading()
 
@@ -170,10 +197,12 @@ class RelayProtocol(Protocol):
         C{reason} no longer holds the reading: once nothing does, parse
         what was read meanwhile and read on.
         """
+        if reason == "writes":
+            self.stalledSince = None
         if reason not in self._holds:
             return
         self._holds.discard(reason)
-        if not self._holds and not self._parsing:
+        if (not self._holds or self._allRead) and not self._parsing:
             self._parse()
 
     def _updateReading(self) -> None:
@@ -189,7 +218,9 @@ class RelayProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self._inputEnded:
             return
-        if self._clients is not None:
+        if self._clients is not None and b"\n" in data:
+            # Heard from: a line ended.  Bytes that end none (a line sent
+            # a byte at a time) do not keep a client from being idle.
             self.lastHeard = self._clients.now()
         self._buffer += data
         if not self._parsing:
@@ -198,14 +229,16 @@ class RelayProtocol(Protocol):
     def _parse(self) -> None:
         """
         Send every complete line in the buffer, as long as nothing holds
-        the reading (or all of it, when draining at a stop).
+        the reading; at a stop, count them, unsent, for L{STOPPED_ANSWER}s.
         """
         self._parsing = True
         try:
+            if self._draining:
+                self._countUnsent()
             buffer = self._buffer
             start = 0
             limit = self._service.maxLineLength
-            while not self._holds or self._draining:
+            while not self._holds:
                 end = buffer.find(b"\n", start)
                 if end < 0:
                     break
@@ -221,7 +254,7 @@ class RelayProtocol(Protocol):
                 else:
                     self._send(line)
             rest = buffer[start:]
-            if (not self._holds or self._draining) and b"\n" not in rest:
+            if not self._holds and b"\n" not in rest:
                 rest = self._unfinished(rest)
             self._buffer = rest
         finally:
@@ -247,9 +280,8 @@ class RelayProtocol(Protocol):
             rest = b""
         if self._inputEnded and not self._allRead:
             self._allRead = True
-            # At the end of input the unfinished line is the last line; a
-            # stop, though, cuts a line the client is still sending.
-            if rest and (self._peerEnded or not self._draining):
+            # At the end of input the unfinished line is the last line.
+            if rest:
                 line = rest[:-1] if rest[-1:] == b"\r" else rest
                 if len(line) > limit:
                     self._answerTooLong()
@@ -257,6 +289,30 @@ class RelayProtocol(Protocol):
                     self._send(line)
             rest = b""
         return rest
+
+    def _countUnsent(self) -> None:
+        """
+        At a stop: take the complete lines out of the buffer, unsent, to be
+        answered with L{STOPPED_ANSWER} after the answers owed before them
+        (a line the client was still sending is dropped, unless it ended
+        its input: then it was its last line).  Each costs a count, not a
+        request: however many were held, the stop sends the server none.
+        """
+        buffer = self._buffer
+        unsent = buffer.count(b"\n")
+        if self._discarding and unsent:
+            # The first LF ends a line already answered as too long.
+            self._discarding = False
+            unsent -= 1
+        end = buffer.rfind(b"\n") + 1
+        if self._peerEnded and buffer[end:] and not self._discarding:
+            unsent += 1
+        self._buffer = b""
+        self._discarding = False
+        if not self._allRead:
+            self._allRead = True
+        self._unsentAtStop += unsent
+        self.errors += unsent
 
     def _answerTooLong(self) -> None:
         limit = self._service.maxLineLength
@@ -274,7 +330,7 @@ class RelayProtocol(Protocol):
         Write what C{reply} fires with, after the answers to every earlier
         line (of C{size} bytes).
         """
-        slot: list[Any] = [False, b"", size]
+        slot: list[Any] = [False, b"", size, reply]
         self._answers.append(slot)
         self._owedBytes += size
         if len(self._answers) >= self._maxOwed or self._owedBytes >= self._maxOwedBytes:
@@ -302,15 +358,35 @@ class RelayProtocol(Protocol):
         if ready and not self._closed:
             ending = self.lineEnding
             self.transport.write(ending.join(ready) + ending)  # type: ignore[union-attr]
+        if not answers and self._unsentAtStop:
+            self._writeStoppedAnswers()
         if (
             "owed" in self._holds
             and len(answers) <= self._maxOwed // 2
             and self._owedBytes <= self._maxOwedBytes // 2
         ):
             self.release("owed")
-        if self._allRead and not answers and not self._closed and not self._ended:
+        if (
+            self._allRead
+            and not answers
+            and not self._unsentAtStop
+            and not self._closed
+            and not self._ended
+        ):
             self._ended = True
             self.allAnswered()
+
+    def _writeStoppedAnswers(self) -> None:
+        """
+        Write the L{STOPPED_ANSWER}s owed, a batch at a time, while the
+        client reads them: a client that does not read holds no more of
+        them in memory than one batch over its transport's buffer.
+        """
+        ending = self.lineEnding
+        while self._unsentAtStop and "writes" not in self._holds and not self._closed:
+            batch = min(self._unsentAtStop, self._maxOwed)
+            self._unsentAtStop -= batch
+            self.transport.write((STOPPED_ANSWER + ending) * batch)  # type: ignore[union-attr]
 
     def readConnectionLost(self) -> None:
         """
@@ -331,9 +407,9 @@ class RelayProtocol(Protocol):
         No more lines will come: relay an unterminated last line, and call
         L{allAnswered} once every line has its answer.
 
-        @param drain: send every line already read now, whatever holds the
-            reading (at a stop: the service answers them, if only with an
-            error, and a stop must not wait on back-pressure).
+        @param drain: at a stop: the lines read and not yet sent are not
+            sent, but answered with L{STOPPED_ANSWER} (a stop must neither
+            wait on back-pressure nor put every held line in flight).
         """
         self._draining = self._draining or drain
         if self._inputEnded:
@@ -365,6 +441,19 @@ class RelayProtocol(Protocol):
         transport.resumeProducing()  # type: ignore[attr-defined]
 
 
+def _unwritten(reply: Deferred[bytes]) -> bool:
+    """
+    Whether the request behind C{reply} (from
+    L{SayStuffToServerService.sendToServer}) was never written to the
+    server: cancelling it then withdraws it, while one written keeps
+    counting against the service's bounds until its reply comes.
+    """
+    request = getattr(reply, "_canceller", None)
+    return getattr(request, "writes", 1) == 0 and not getattr(
+        request, "abandoned", True
+    )
+
+
 class RelayClients(Service):
     """
     The local clients of a relay, over every C{--listen} endpoint: how many
@@ -373,9 +462,11 @@ class RelayClients(Service):
 
     @ivar maxClients: at most this many at once; a client over it is
         closed as soon as it connects (logged at most once a minute).
-    @ivar idleTimeout: a client that has sent nothing for this many
+    @ivar idleTimeout: a client that has ended no line for this many
         seconds and waits on nothing (see L{RelayProtocol.waiting}) is
-        closed; C{None}: never.
+        closed, and so is one whose answers have waited this long, unread,
+        in its full write buffer (L{RelayProtocol.stalledSince}): its lines
+        wait on it, not on the relay; C{None}: never.
     """
 
     _log = Logger()
@@ -399,6 +490,7 @@ class RelayClients(Service):
         self._refusedUnlogged = 0
         self._lastRefusalLog: Optional[float] = None
         self._idleCheck: Optional[Any] = None
+        self._refusalLog: Optional[Any] = None
         self._stopped: Optional[Deferred[None]] = None
 
     def now(self) -> float:
@@ -422,16 +514,29 @@ class RelayClients(Service):
         now = self.now()
         last = self._lastRefusalLog
         if last is None or now - last >= self.refusalLogInterval:
-            self._log.warn(
-                "Refused {count} local client(s): {clients} connected, the "
-                "limit (--max-clients) is {limit}",
-                count=self._refusedUnlogged,
-                clients=len(self.live),
-                limit=self.maxClients,
+            self._logRefusals()
+        elif self._refusalLog is None:
+            # Refusals that stop before the next log are logged then.
+            self._refusalLog = self._reactor.callLater(
+                last + self.refusalLogInterval - now, self._logRefusals
             )
-            self._lastRefusalLog = now
-            self._refusedUnlogged = 0
         return False
+
+    def _logRefusals(self) -> None:
+        if self._refusalLog is not None and self._refusalLog.active():
+            self._refusalLog.cancel()
+        self._refusalLog = None
+        if not self._refusedUnlogged:
+            return
+        self._log.warn(
+            "Refused {count} local client(s): {clients} connected, the "
+            "limit (--max-clients) is {limit}",
+            count=self._refusedUnlogged,
+            clients=len(self.live),
+            limit=self.maxClients,
+        )
+        self._lastRefusalLog = self.now()
+        self._refusedUnlogged = 0
 
     def add(self, protocol: RelayProtocol) -> None:
         protocol.lastHeard = self.now()
@@ -453,20 +558,27 @@ class RelayClients(Service):
     def _closeIdle(self) -> None:
         """
         Close the clients that sent nothing for C{idleTimeout} and are owed
-        nothing; check again in a quarter of it.
+        nothing, and those that read nothing of their answers for as long;
+        check again in a quarter of it.
         """
-        assert self.idleTimeout is not None
+        timeout = self.idleTimeout
+        assert timeout is not None
         self._idleCheck = None
         now = self.now()
         for protocol in list(self.live):
-            if not protocol.waiting and now - protocol.lastHeard >= self.idleTimeout:
-                transport = protocol.transport
-                assert transport is not None
-                transport.abortConnection()  # type: ignore[attr-defined]
+            transport: Any = protocol.transport
+            stalled = protocol.stalledSince
+            if stalled is not None and now - stalled >= timeout:
+                transport.abortConnection()
+            elif not protocol.waiting and now - protocol.lastHeard >= timeout:
+                # Answers written and not yet read go out first; one that
+                # is not read by the next check is thrown away.
+                if transport.disconnecting:
+                    transport.abortConnection()
+                else:
+                    transport.loseConnection()
         if self.live and self._stopped is None:
-            self._idleCheck = self._reactor.callLater(
-                self.idleTimeout / 4, self._closeIdle
-            )
+            self._idleCheck = self._reactor.callLater(timeout / 4, self._closeIdle)
 
     def stopService(self) -> Deferred[None]:
         """
@@ -477,6 +589,7 @@ class RelayClients(Service):
         (one that does not read its answers) is aborted.
         """
         Service.stopService(self)
+        self._logRefusals()
         stopped: Deferred[None] = Deferred()
         self._stopped = stopped
         if not self.live:
@@ -553,8 +666,14 @@ class StdinRelayService(Service):
     Stopped before that (SIGTERM), it reads no more, and waits until every
     line read has its answer or its C{ERROR} line (the SayStuff service,
     stopping too, fails what it cannot answer) and all of it is written.
-    If any line got an C{ERROR} line, the process exits with status 1.
+    If standard output is not read, it waits no longer than the
+    service's C{stopTimeout} and L{STOP_GRACE} more: it then closes
+    standard output, dropping what is left to write.  If any line got an
+    C{ERROR} line, or answers were dropped, the process exits with
+    status 1.
     """
+
+    _log = Logger()
 
     def __init__(self, service: SayStuffToServerService, reactor: Any) -> None:
         self._service = service
@@ -562,6 +681,7 @@ class StdinRelayService(Service):
         self._protocol: Optional[_StdinRelayProtocol] = None
         self._allWritten = False
         self._stopWaiters: list[Deferred[None]] = []
+        self._cut: Optional[Any] = None
 
     def startService(self) -> None:
         from twisted.internet.stdio import StandardIO
@@ -576,8 +696,30 @@ class StdinRelayService(Service):
             return succeed(None)
         stopped: Deferred[None] = Deferred()
         self._stopWaiters.append(stopped)
+        if self._cut is None:
+            self._cut = self._reactor.callLater(
+                self._service._stopTimeout + STOP_GRACE, self._cutOutput
+            )
         self._protocol.inputEnded(drain=True)
         return stopped
+
+    def _cutOutput(self) -> None:
+        """
+        Standard output is not read: close it, and what was left to write
+        is dropped.
+        """
+        self._cut = None
+        protocol = self._protocol
+        assert protocol is not None
+        if self._allWritten or protocol.transport is None:
+            return
+        self._log.warn(
+            "Standard output is not read: closing it at the stop, with "
+            "answers still to write"
+        )
+        protocol.errors += 1
+        transport: Any = protocol.transport
+        transport.connectionLost(Failure(ConnectionAborted()))
 
     def _finished(self) -> None:
         """
@@ -585,8 +727,11 @@ class StdinRelayService(Service):
         """
         assert self._protocol is not None
         self._allWritten = True
+        if self._cut is not None and self._cut.active():
+            self._cut.cancel()
+        self._cut = None
         if self._protocol.errors:
-            atexit.register(_exitWithStatus, 1)
+            exitWithStatusAtExit(1)
         if not self.running:
             waiters, self._stopWaiters = self._stopWaiters, []
             for waiter in waiters:
@@ -598,14 +743,27 @@ class StdinRelayService(Service):
             self._reactor.callWhenRunning(self._reactor.stop)
 
 
+def exitWithStatusAtExit(status: int) -> None:
+    """
+    End the process with C{status} once it exits, after every exit handler
+    has run, each once: twistd itself always exits with 0.
+
+    Exit handlers run newest first, and ending the process skips those not
+    run yet (logging's shutdown, coverage's).  So the handler that ends it
+    is registered when the interpreter begins to shut down (before it
+    runs the exit handlers, it calls those of C{threading}): it is then
+    the newest, runs first, and runs every other one, once, before it
+    ends the process.
+    """
+    threading._register_atexit(  # type: ignore[attr-defined]
+        atexit.register, _exitWithStatus, status
+    )
+
+
 def _exitWithStatus(status: int) -> None:
     """
-    End the process with C{status}: twistd itself always exits with 0, so
-    this runs at exit, once twistd has shut down and removed its pidfile.
-
-    Exit handlers run newest first, and this one is registered late: it
-    runs those registered before it (logging's shutdown, coverage's) first,
-    which ending the process at once would skip.
+    Run the other exit handlers (none has run: this one is the newest),
+    then end the process with C{status}.
     """
     atexit.unregister(_exitWithStatus)
     atexit._run_exitfuncs()

@@ -79,7 +79,7 @@ class Options(ExitingOptions):
 
 def serverCertificate(certificatePath: str, keyPath: Optional[str]) -> Any:
     """
-    The C{PrivateCertificate} in the PEM files given, or a L{UsageError}
+    The C{PrivateCertificate} in the PEM files given, or a C{UsageError}
     that names the option at fault.
     """
     try:

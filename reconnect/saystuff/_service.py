@@ -25,7 +25,7 @@ from .._checks import checkCount, checkSeconds
 from .._describe import clientEndpoint, describeEndpoint
 from .._keepalive import TCPKeepAlive
 from .._service import ClientService
-from ._book import Lane, RequestBook
+from ._book import BOOK_TIMEOUT, Lane, RequestBook
 from ._budget import ResendBudget
 from ._endpoint import hostEndpoint
 from ._errors import (
@@ -44,9 +44,14 @@ _CR, _LF = b"\r\n"
 MiB = 1024 * 1024
 
 #: What one request costs to hold beyond its line, in bytes: measured with
-#: tracemalloc, a request with its C{Deferred} takes about 240 bytes, and
-#: about 900 with a timeout's timer; the rest is the caller's callbacks.
+#: tracemalloc, a request relayed for a local client (its C{Deferred}, the
+#: relay's slot and callbacks) takes about 950 bytes, and about 1,600 with
+#: a timeout's timer, so one with a timeout is charged twice this.
 REQUEST_OVERHEAD = 1024
+
+#: How many early reconnects (see L{SayStuffToServerService}'s
+#: C{_cutShort}) may follow one another with no reply between.
+EARLY_RECONNECTS = 50
 
 
 def _checkFlag(name: str, value: object) -> None:
@@ -78,7 +83,7 @@ def _endpointFrom(
             raise TypeError("give host and port, or endpoint, not both")
         if not isinstance(endpoint, str):
             return endpoint
-        return clientEndpoint(reactor, endpoint)
+        return clientEndpoint(reactor, endpoint, "endpoint")
     if host is None or port is None:
         raise TypeError("give host and port, or endpoint")
     if not isinstance(host, str):
@@ -208,9 +213,11 @@ class SayStuffToServerService(Service):
         @param tcpKeepAlive: passed to L{ClientService}.
         @param requestOverhead: the bytes each request is charged on top of
             its line in C{queueBytes}, C{highWater} and C{pendingBytes}:
-            what holding a request costs (about 240 bytes measured, 900
-            with a timeout, plus the caller's callbacks), so that a flood
-            of empty lines meets back-pressure too.  1024 by default.
+            what holding a request costs (about 950 bytes measured through
+            the relay), so that a flood of empty lines meets back-pressure
+            too.  1024 by default.  A request with a timeout (the
+            service's or its own) is charged twice this: its timer brings
+            it to about 1,600 bytes.
         @param resendLimit: how many times one request may be written
             again after its connection died: one whose connection dies
             every time (a line that makes the server drop the connection)
@@ -226,12 +233,13 @@ class SayStuffToServerService(Service):
             ("idempotent", idempotent),
         ]:
             _checkFlag(flag, value)
-        checkCount("queueSize", queueSize, least=0)
-        if queueSize == 0:
+        try:
+            checkCount("queueSize", queueSize, least=1)
+        except ValueError as error:
             raise ValueError(
-                "queueSize must be at least 1 (to hold no request while "
-                "disconnected, pass queueWhileDisconnected=False)"
-            )
+                f"{error} (to hold no request while disconnected, pass "
+                "queueWhileDisconnected=False)"
+            ) from None
         checkCount("requestOverhead", requestOverhead, least=0)
         if resendLimit is not None:
             checkCount("resendLimit", resendLimit, least=0)
@@ -280,6 +288,15 @@ class SayStuffToServerService(Service):
         # between them, and the count of replies at the last such loss.
         self._deadBeats = 0
         self._repliesAtDeadBeat = -1
+        # Connections lost while requests awaited their replies: the count
+        # of replies at the last such loss, such losses in a row with no
+        # reply between, whether the retry policy is pacing the last one,
+        # and the early reconnects since the last reply (see _cutShort).
+        self._repliesAtLoss = 0
+        self._fruitless = 0
+        self._paced = False
+        self._earlyInARow = 0
+        self._repliesAtEarly = 0
         self.heartbeats = 0
         self._producers: list[IPushProducer] = []
         self._protocol: Optional[SayStuffClientProtocol] = None
@@ -301,6 +318,8 @@ class SayStuffToServerService(Service):
             pressure=self._pressureChanged,
             requestOverhead=requestOverhead,
             resendLimit=resendLimit,
+            lost=self._lostWithRequests,
+            queuedWhileDisconnected=self._cutShort,
         )
         self.book.accepting = False
         self._submit = self.book.submit
@@ -366,7 +385,7 @@ class SayStuffToServerService(Service):
         if idempotent is not None and not isinstance(idempotent, bool):
             raise TypeError(f"idempotent must be a bool, not {idempotent!r}")
         if timeout is _useDefault:
-            return self._submit(line, None, idempotent)
+            return self._submit(line, BOOK_TIMEOUT, idempotent)
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be > 0, not {timeout!r}")
         return self._submit(line, timeout, idempotent)
@@ -506,6 +525,7 @@ class SayStuffToServerService(Service):
         self.connections += 1
         self._protocol = proxy
         self._cancelChecks()
+        self._paced = False
         self._lane = proxy.attach()
         if self._idleTimeout is not None:
             self._scheduleIdleCheck(self._idleTimeout)
@@ -520,6 +540,95 @@ class SayStuffToServerService(Service):
         self._cancelChecks()
         if self._userDisconnected is not None:
             self._userDisconnected(protocol, reason)
+        # The state is already the one the loss leads to; a reconnect asked
+        # now runs once the service has scheduled its next attempt.
+        self._cutShort()
+
+    def _lostWithRequests(self, lane: Lane, inFlight: int) -> None:
+        """
+        The connection C{lane} belongs to died while C{inFlight} requests
+        awaited their replies (the book has made them suspects; the
+        machine has not heard of the loss yet).
+
+        If a reply came since the last such loss, the server answers: the
+        loss is likely one line's doing (a line that makes the server drop
+        the connection), and every wait it causes would hold up every
+        other request.  So the service connects again at once, with no
+        failure counted (its suspects are then written with care).
+        Otherwise the connection is a failed attempt for pacing purposes:
+        the retry policy paces the next attempt as the failure after those
+        before it (1, 2, ... such losses in a row), so that a server that
+        accepts and resets every connection is not hammered; but see
+        L{_cutShort}.
+        """
+        if lane is not self._lane or not inFlight or not self.running:
+            return
+        book = self.book
+        if self.clientService.state != "connected":
+            return
+        if book.replies != self._repliesAtLoss:
+            self._repliesAtLoss = book.replies
+            self._fruitless = 0
+            self._event(
+                LogLevel.info,
+                "The connection to {target} was lost while {requests} "
+                "awaited replies: {then}",
+                "lostInFlight",
+                "connected",
+                "connected",
+                outstanding=inFlight,
+                requests=_requests(inFlight),
+                then="it had answered since the last such loss, so connecting "
+                "again at once",
+            )
+            self.clientService.dropConnection()
+            return
+        self._fruitless += 1
+        self.clientService.dropConnection(self._fruitless)
+        self._paced = True
+
+    def _cutShort(self) -> None:
+        """
+        Connect at once instead of waiting out the retry policy's delay
+        after a connection that answered nothing, when a request waits
+        that could be answered: one never written, or a suspect that never
+        died alone.  (A line that makes the server drop the connection as
+        soon as it reads it kills each connection it is written on, with
+        nothing answered: without this, another client's request would
+        wait out the policy's delays after each of its deaths.)
+
+        At most one early reconnect follows a paced loss, at most
+        L{EARLY_RECONNECTS} follow one another with no reply between, and
+        none is made before the server's first reply: a server that
+        accepts and resets every connection, answering nothing, gets the
+        retry policy.
+        """
+        if not self._paced or not self.running:
+            return
+        book = self.book
+        if not book.replies or not book.hasInnocentWaiting():
+            return
+        if book.replies != self._repliesAtEarly:
+            self._repliesAtEarly = book.replies
+            self._earlyInARow = 0
+        if self._earlyInARow >= EARLY_RECONNECTS:
+            return
+        if self.clientService.state != "waiting":
+            return
+        self._earlyInARow += 1
+        self._paced = False
+        self._event(
+            LogLevel.info,
+            "The connection to {target} was lost while {requests} "
+            "awaited replies: {then}",
+            "lostInFlight",
+            "waiting",
+            "connecting",
+            outstanding=book.queued,
+            requests=_requests(book.queued),
+            then="requests wait that may be answered, so connecting now",
+        )
+        self.clientService.reconnect()
 
     def _cancelChecks(self) -> None:
         "Call off the idle check and the next heartbeat of the connection."
@@ -724,9 +833,14 @@ class SayStuffToServerService(Service):
             "connected",
             seconds=idleTimeout,
             outstanding=lane.awaited,
-            requests="1 request" if lane.awaited == 1 else f"{lane.awaited} requests",
+            requests=_requests(lane.awaited),
         )
         assert self._protocol is not None
         transport = self._protocol.transport
         assert transport is not None
         transport.abortConnection()  # type: ignore[attr-defined]
+
+
+def _requests(count: int) -> str:
+    "C{count} requests, in words."
+    return "1 request" if count == 1 else f"{count} requests"

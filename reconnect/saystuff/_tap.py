@@ -20,6 +20,7 @@ from ._options import (
     ExitingOptions,
     checkClientEndpoint,
     checkServerEndpoint,
+    factorFloat,
     listening,
     named,
     nonNegativeFloat,
@@ -96,7 +97,7 @@ class Options(ExitingOptions):
             None,
             1.5,
             "How much the wait grows per failure (at least 1).",
-            named("factor", positiveFloat),
+            named("factor", factorFloat),
         ],
         [
             "failback",
@@ -141,7 +142,8 @@ class Options(ExitingOptions):
             DEFAULT_MAX_CLIENTS,
             "Local clients connected at once, over every --listen; more are "
             "closed as they connect. Lowered, with a warning, to leave "
-            f"{DESCRIPTOR_RESERVE} of the process's file descriptors free.",
+            f"{DESCRIPTOR_RESERVE} of the process's file descriptors free "
+            "(and as many as --metrics may use).",
             named("max-clients", positiveInt),
         ],
         [
@@ -149,7 +151,8 @@ class Options(ExitingOptions):
             None,
             DEFAULT_CLIENT_IDLE_TIMEOUT,
             "Close a local client that has sent nothing for SECONDS and is "
-            "owed no answer (0: never).",
+            "owed no answer, or that has read none of its answers for SECONDS "
+            "(0: never).",
             named("client-timeout", nonNegativeFloat),
         ],
     ]
@@ -229,7 +232,9 @@ class Options(ExitingOptions):
                 f"--initial-delay ({self['initial-delay']})"
             )
         if not self["factor"] >= 1:
-            raise UsageError(f"--factor must be at least 1, not {self['factor']}")
+            raise UsageError(
+                f"--factor must be a finite number >= 1, not {self['factor']}"
+            )
         line = self["heartbeat-line"]
         if not line or "\r" in line or "\n" in line or not line.isascii():
             raise UsageError(
@@ -273,12 +278,13 @@ def _endpoint(
     )
 
 
-def descriptorsAllow(maxClients: int) -> int:
+def descriptorsAllow(maxClients: int, otherConnections: int = 0) -> int:
     """
     C{maxClients}, or fewer if the process may not open that many file
-    descriptors and still keep C{DESCRIPTOR_RESERVE} for its own (the
-    server connection, listening sockets, the log): clients past the
-    descriptor limit would take the relay's connection to its server
+    descriptors, plus C{otherConnections} (the most the C{--metrics}
+    endpoint serves at once), and still keep C{DESCRIPTOR_RESERVE} for its
+    own (the server connection, listening sockets, the log): clients past
+    the descriptor limit would take the relay's connection to its server
     with them.
     """
     try:
@@ -288,7 +294,7 @@ def descriptorsAllow(maxClients: int) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return maxClients
-    allowed = max(1, soft - DESCRIPTOR_RESERVE)
+    allowed = max(1, soft - DESCRIPTOR_RESERVE - otherConnections)
     if allowed < maxClients:
         Logger().warn(
             "--max-clients lowered from {asked} to {allowed}: the process may "
@@ -324,11 +330,16 @@ def makeService(options: Any) -> IService:
     )
     top = MultiService()
     relayed.setServiceParent(top)
+    metricsConnections = 0
+    if options["metrics"] is not None:
+        from ..prometheus import METRICS_MAX_CONNECTIONS
+
+        metricsConnections = METRICS_MAX_CONNECTIONS
     if options["listen"]:
         clients = RelayClients(
             relayed,
             reactor,
-            maxClients=descriptorsAllow(options["max-clients"]),
+            maxClients=descriptorsAllow(options["max-clients"], metricsConnections),
             idleTimeout=options["client-timeout"] or None,
         )
         clients.setServiceParent(top)
