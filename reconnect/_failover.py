@@ -301,8 +301,12 @@ class _Session:
     def _connected(self, record: HealthRecord) -> None:
         """
         This client's pass connected through C{record}'s endpoint; with
-        C{failback}, through any but its preferred, the probe starts.
+        C{failback}, through any but its preferred, the probe starts.  A
+        client that stopped meanwhile (from the protocol's C{connectionMade},
+        say) has aborted the connection: it is no news.
         """
+        if self._closed:
+            return
         owner = self._owner
         preferred = self._order[0][1]
         if self.current is not record:

@@ -8,19 +8,20 @@ retry policies that can say "no more" and for failover endpoints, one
 (C{_connectionRejected}) for a TLS peer that refuses the client's
 certificate only after the client's side of the handshake is done, and
 two states (C{reconnecting}, C{handingOver}) for L{reconnect
-<reconnect.ClientService.reconnect>}.  Every decision is a row of the table
-at the bottom of L{_ClientMachine}, grouped by state; C{docs/clientservice.svg}
-is drawn from it (L{reconnect._diagram}).
+<reconnect.ClientService.reconnect>}, and one (C{dropping}) for
+L{dropConnection <reconnect.ClientService.dropConnection>}.  Every decision
+is a row of the table at the bottom of L{_ClientMachine}, grouped by state;
+C{docs/clientservice.svg} is drawn from it (L{reconnect._diagram}).
 
 Each state keeps what only it needs in one object, the machine's C{_data}:
 L{_Connecting} (the attempt), L{_Waiting} (the retry timer), L{_Connected}
-(the connection; also the data of C{reconnecting}), L{_HandingOver} (the
-connection and the new attempt) and L{_Stopping} (the stop's waiters and the
-connection still to end; for C{disconnecting} and C{restarting}).  The
-states without data (C{init}, C{stopped}, C{gaveUp}) keep L{_IDLE}.  In each
-row, the outputs read the data of the state left, and the output that sets
-up the state entered replaces it: between two inputs, C{_data} is always the
-current state's.
+(the connection; also the data of C{reconnecting} and C{dropping}),
+L{_HandingOver} (the connection and the new attempt) and L{_Stopping}
+(the stop's waiters and the connection still to end; for C{disconnecting}
+and C{restarting}).  The states without data (C{init}, C{stopped},
+C{gaveUp}) keep L{_IDLE}.  In each row, the outputs read the data of the
+state left, and the output that sets up the state entered replaces it:
+between two inputs, C{_data} is always the current state's.
 
 Inputs never run inside one another, with one exception: an output that asks
 the retry policy fires the policy's verdict as an input, as its last act.
@@ -74,10 +75,11 @@ _SCHEDULING = "Scheduling retry {attempt} to connect {target} in {delay} seconds
 
 # What a connection lost with immediateFailover is followed by: no retry is
 # scheduled, so Twisted's sentence ("retry 0 ... in 0.0 seconds") would not
-# be true.
+# be true.  One sentence, the reason last: whatever its punctuation, it
+# ends the sentence.
 _FAILING_OVER = (
-    "Connection to {target} lost after {seconds} seconds: {reason}. "
-    "Connecting again at once (immediate failover: no delay, no failure counted)"
+    "Connecting to {target} again at once (immediate failover: no delay, no "
+    "failure counted); the connection was lost after {seconds} seconds: {reason}"
 )
 
 
@@ -674,6 +676,10 @@ class _ClientMachine:
     def _reconnecting(self) -> None:
         "Closing the connection, to connect again at once."
 
+    @_machine.state(serialized="dropping")
+    def _dropping(self) -> None:
+        "Aborting a connection found dead; its end is a failed attempt."
+
     @_machine.state(serialized="disconnecting")
     def _disconnecting(self) -> None:
         "Stopping: waiting for the connection or attempt to end."
@@ -713,6 +719,17 @@ class _ClientMachine:
     @_machine.input()
     def handOver(self) -> None:
         "Someone wants a new connection now, keeping this one until it is up."
+
+    @_machine.input()
+    def dropAndReconnect(self) -> None:
+        "The connection is found dead: abort it, then connect again at once."
+
+    @_machine.input()
+    def dropAsFailed(self, failuresInARow: int) -> None:
+        """
+        The connection is found dead: abort it; its end is a failed
+        attempt, at least the C{failuresInARow}-th in a row.
+        """
 
     # -- inputs: from the attempt, the connection and the clock -------------------
 
@@ -973,6 +990,55 @@ class _ClientMachine:
             peer=self._peerOf(self._data.connected),
         )
 
+    @_machine.output()
+    def _noteDropping(self) -> None:
+        "Say that the connection, found dead, is aborted."
+        self._event(
+            LogLevel.info,
+            "Dropping the connection to {target}, found dead",
+            "dropping",
+            peer=self._peerOf(self._data.connected),
+        )
+
+    @_machine.output()
+    def _abortCurrent(self) -> None:
+        "Abort the connection, if there is one: a dead peer would hold a close up."
+        current = self._data.connected
+        if current is not None:
+            abortTransport(current.proxy)
+
+    @_machine.output()
+    def _countFailuresBefore(self, failuresInARow: int) -> None:
+        """
+        Count at least C{failuresInARow - 1} failures before the dropped
+        connection's; a connection found dead is not a stable one.
+        """
+        current = self._data.connected
+        assert current is not None
+        if current.resetCall is not None:
+            if current.resetCall.active():
+                current.resetCall.cancel()
+            current.resetCall = None
+        self.failedAttempts = max(self.failedAttempts, failuresInARow - 1)
+
+    @_machine.output()
+    def _judgeDrop(self, reason: Failure) -> None:
+        """
+        Tell the endpoint's session, then fire the retry policy's verdict on
+        the dropped connection's end, a failed attempt (immediate failover
+        or not).
+        """
+        current = self._data.connected
+        assert current is not None
+        if self._session is not None:
+            upFor = self._settings.clock.seconds() - current.since
+            self._notify(self._session.connectionEnded, upFor)
+        verdict = self._judge(reason, mayBeFatal=False)
+        if isinstance(verdict, Failure):
+            self._giveUp(verdict)
+        else:
+            self._retryLater(reason, verdict)
+
     # -- outputs: handing over ----------------------------------------------------
 
     @_machine.output()
@@ -1133,7 +1199,7 @@ class _ClientMachine:
     transition(_init, start, _connecting, _connect)
     transition(_init, stop, _stopped, _cancelConnectWaiters, _stopAtOnce)
     transition(_init, whenConnected, _init, _awaitConnection)
-    ignore(_init, closeAndReconnect, handOver)
+    ignore(_init, closeAndReconnect, handOver, dropAndReconnect, dropAsFailed)
 
     # connecting: the attempt's outcome, then the policy's verdict on a failure.
     transition(_connecting, stop, _disconnecting,
@@ -1145,7 +1211,8 @@ class _ClientMachine:
                _deliverConnectionFailure, _noteAttemptFailed, _scheduleRetry)
     transition(_connecting, _giveUp, _gaveUp,
                _deliverConnectionFailure, _announceGivingUp)
-    ignore(_connecting, start, closeAndReconnect, handOver)
+    ignore(_connecting, start, closeAndReconnect, handOver,
+           dropAndReconnect, dropAsFailed)
 
     # waiting: the retry timer runs; asking for a connection cuts it short.
     transition(_waiting, _reconnect, _connecting, _connect)
@@ -1154,7 +1221,7 @@ class _ClientMachine:
     transition(_waiting, stop, _stopped,
                _cancelRetry, _cancelConnectWaiters, _stopAtOnce)
     transition(_waiting, whenConnected, _waiting, _awaitConnection)
-    ignore(_waiting, start)
+    ignore(_waiting, start, dropAndReconnect, dropAsFailed)
 
     # connected: the connection ends (the policy's verdict follows), or is replaced.
     transition(_connected, _clientDisconnected, _connected, _judgeLoss)
@@ -1170,6 +1237,10 @@ class _ClientMachine:
     transition(_connected, closeAndReconnect, _reconnecting,
                _noteReconnecting, _disconnect)
     transition(_connected, handOver, _handingOver, _startHandOver)
+    transition(_connected, dropAndReconnect, _reconnecting,
+               _noteDropping, _abortCurrent)
+    transition(_connected, dropAsFailed, _dropping,
+               _noteDropping, _countFailuresBefore, _abortCurrent)
     transition(_connected, stop, _disconnecting,
                _beginStopping, _noteStopping, _disconnect)
     transition(_connected, whenConnected, _connected, _giveCurrentProtocol)
@@ -1189,6 +1260,10 @@ class _ClientMachine:
                _abandonHandOver, _noteFailingOver, _forgetConnection, _retryAtOnce)
     transition(_handingOver, stop, _disconnecting,
                _abandonHandOver, _beginStopping, _noteStopping, _disconnect)
+    transition(_handingOver, dropAndReconnect, _reconnecting,
+               _abandonHandOver, _noteDropping, _abortCurrent)
+    transition(_handingOver, dropAsFailed, _dropping,
+               _abandonHandOver, _noteDropping, _countFailuresBefore, _abortCurrent)
     transition(_handingOver, whenConnected, _handingOver, _giveCurrentProtocol)
     ignore(_handingOver, start, closeAndReconnect, handOver)
 
@@ -1199,7 +1274,22 @@ class _ClientMachine:
                _forgetConnection, _connect)
     transition(_reconnecting, stop, _disconnecting, _beginStopping, _noteStopping)
     transition(_reconnecting, whenConnected, _reconnecting, _awaitConnection)
+    transition(_reconnecting, dropAndReconnect, _reconnecting,
+               _noteDropping, _abortCurrent)
+    transition(_reconnecting, dropAsFailed, _dropping,
+               _noteDropping, _countFailuresBefore, _abortCurrent)
     ignore(_reconnecting, start, closeAndReconnect, handOver)
+
+    # dropping: a connection found dead is aborted; its end is a failed attempt.
+    transition(_dropping, _clientDisconnected, _dropping, _judgeDrop)
+    transition(_dropping, _connectionRejected, _dropping, _judgeDrop)
+    transition(_dropping, _retryLater, _waiting,
+               _noteDisconnected, _forgetConnection, _scheduleRetry)
+    transition(_dropping, _giveUp, _gaveUp, _forgetConnection, _announceGivingUp)
+    transition(_dropping, stop, _disconnecting, _beginStopping, _noteStopping)
+    transition(_dropping, whenConnected, _dropping, _awaitConnection)
+    ignore(_dropping, start, closeAndReconnect, handOver,
+           dropAndReconnect, dropAsFailed)
 
     # disconnecting: once the connection or the attempt has ended, stopped.
     transition(_disconnecting, _clientDisconnected, _stopped,
@@ -1213,6 +1303,8 @@ class _ClientMachine:
     transition(_disconnecting, start, _restarting, _noteRestarting)
     transition(_disconnecting, stop, _disconnecting, _awaitStop)
     transition(_disconnecting, whenConnected, _disconnecting, _awaitConnection)
+    transition(_disconnecting, dropAndReconnect, _disconnecting, _abortCurrent)
+    transition(_disconnecting, dropAsFailed, _disconnecting, _abortCurrent)
     ignore(_disconnecting, closeAndReconnect, handOver)
 
     # restarting: as disconnecting, then connect again.
@@ -1226,18 +1318,20 @@ class _ClientMachine:
                _abortConnection, _finishStopping, _resetFailedAttempts, _connect)
     transition(_restarting, stop, _disconnecting, _awaitStop, _noteStopping)
     transition(_restarting, whenConnected, _restarting, _awaitConnection)
+    transition(_restarting, dropAndReconnect, _restarting, _abortCurrent)
+    transition(_restarting, dropAsFailed, _restarting, _abortCurrent)
     ignore(_restarting, start, closeAndReconnect, handOver)
 
     # stopped: starting again forgets past failures.
     transition(_stopped, start, _connecting, _resetFailedAttempts, _connect)
     transition(_stopped, stop, _stopped, _stopAtOnce)
     transition(_stopped, whenConnected, _stopped, _refuseStopped)
-    ignore(_stopped, closeAndReconnect, handOver)
+    ignore(_stopped, closeAndReconnect, handOver, dropAndReconnect, dropAsFailed)
 
     # gaveUp: only a stop gets the service going again (through stopped).
     transition(_gaveUp, stop, _stopped, _stopAtOnce)
     transition(_gaveUp, whenConnected, _gaveUp, _refuseGaveUp)
-    ignore(_gaveUp, start, closeAndReconnect, handOver)
+    ignore(_gaveUp, start, closeAndReconnect, handOver, dropAndReconnect, dropAsFailed)
     # fmt: on
 
 

@@ -227,7 +227,8 @@ class ClientService(Service):
         """
         The machine's state: one of C{"init"}, C{"connecting"},
         C{"waiting"}, C{"connected"}, C{"handingOver"}, C{"reconnecting"},
-        C{"disconnecting"}, C{"restarting"}, C{"stopped"} and C{"gaveUp"}.
+        C{"dropping"}, C{"disconnecting"}, C{"restarting"}, C{"stopped"} and
+        C{"gaveUp"}.
         """
         return cast(str, self._machine.state())
 
@@ -298,6 +299,37 @@ class ClientService(Service):
         C{"handingOver"} meanwhile.
         """
         self._machine.requestReconnect()
+
+    def dropConnection(self, failuresInARow: int = 0) -> None:
+        """
+        Drop the current connection, found dead (say, it answered no
+        heartbeat in time): abort it, since a clean close would wait on the
+        dead peer, and connect again once it has ended.
+
+        With C{failuresInARow} 0 (the default), the next attempt starts at
+        once, with no failure counted and no backoff (never
+        make-before-break: the connection is no good).  With C{n >= 1},
+        its end counts as a failed attempt, at least the C{n}-th in a row:
+        the retry policy's delay for that count (or more, if more failures
+        are counted) paces the next attempt, immediate failover or not,
+        and the policy may give up; the state is C{"dropping"} until it
+        has ended.  For a caller that sees connections die one after
+        another: each may be dropped as the next failure, so that the
+        server is not hammered.
+
+        A service with no connection (connecting, waiting, stopped, given
+        up) is left as it is; a stopping one aborts its connection and
+        goes on stopping.
+
+        @raise TypeError: if C{failuresInARow} is not an C{int}.
+        @raise ValueError: if it is negative.
+        """
+        checkCount("failuresInARow", failuresInARow, least=0)
+        machine = self._machine
+        if failuresInARow:
+            machine.dispatch(machine.dropAsFailed, failuresInARow)
+        else:
+            machine.dispatch(machine.dropAndReconnect)
 
     def startService(self) -> None:
         """

@@ -391,12 +391,13 @@ class _SRVSession:
         lost, or C{None}.
     """
 
-    __slots__ = ("_owner", "current", "lost")
+    __slots__ = ("_owner", "current", "lost", "_closed")
 
     def __init__(self, owner: SRVEndpoint) -> None:
         self._owner = owner
         self.current: Optional[HealthRecord] = None
         self.lost: Optional[HealthRecord] = None
+        self._closed = False
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         """
@@ -441,6 +442,13 @@ class _SRVSession:
         return result
 
     def connected(self, record: HealthRecord) -> None:
+        """
+        This client's pass connected through C{record}'s server; a client
+        that stopped meanwhile (from the protocol's C{connectionMade},
+        say) has aborted the connection: it is no news.
+        """
+        if self._closed:
+            return
         self.current = record
         self._owner.current = record.description
 
@@ -448,6 +456,7 @@ class _SRVSession:
         self.lost = self.current
 
     def close(self) -> None:
+        self._closed = True
         self.current = self.lost = None
 
     def __repr__(self) -> str:

@@ -25,6 +25,7 @@ DATA_OF_STATE: dict[str, type] = {
     "connected": _Connected,
     "handingOver": _HandingOver,
     "reconnecting": _Connected,
+    "dropping": _Connected,
     "disconnecting": _Stopping,
     "restarting": _Stopping,
     "stopped": type(_IDLE),
@@ -52,7 +53,7 @@ def checkMachine(service: Any, clock: Clock) -> None:
     if state in ("connected", "handingOver"):
         assert connected is not None
         assert not connected.proxy._transport.disconnecting
-    if state in ("reconnecting", "disconnecting", "restarting"):
+    if state in ("reconnecting", "dropping", "disconnecting", "restarting"):
         assert connected is not None and connected.proxy._transport.disconnecting
     if connected is not None and connected.resetCall is not None:
         assert connected.resetCall.active()

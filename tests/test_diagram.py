@@ -39,7 +39,10 @@ def test_diagramHasEveryTransition() -> None:
     assert len(edges) == len(doing)
     assert len(ignores) == len(transitions) - len(doing)
     assert '"connected" -> "waiting" [label="_retryLater' in source
-    assert '"stopped" [label="stopped\\nignores closeAndReconnect, handOver"]' in source
+    assert (
+        '"stopped" [label="stopped\\nignores closeAndReconnect, dropAndReconnect, '
+        'dropAsFailed, handOver"]'
+    ) in source
     assert dotSource() == source
 
 

@@ -25,6 +25,8 @@ STEPS: st.SearchStrategy[Step] = st.one_of(
             ("start",),
             ("stop",),
             ("reconnect",),
+            ("drop", 0),
+            ("drop", 2),
             ("cancelWaiter",),
             ("fail",),
             ("lose", "newest"),

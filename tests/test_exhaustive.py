@@ -2,9 +2,9 @@
 Every sequence of steps up to a depth, on a fake endpoint and clock: start,
 stop, whenConnected with and without failAfterFailures, the attempt
 succeeding (its prepareConnection ok, failing or hanging), failing or left
-hanging, a late prepareConnection finishing, the connection lost (or refused: ended
-with a certificate error), the clock
-advancing, reconnect; with and without retireConnection.
+hanging, a late prepareConnection finishing, the connection lost (or refused:
+ended with a certificate error), the clock advancing, reconnect, a drop (at
+once, or as a failure); with and without retireConnection.
 
 Worlds are deterministic, so two sequences that leave the same world
 (L{signature}) have the same futures: each world is expanded once, breadth
@@ -38,6 +38,8 @@ ALPHABET: list[Step] = [
     ("lose", "refused"),
     ("advance", 1.0),
     ("reconnect",),
+    ("drop", 0),
+    ("drop", 2),
 ]
 
 # Worlds as tests/worlds.py makes them: a retry after 1 s (the policy gives
@@ -167,11 +169,12 @@ def test_everySequence(name: str) -> None:
         "waiting",
         "connected",
         "reconnecting",
+        "dropping",
         "disconnecting",
         "restarting",
         "stopped",
         "gaveUp",
     }
     if CONFIGURATIONS[name]["handsOver"]:
-        expected = expected - {"reconnecting"} | {"handingOver"}
+        expected = expected | {"handingOver"}
     assert states == expected

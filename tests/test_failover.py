@@ -9,6 +9,7 @@ policy only after a whole pass.
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -460,6 +461,42 @@ def test_stopEndsProbing() -> None:
     assert clock.getDelayedCalls() == []
 
 
+@pytest.mark.parametrize("through", [0, 1])
+def test_stoppedFromConnectionMadeChoosesNoEndpoint(through: int) -> None:
+    """
+    A service stopped from its protocol's C{connectionMade} aborts that
+    connection: the endpoint says nothing of it (no C{endpointChosen}
+    after the service stopped), keeps no C{current} for it, and starts no
+    failback probe for it.
+    """
+    from twisted.logger import globalLogPublisher
+
+    endpoint, fakes, clock = failover(2, failback=10.0)
+    stops: list[Deferred[None]] = []
+
+    class Stopper(Protocol):
+        def connectionMade(self) -> None:
+            stops.append(service.stopService())
+
+    service = ClientService(endpoint, Factory.forProtocol(Stopper), clock=clock)
+    caught: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(caught.append)
+    try:
+        service.startService()
+        if through:
+            fakes[0].last.fail()
+        fakes[through].last.succeed()
+    finally:
+        globalLogPublisher.removeObserver(caught.append)
+    assert service.state == "stopped" and outcome(stops[0]) is None
+    assert fakes[through].last.transport.disconnecting  # type: ignore[union-attr]
+    chosen = [e for e in caught if e.get("reconnectEvent") == "endpointChosen"]
+    assert chosen == []
+    assert endpoint.current is None
+    assert not any(health.current for health in endpoint.health())
+    assert clock.getDelayedCalls() == []
+
+
 def test_lostEndpointGoesLast() -> None:
     """
     When the connection through an endpoint is lost, the next pass tries
@@ -646,7 +683,8 @@ def test_immediateFailoverSaysWhatHappens(upFor: float, immediate: bool) -> None
     A lost connection followed at once by a new pass says so (event
     C{failingOver}: how long it was up, and that it connects again at once,
     with no failure counted), not that a "retry 0" is scheduled "in 0.0
-    seconds"; one that meets the policy keeps Twisted's sentence.
+    seconds"; one that meets the policy keeps Twisted's sentence.  It is
+    one sentence, whatever the reason's text.
     """
     from twisted.logger import formatEvent
 
@@ -666,6 +704,11 @@ def test_immediateFailoverSaysWhatHappens(upFor: float, immediate: bool) -> None
         assert event["seconds"] == upFor
         assert "Scheduling retry" not in text
         assert f"lost after {upFor} seconds" in text and "at once" in text
+        # One sentence, the reason's own text ending it: no "cleanly.. ".
+        reason = event["reason"]
+        assert reason == "Connection was closed cleanly."
+        assert text.endswith(": " + reason)
+        assert re.search(r"\.(\s|$)", text[: -len(reason)]) is None
     else:
         assert event["reconnectEvent"] == "disconnected"
         assert text.startswith("Scheduling retry 1 to connect ")

@@ -418,7 +418,8 @@ def test_stateSeriesDuringAHandOver() -> None:
     }
     documented = {
         "init", "connecting", "waiting", "connected", "handingOver",
-        "reconnecting", "disconnecting", "restarting", "stopped", "gaveUp",
+        "reconnecting", "dropping", "disconnecting", "restarting", "stopped",
+        "gaveUp",
     }  # fmt: skip
     assert documented <= set(states)
     assert {state for state, value in states.items() if value} == {"handingOver"}

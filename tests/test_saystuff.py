@@ -611,3 +611,19 @@ def test_anyLineRaisesOrRoundTrips(line: Any) -> None:
     h.endpoint.last.lose()
     assert outcome(stopped) is None
     assert h.clock.getDelayedCalls() == []
+
+
+def test_usesOnlyClientServicePublicAPI() -> None:
+    """
+    SayStuff drives its L{ClientService} through its public methods only
+    (a dead heartbeat calls C{dropConnection}), never through its machine.
+    """
+    import re
+    from pathlib import Path
+
+    import reconnect.saystuff
+
+    for source in Path(reconnect.saystuff.__file__).parent.glob("*.py"):
+        text = source.read_text()
+        assert "_machine" not in text, source.name
+        assert not re.search(r"clientService\._", text), source.name

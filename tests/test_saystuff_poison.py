@@ -218,7 +218,7 @@ def test_lostAfterRepliesReconnectsAtOnce(events: list[dict[str, Any]]) -> None:
     """
     A connection that answered and then dies with requests awaited is
     followed by a new one at once, with no failure counted: a documented
-    C{lostInFlight} event, then a C{reconnecting} one, say so.
+    C{lostInFlight} event, then a C{dropping} one, say so.
     """
     stuff, clock, endpoint = service()
     endpoint.last.succeed()
@@ -230,7 +230,7 @@ def test_lostAfterRepliesReconnectsAtOnce(events: list[dict[str, Any]]) -> None:
     assert stuff.state == "connecting"
     assert stuff.clientService.stats().failures == 0
     names = [e["reconnectEvent"] for e in events]
-    assert names[-3:] == ["lostInFlight", "reconnecting", "attempt"]
+    assert names[-3:] == ["lostInFlight", "dropping", "attempt"]
     [lost] = [e for e in events if e["reconnectEvent"] == "lostInFlight"]
     checkDocumented(lost)
     assert "at once" in lost["then"] and lost["outstanding"] == 1

@@ -1167,6 +1167,126 @@ def test_reconnectElsewhereDoesNothing(make: Any, before: str) -> None:
     assert len(h.endpoint.attempts) == attempts
 
 
+# -- dropConnection: a connection found dead ----------------------------------
+
+
+@pytest.mark.parametrize("handsOver", [False, True])
+def test_dropConnectionReconnectsAtOnce(make: Any, handsOver: bool) -> None:
+    """
+    C{dropConnection()} aborts the connection (never make-before-break)
+    and, once it has ended, connects again at once, counting no failure.
+    """
+    h = make(
+        immediateFailover=False,
+        retireConnection=(lambda protocol: None) if handsOver else None,
+    ).start()
+    h.connect()
+    h.service.dropConnection()
+    assert h.service.state == "reconnecting"
+    assert h.endpoint.last.transport.disconnected  # aborted
+    assert len(h.endpoint.attempts) == 1
+    h.endpoint.last.lose()
+    assert h.service.state == "connecting"
+    assert len(h.endpoint.attempts) == 2
+    assert h.service.failedAttempts == 0 and h.service.stats().failures == 0
+
+
+@pytest.mark.parametrize("immediateFailover", [False, True])
+def test_dropConnectionAsAFailure(make: Any, immediateFailover: bool) -> None:
+    """
+    C{dropConnection(n)}: the connection's end is a failed attempt, at
+    least the n-th in a row; the policy's delay for it paces the next
+    attempt, with immediate failover too, and the policy may give up.
+    """
+    asked: list[int] = []
+
+    def policy(failures: int) -> Optional[float]:
+        asked.append(failures)
+        return None if failures > 3 else 7.0
+
+    h = make(retryPolicy=policy, immediateFailover=immediateFailover).start()
+    h.connect()
+    h.clock.advance(5)
+    h.service.dropConnection(3)
+    assert h.service.state == "dropping"
+    assert h.endpoint.last.transport.disconnected
+    h.endpoint.last.lose()
+    assert (h.service.state, asked, h.service.failedAttempts) == ("waiting", [3], 3)
+    (retry,) = h.clock.getDelayedCalls()
+    assert retry.getTime() - h.clock.seconds() == 7.0
+    h.clock.advance(7)
+    h.connect()
+    h.service.dropConnection(2)
+    h.endpoint.last.lose()
+    assert h.service.state == "waiting" and asked[-1] == 2
+    h.clock.advance(7)
+    h.connect()
+    h.service.dropConnection(4)
+    h.endpoint.last.lose()
+    assert h.service.state == "gaveUp"
+
+
+def test_dropConnectionWhileHandingOver(make: Any) -> None:
+    """
+    Found dead while a hand-over's attempt runs: the attempt is called off
+    and the service connects again once the dead connection has ended.
+    """
+    h = make(retireConnection=lambda protocol: None).start()
+    h.connect()
+    h.service.reconnect()
+    assert h.service.state == "handingOver"
+    dead, handOver = h.endpoint.attempts
+    h.service.dropConnection()
+    assert handOver.cancelled and dead.transport.disconnected
+    assert h.service.state == "reconnecting"
+    dead.lose()
+    assert h.service.state == "connecting" and len(h.endpoint.attempts) == 3
+
+
+def test_dropConnectionWhileStopping(make: Any) -> None:
+    """
+    Stopping, with a connection that does not close: a drop aborts it, and
+    the service goes on stopping.
+    """
+    h = make().start()
+    h.connect()
+    stopped = h.service.stopService()
+    h.service.dropConnection(1)
+    assert h.service.state == "disconnecting"
+    assert h.endpoint.last.transport.disconnected
+    h.endpoint.last.lose()
+    assert h.service.state == "stopped" and result(stopped) is None
+    assert h.service.failedAttempts == 0
+
+
+@pytest.mark.parametrize("before", ["init", "connecting", "waiting", "stopped"])
+def test_dropConnectionWithoutOneDoesNothing(make: Any, before: str) -> None:
+    """
+    With no connection, C{dropConnection} changes nothing.
+    """
+    h = make()
+    if before != "init":
+        h.start()
+    if before == "waiting":
+        h.endpoint.last.fail()
+    if before == "stopped":
+        h.service.stopService()
+    attempts, calls = len(h.endpoint.attempts), h.clock.getDelayedCalls()
+    h.service.dropConnection()
+    h.service.dropConnection(2)
+    assert h.service.state == before
+    assert len(h.endpoint.attempts) == attempts
+    assert h.clock.getDelayedCalls() == calls
+
+
+def test_dropConnectionArguments(make: Any) -> None:
+    h = make()
+    with pytest.raises(TypeError, match="failuresInARow"):
+        h.service.dropConnection(1.0)
+    with pytest.raises(ValueError, match="failuresInARow"):
+        h.service.dropConnection(-1)
+
+
 def test_stopWhileReconnecting(make: Any) -> None:
     """
     Stopped while its connection closes for a reconnect, the service stops
@@ -1403,6 +1523,27 @@ def test_firedRetryTimerLetGo(make: Any, then: str) -> None:
     else:
         h.endpoint.last.fail()
         assert h.service.state == "waiting"
+    assert fired() is None
+
+
+def test_firedFailoverTimerLetGo(make: Any) -> None:
+    """
+    With C{immediateFailover}, the timer of the at-once attempt after a
+    lost connection is let go once it has fired, as the retry timer is.
+    """
+    import weakref
+
+    h = make(immediateFailover=True).start()
+    h.connect()
+    h.clock.advance(5)
+    h.endpoint.last.lose()
+    assert h.service.failedAttempts == 0
+    (call,) = h.clock.getDelayedCalls()
+    assert call.getTime() == h.clock.seconds()
+    fired = weakref.ref(call)
+    del call
+    h.clock.advance(0)
+    assert h.service.state == "connecting"
     assert fired() is None
 
 

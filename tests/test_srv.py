@@ -817,6 +817,28 @@ def test_stopDuringThePassCallsItOff() -> None:
     assert not clock.getDelayedCalls()
 
 
+def test_stoppedFromConnectionMadeKeepsNoCurrent() -> None:
+    """
+    A service stopped from its protocol's C{connectionMade} aborts that
+    connection: the endpoint does not take its server for the current one.
+    """
+    endpoint, resolver, clock = srvEndpoint()
+    resolver.answer = [srv("a.test", 7)]
+    stops: list[Deferred[None]] = []
+
+    class Stopper(Protocol):
+        def connectionMade(self) -> None:
+            stops.append(service.stopService())
+
+    service = ClientService(endpoint, Factory.forProtocol(Stopper), clock=clock)
+    service.startService()
+    endpoint.fakes["a.test", 7].last.succeed()
+    assert service.state == "stopped" and outcome(stops[0]) is None
+    assert endpoint.current is None
+    assert not any(health.current for health in endpoint.health())
+    assert not clock.getDelayedCalls()
+
+
 def test_sessions() -> None:
     endpoint, resolver, clock = srvEndpoint()
     with pytest.raises(TypeError, match="move must be callable"):

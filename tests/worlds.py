@@ -212,6 +212,8 @@ class World:
                     break
         elif name == "reconnect":
             service.reconnect()
+        elif name == "drop":
+            service.dropConnection(args[0])
         elif name == "succeed":
             attempt = self.pendingAttempt()
             if attempt is not None:

@@ -59,6 +59,7 @@ class _Request:
         thrown away.
     @ivar writes: how many times the line was written (each write but the
         last one's connection died before the reply came).
+    @ivar lane: the lane it was last written on, if it was.
     @ivar alone: how many of those connections died while this line was
         the only one written on them and unanswered: each time, the line
         is the likely cause (a "poison" line).
@@ -75,6 +76,7 @@ class _Request:
         "book",
         "idempotent",
         "writes",
+        "lane",
         "alone",
         "serial",
         "cost",
@@ -87,6 +89,7 @@ class _Request:
         self.timer: Optional[IDelayedCall] = None
         self.abandoned = False
         self.writes = 0
+        self.lane: Optional[Lane] = None
         self.alone = 0
         self.serial = 0
         self.cost = 0
@@ -115,6 +118,13 @@ class Lane:
 
     @ivar draining: the lane takes no new requests; once every request on
         it is answered (or abandoned), C{whenDrained} is called.
+    @ivar awaited: how many requests on this lane still await their reply
+        (abandoned ones are not counted).
+    @ivar progressAt: while requests are awaited, when the lane last made
+        progress: its last reply came, or the first of them was written;
+        while none is, since when (its last reply, the moment the last
+        awaited one was abandoned, or its attach).  A connection's idle
+        check and its heartbeats count from it.
     """
 
     __slots__ = (
@@ -125,6 +135,8 @@ class Lane:
         "inFlight",
         "draining",
         "_whenDrained",
+        "awaited",
+        "progressAt",
         "probed",
         "innocentsNext",
     )
@@ -142,6 +154,8 @@ class Lane:
         self.inFlight: deque[_Request] = deque()
         self.draining = False
         self._whenDrained: Optional[Callable[[], object]] = None
+        self.awaited = 0
+        self.progressAt = book._clock.seconds()
         # While the book probes suspects on this lane: whether one was
         # written alone on it yet, and whose turn the next write is.
         self.probed = False
@@ -165,13 +179,15 @@ class Lane:
         Write C{requests} (none of them abandoned) on this lane, in order.
         """
         book = self._book
-        if not book.awaited and requests:
-            book.progressAt = book._clock.seconds()
+        if not self.awaited and requests:
+            self.progressAt = book._clock.seconds()
+        self.awaited += len(requests)
         book.awaited += len(requests)
         self.inFlight.extend(requests)
         book.written += len(requests)
         for request in requests:
             request.writes += 1
+            request.lane = self
         self._writeLines([request.line for request in requests])
 
     def replyReceived(self, line: bytes) -> None:
@@ -193,7 +209,7 @@ class Lane:
         book = self._book
         popleft = self.inFlight.popleft
         if lines:
-            book.progressAt = book._clock.seconds()
+            self.progressAt = book._clock.seconds()
         for line in lines:
             try:
                 request = popleft()
@@ -206,6 +222,7 @@ class Lane:
                 continue
             if request.timer is not None:
                 request.timer.cancel()
+            self.awaited -= 1
             book.awaited -= 1
             book.answered += 1
             book.pendingBytes -= request.cost
@@ -243,14 +260,6 @@ class Lane:
         """
         return all(request.abandoned for request in self.inFlight)
 
-    @property
-    def awaited(self) -> int:
-        """
-        How many requests on this lane still await their reply (abandoned
-        ones are not counted).
-        """
-        return sum(not request.abandoned for request in self.inFlight)
-
     def detach(self, reason: Failure) -> None:
         """
         The connection is gone.  Its requests in flight become suspects,
@@ -261,6 +270,7 @@ class Lane:
         self._whenDrained = None
         inFlight, self.inFlight = self.inFlight, deque()
         live = [r for r in inFlight if not r.abandoned]
+        self.awaited = 0
         alone = len(inFlight) == 1 and bool(live)
         if alone:
             live[0].alone += 1
@@ -298,8 +308,6 @@ class RequestBook:
         C{requestOverhead} each; what back-pressure watches.
     @ivar awaited: requests written and still awaited (in flight, not
         abandoned), on every lane.
-    @ivar progressAt: when the book last saw progress: the last reply
-        came, or the first request was written while none was awaited.
     @ivar written: lines written, resends included.
     @ivar answered: requests that got their reply.
     @ivar failed: requests that failed, timed out or were cancelled.
@@ -357,7 +365,6 @@ class RequestBook:
         self._timerOverhead = 2 * requestOverhead
         self._resendLimit = resendLimit
         self.awaited = 0
-        self.progressAt = 0.0
         self._queueSize = queueSize
         self._queueWhileDisconnected = queueWhileDisconnected
         self._resend = resendOnReconnect
@@ -505,11 +512,13 @@ class RequestBook:
             if disconnected:
                 self._queuedHook()
         else:
-            if not self.awaited:
-                self.progressAt = self._clock.seconds()
+            if not lane.awaited:
+                lane.progressAt = self._clock.seconds()
+            lane.awaited += 1
             self.awaited += 1
             lane.inFlight.append(request)
             request.writes = 1
+            request.lane = lane
             self.written += 1
             lane._writeLine(line)
         self.pendingBytes += size
@@ -752,6 +761,7 @@ class RequestBook:
         for lane in self._lanes:
             inFlight.extend(r for r in lane.inFlight if not r.abandoned)
             lane.inFlight = deque()
+            lane.awaited = 0
         self.awaited -= len(inFlight)
         self._failEach(inFlight + list(queued), error)
 
@@ -818,6 +828,11 @@ class RequestBook:
             self._queuedBytes -= request.cost
         else:
             self.awaited -= 1
+            lane = request.lane
+            if lane is not None:
+                lane.awaited -= 1
+                if not lane.awaited:
+                    lane.progressAt = self._clock.seconds()
             if self._direct is None:
                 self._pump()
         self._checkIdle()

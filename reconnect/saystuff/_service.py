@@ -195,14 +195,19 @@ class SayStuffToServerService(Service):
         @param lowWater: they are resumed once back at or under this; half
             of C{highWater} by default.
         @param heartbeat: after this many seconds with nothing written,
-            nothing answered and no request awaited on a connection, send
+            nothing answered and no request awaited on a connection
+            (counted from its connect, its last reply, or the moment its
+            last awaited request timed out or was cancelled), send
             C{heartbeatLine} as a request; a heartbeat unanswered within
             C{heartbeatTimeout} seconds (by default, C{heartbeat}) means
             the connection is dead: it is aborted and a new one made at
-            once.  Should that one die of a heartbeat too, with no reply
-            between, the retry policy paces the next attempts as failed
-            ones (its delay for 1, 2, ... such deaths in a row).  C{None}
-            (the default): no heartbeats.
+            once.  So a connection that goes quiet and dead is replaced
+            within C{heartbeat + heartbeatTimeout} seconds of its last
+            sign of life, on time to the clock's resolution.  Should the
+            new one die of a heartbeat too, with no reply between, the
+            retry policy paces the next attempts as failed ones (its delay
+            for 1, 2, ... such deaths in a row), after that bound.
+            C{None} (the default): no heartbeats.
         @param heartbeatLine: the line to send; the server must answer it
             with one line, which is thrown away.
         @param tcpKeepAlive: passed to L{ClientService}.
@@ -287,7 +292,6 @@ class SayStuffToServerService(Service):
         # of replies at the last such loss, such losses in a row with no
         # reply between, whether the retry policy is pacing the last one,
         # and the early reconnects since the last reply (see _cutShort).
-        self._lane: Optional[Lane] = None
         self._repliesAtLoss = 0
         self._fruitless = 0
         self._paced = False
@@ -296,6 +300,9 @@ class SayStuffToServerService(Service):
         self.heartbeats = 0
         self._producers: list[IPushProducer] = []
         self._protocol: Optional[SayStuffClientProtocol] = None
+        # The current connection's lane: its idle check and its heartbeats
+        # look at it alone, not at a connection left behind by a move.
+        self._lane: Optional[Lane] = None
         self.connections = 0
         self.book = RequestBook(
             self._clock,
@@ -523,7 +530,7 @@ class SayStuffToServerService(Service):
         if self._idleTimeout is not None:
             self._scheduleIdleCheck(self._idleTimeout)
         if self._heartbeat is not None:
-            self._scheduleHeartbeat()
+            self._scheduleHeartbeat(self._heartbeat)
         if self._userConnected is not None:
             self._userConnected(protocol)
 
@@ -533,8 +540,9 @@ class SayStuffToServerService(Service):
         self._cancelChecks()
         if self._userDisconnected is not None:
             self._userDisconnected(protocol, reason)
-        # Once the machine has scheduled its next attempt.
-        self.clientService._machine.dispatch(self._cutShort)
+        # The state is already the one the loss leads to; a reconnect asked
+        # now runs once the service has scheduled its next attempt.
+        self._cutShort()
 
     def _lostWithRequests(self, lane: Lane, inFlight: int) -> None:
         """
@@ -556,8 +564,7 @@ class SayStuffToServerService(Service):
         if lane is not self._lane or not inFlight or not self.running:
             return
         book = self.book
-        machine = self.clientService._machine
-        if machine.state() != "connected":
+        if self.clientService.state != "connected":
             return
         if book.replies != self._repliesAtLoss:
             self._repliesAtLoss = book.replies
@@ -574,10 +581,10 @@ class SayStuffToServerService(Service):
                 then="it had answered since the last such loss, so connecting "
                 "again at once",
             )
-            machine.dispatch(machine.closeAndReconnect)
+            self.clientService.dropConnection()
             return
         self._fruitless += 1
-        machine.failedAttempts = max(machine.failedAttempts, self._fruitless - 1)
+        self.clientService.dropConnection(self._fruitless)
         self._paced = True
 
     def _cutShort(self) -> None:
@@ -606,8 +613,7 @@ class SayStuffToServerService(Service):
             self._earlyInARow = 0
         if self._earlyInARow >= EARLY_RECONNECTS:
             return
-        machine = self.clientService._machine
-        if machine.state() != "waiting":
+        if self.clientService.state != "waiting":
             return
         self._earlyInARow += 1
         self._paced = False
@@ -622,7 +628,7 @@ class SayStuffToServerService(Service):
             requests=_requests(book.queued),
             then="requests wait that may be answered, so connecting now",
         )
-        machine.dispatch(machine.closeAndReconnect)
+        self.clientService.reconnect()
 
     def _cancelChecks(self) -> None:
         "Call off the idle check and the next heartbeat of the connection."
@@ -633,27 +639,32 @@ class SayStuffToServerService(Service):
             self._heartbeatCall.cancel()
         self._heartbeatCall = None
 
-    def _scheduleHeartbeat(self) -> None:
-        assert self._heartbeat is not None
-        book = self.book
-        self._heartbeatCall = self._clock.callLater(
-            self._heartbeat, self._beat, book.written + book.replies
-        )
+    def _scheduleHeartbeat(self, delay: float) -> None:
+        self._heartbeatCall = self._clock.callLater(delay, self._beat)
 
-    def _beat(self, activityBefore: int) -> None:
+    def _beat(self) -> None:
         """
-        If the connection was idle since the last beat (nothing written,
-        nothing answered, no request awaited: one that timed out or was
-        cancelled is not), send a heartbeat; the next beat is scheduled
-        once it is answered, or at once if it was not needed.
+        If the connection has been idle for C{heartbeat} seconds (nothing
+        written, nothing answered and no request awaited on it: one that
+        timed out or was cancelled is not), send a heartbeat; the next
+        beat is looked at once it is answered.  Otherwise look again when
+        it could next be so: C{heartbeat} seconds after the idle spell
+        began, so that a dead connection is found within C{heartbeat +
+        heartbeatTimeout} of its last sign of life.
         """
         self._heartbeatCall = None
+        heartbeat = self._heartbeat
+        assert heartbeat is not None
         book = self.book
-        protocol = self._protocol
-        if protocol is None:
+        protocol, lane = self._protocol, self._lane
+        if protocol is None or lane is None:
             return
-        if book.written + book.replies != activityBefore or book.awaited:
-            self._scheduleHeartbeat()
+        if lane.awaited:
+            self._scheduleHeartbeat(heartbeat)
+            return
+        idleFor = self._clock.seconds() - lane.progressAt
+        if idleFor < heartbeat:
+            self._scheduleHeartbeat(heartbeat - idleFor)
             return
         self.heartbeats += 1
         assert self._heartbeatTimeout is not None
@@ -662,7 +673,10 @@ class SayStuffToServerService(Service):
         except NotConnectedError:
             return
         beat.addCallbacks(
-            self._heartbeatAnswered, self._heartbeatFailed, errbackArgs=(protocol,)
+            self._heartbeatAnswered,
+            self._heartbeatFailed,
+            callbackArgs=(protocol,),
+            errbackArgs=(protocol,),
         )
 
     def _event(
@@ -689,9 +703,13 @@ class SayStuffToServerService(Service):
             **fields,
         )
 
-    def _heartbeatAnswered(self, reply: bytes) -> None:
-        if self._protocol is not None and self._heartbeatCall is None:
-            self._scheduleHeartbeat()
+    def _heartbeatAnswered(
+        self, reply: bytes, protocol: SayStuffClientProtocol
+    ) -> None:
+        heartbeat = self._heartbeat
+        assert heartbeat is not None
+        if protocol is self._protocol and self._heartbeatCall is None:
+            self._scheduleHeartbeat(heartbeat)
 
     def _heartbeatFailed(
         self, reason: Failure, protocol: SayStuffClientProtocol
@@ -709,7 +727,6 @@ class SayStuffToServerService(Service):
             self._deadBeats = 0
         self._deadBeats += 1
         self._repliesAtDeadBeat = book.replies
-        machine = self.clientService._machine
         if self._deadBeats == 1:
             then = "connecting again at once"
         else:
@@ -728,17 +745,9 @@ class SayStuffToServerService(Service):
             then=then,
             deadInARow=self._deadBeats,
         )
-        transport = protocol.transport
-        assert transport is not None
-        if self._deadBeats == 1:
-            # Close on purpose and connect again as soon as it is gone (and
-            # abort: a dead peer would keep a clean close waiting).
-            machine.dispatch(machine.closeAndReconnect)
-        else:
-            # Lost like any connection, judged by the policy as the
-            # failure after the deaths before it (the first one free).
-            machine.failedAttempts = max(machine.failedAttempts, self._deadBeats - 2)
-        transport.abortConnection()  # type: ignore[attr-defined]
+        # The first death is free: connect again at once; each after it is
+        # the failure after the deaths before it, which the policy paces.
+        self.clientService.dropConnection(self._deadBeats - 1)
 
     def _protocolError(self, error: ServerProtocolError) -> None:
         """
@@ -797,19 +806,21 @@ class SayStuffToServerService(Service):
 
     def _checkIdle(self) -> None:
         """
-        Abort the connection if requests await their replies and not one
-        reply came for C{idleTimeout} seconds (counted from the last reply,
-        or from the write that ended a spell with nothing awaited); else
-        look again when that could next be so.
+        Abort the connection if requests await their replies on it and not
+        one reply came for C{idleTimeout} seconds (counted from its last
+        reply, or from the write that ended a spell with nothing awaited on
+        it); else look again when that could next be so.  Only the current
+        connection's requests count: one left behind by a move has its own
+        limit (see L{_retire}).
         """
         self._idleCheck = None
         idleTimeout = self._idleTimeout
         assert idleTimeout is not None
-        book = self.book
-        if not book.awaited:
+        lane = self._lane
+        if lane is None or not lane.awaited:
             self._scheduleIdleCheck(idleTimeout)
             return
-        quiet = self._clock.seconds() - book.progressAt
+        quiet = self._clock.seconds() - lane.progressAt
         if quiet < idleTimeout:
             self._scheduleIdleCheck(idleTimeout - quiet)
             return
@@ -821,8 +832,8 @@ class SayStuffToServerService(Service):
             "connected",
             "connected",
             seconds=idleTimeout,
-            outstanding=book.awaited,
-            requests=_requests(book.awaited),
+            outstanding=lane.awaited,
+            requests=_requests(lane.awaited),
         )
         assert self._protocol is not None
         transport = self._protocol.transport
