@@ -18,16 +18,16 @@ from reconnect import _driver
 from reconnect._driver import (
     COMPILED_STATE,
     FORCE_AUTOMAT,
+    NO_TRACING,
     CompiledInputs,
     _probeClass,
     compileInputs,
     declaredInputs,
     discard,
-    NO_TRACING,
     installInputs,
     stateSlots,
-    whyNotCompiled,
     transition,
+    whyNotCompiled,
 )
 from reconnect._machine import _INPUTS, _ClientMachine, _compiled, _discard
 
@@ -565,11 +565,10 @@ def test_tracingTheServiceMachine(engine: str) -> None:
     """
     from twisted.internet.protocol import Factory, Protocol
     from twisted.internet.task import Clock
-
-    from reconnect.testing import FakeEndpoint
     from worlds import machineClass
 
     import reconnect
+    from reconnect.testing import FakeEndpoint
 
     with machineClass(engine):
         clock, endpoint = Clock(), FakeEndpoint()
