@@ -27,9 +27,14 @@ on a class, L{installInputs} runs a small probe machine, laid out in slots
 as the real one is, through automat's inputs and through compiled ones and
 compares what they did.  Any surprise (a missing name, a changed shape, a
 different outcome, any exception) leaves automat's own inputs in place,
-which behave the same, only slower, and says so in one log line.  Setting
-the environment variable C{RECONNECT_AUTOMAT_INPUTS=1} does the same on
-purpose.
+which behave the same, only slower, and says so in one log line, naming
+the input or argument that stopped it.  Setting the environment variable
+C{RECONNECT_AUTOMAT_INPUTS} to anything but C{0}, C{false}, C{no}, C{off}
+or nothing does the same on purpose.
+
+Compiled inputs call no tracer of automat's: C{setTrace} on an instance
+that runs on them raises a C{RuntimeError} saying so, rather than set a
+tracer that would never be called.  Tracing needs automat's own inputs.
 """
 
 from __future__ import annotations
@@ -45,6 +50,15 @@ from twisted.logger import Logger
 Transitions = dict[tuple[Any, Any], tuple[Any, tuple[tuple[Any, int], ...]]]
 
 FORCE_AUTOMAT = "RECONNECT_AUTOMAT_INPUTS"
+
+# The values of FORCE_AUTOMAT that leave the compiled inputs on.
+_OFF = frozenset({"", "0", "false", "no", "off"})
+
+NO_TRACING = (
+    "reconnect's compiled inputs call no tracer of automat's; set the"
+    " environment variable RECONNECT_AUTOMAT_INPUTS=1 before importing"
+    " reconnect to trace its machine"
+)
 
 # Where compiled inputs keep the name of an instance's state.
 COMPILED_STATE = "_compiledState"
@@ -75,6 +89,24 @@ def ignore(state: Any, *inputs: Any) -> None:
     """
     for input in inputs:
         state.upon(input, enter=state, outputs=[], collector=discard)
+
+
+class _NoTransitioner:
+    """
+    automat's slot for an instance's transitioner, on a class that runs on
+    compiled inputs: always empty, and it takes no transitioner, saying why.
+    """
+
+    def __get__(self, instance: object, owner: Optional[type] = None) -> object:
+        if instance is None:
+            return self
+        raise AttributeError("compiled inputs keep no transitioner")
+
+    def __set__(self, instance: object, value: object) -> None:
+        raise RuntimeError(NO_TRACING)
+
+    def __delete__(self, instance: object) -> None:
+        raise AttributeError("compiled inputs keep no transitioner")
 
 
 def _argsAsAutomatWould(
@@ -112,6 +144,7 @@ class CompiledInputs:
         inputs: dict[str, Any],
         table: Transitions,
         initial: Any,
+        automatSlot: str,
     ) -> None:
         self._inputs = inputs
         self._table = table
@@ -122,6 +155,7 @@ class CompiledInputs:
             (state.serialized, symbol): (new.serialized, steps)
             for (state, symbol), (new, steps) in table.items()
         }
+        self._automatSlot: str = automatSlot
         self.replaced: dict[str, object] = {}
 
     def install(
@@ -135,7 +169,13 @@ class CompiledInputs:
         per instance.  Either all are replaced or, if anything fails, none.
 
         Every input of the machine must be named: an instance whose state
-        is kept here cannot be handed to automat's own inputs.  What was
+        is kept here cannot be handed to automat's own inputs.  The slot in
+        which automat keeps an instance's transitioner is replaced too, by
+        one that stays empty and refuses a transitioner (L{NO_TRACING}): a
+        transitioner made for an instance on compiled inputs, as
+        C{setTrace} makes one, would never be used.  (A class laid out with
+        a C{__dict__}, for an automat that keeps its transitioners where
+        L{stateSlots} cannot tell, has no such slot to guard.)  What was
         replaced stays in L{replaced}, by name.
 
         @raise ValueError: if an input of the machine is not named.
@@ -149,10 +189,16 @@ class CompiledInputs:
             )
             for name in [*names, serializer]
         }
-        new: dict[str, Callable[..., object]] = {
+        new: dict[str, object] = {
             name: self._carryingOut(self._inputs[name]) for name in names
         }
         new[serializer] = self._readingState()
+        slot = self._automatSlot
+        for cls in machineClass.__mro__:
+            if slot in vars(cls):
+                replaced[slot] = vars(cls)[slot]
+                new[slot] = _NoTransitioner()
+                break
         done: list[str] = []
         try:
             for name, method in new.items():
@@ -256,8 +302,50 @@ def declaredInputs(machineClass: type, machine: MethodicalMachine) -> tuple[str,
         return ()
 
 
-def _plainArguments(spec: Any) -> bool:
-    return not (spec.varargs or spec.varkw or spec.kwonlyargs or spec.defaults)
+def _unusualArgument(spec: Any) -> Optional[str]:
+    """
+    The first argument in C{spec} that compiled inputs do not take (a
+    default, keyword-only, C{*} or C{**} one), as words; C{None} if none.
+    """
+    if spec.defaults:
+        return f"argument {spec.args[-len(spec.defaults)]} has a default"
+    if spec.kwonlyargs:
+        return f"argument {spec.kwonlyargs[0]} is keyword-only"
+    if spec.varargs:
+        return f"it takes *{spec.varargs}"
+    if spec.varkw:
+        return f"it takes **{spec.varkw}"
+    return None
+
+
+def _documented() -> None:
+    "Only a docstring."
+
+
+def _bare() -> None:
+    pass
+
+
+def _withoutDocstring(method: Callable[..., object]) -> tuple[bytes, list[object]]:
+    code = method.__code__
+    return code.co_code, [c for c in code.co_consts if c is not method.__doc__]
+
+
+# What a function that does nothing compiles to, with a docstring or not.
+_EMPTY_BODIES = [_withoutDocstring(_documented), _withoutDocstring(_bare)]
+
+
+def _emptyBody(method: Callable[..., object]) -> bool:
+    """
+    Whether C{method}'s body does nothing: a docstring, C{pass} or C{...}.
+    automat calls an input's body at every call; a compiled input calls it
+    only to check arguments it cannot take by position, so it stands in
+    only for inputs whose bodies do nothing.
+    """
+    try:
+        return _withoutDocstring(method) in _EMPTY_BODIES
+    except AttributeError:
+        return False
 
 
 def compileInputs(
@@ -269,40 +357,75 @@ def compileInputs(
     @param collector: the collector of every transition: the compiled inputs
         run the outputs and return nothing, so they stand in only for
         transitions whose collector discards the outputs' results.
-    @return: the table, or C{None} if this automat does not keep its
-        transitions as expected, if a transition has another collector, if
-        an input or an output has default, keyword-only, C{*} or C{**}
-        arguments, or if an output takes other than a leading run of its
-        input's arguments.
+    @return: the table, or C{None} for any reason L{whyNotCompiled} gives.
+    """
+    compiled = _compiling(machine, collector)
+    return compiled if isinstance(compiled, CompiledInputs) else None
+
+
+def whyNotCompiled(
+    machine: MethodicalMachine, collector: Callable[..., object]
+) -> Optional[str]:
+    """
+    Why C{machine}'s transitions cannot be compiled, naming the input or
+    output and the argument; C{None} if they can.
+
+    They cannot be if this automat does not keep its transitions as
+    expected, if a transition has another collector than C{collector}, if
+    an input's body does something, if an input or an output has default,
+    keyword-only, C{*} or C{**} arguments, or if an output takes other
+    than a leading run of its input's arguments.
+    """
+    compiled = _compiling(machine, collector)
+    return None if isinstance(compiled, CompiledInputs) else compiled
+
+
+def _compiling(
+    machine: MethodicalMachine, collector: Callable[..., object]
+) -> CompiledInputs | str:
+    """
+    C{machine}'s transitions as a table, or why not (see L{whyNotCompiled}).
     """
     try:
         inputs: dict[str, object] = {}
         table: Transitions = {}
         for state, symbol, newState, outputs in machine._automaton.allTransitions():
-            if not _plainArguments(symbol.argSpec):
-                return None
+            input = f"input {symbol.method.__name__}"
+            unusual = _unusualArgument(symbol.argSpec)
+            if unusual is not None:
+                return f"{input}: {unusual}"
+            if not _emptyBody(symbol.method):
+                return f"the body of {input} does something"
             inputArgs = tuple(symbol.argSpec.args[1:])
             if symbol.collectors[state] is not collector:
-                return None
+                return f"{input} in state {state.serialized} has another collector"
             inputs[symbol.method.__name__] = symbol
             steps = []
             for output in outputs:
-                if not _plainArguments(output.argSpec):
-                    return None
+                name = f"output {output.method.__name__} of {input}"
+                unusual = _unusualArgument(output.argSpec)
+                if unusual is not None:
+                    return f"{name}: {unusual}"
                 outputArgs = tuple(output.argSpec.args[1:])
                 if inputArgs[: len(outputArgs)] != outputArgs:
-                    return None
+                    return (
+                        f"{name} takes arguments {list(outputArgs)}, not a"
+                        f" leading run of the input's {list(inputArgs)}"
+                    )
                 steps.append((output.method, len(outputArgs)))
             table[state, symbol] = (newState, tuple(steps))
         initial = machine._automaton.initialState
         names = [state.serialized for state in machine._automaton.states()]
         if not all(isinstance(name, str) for name in names):
-            return None
+            return "a state's serialized name is not a string"
         if len(set(names)) != len(names):
-            return None
-        return CompiledInputs(inputs, table, initial)
-    except Exception:
-        return None
+            return "two states have the same serialized name"
+        automatSlot = machine._symbol
+        if not isinstance(automatSlot, str):
+            return "automat's slot for the transitioner is not named by a string"
+        return CompiledInputs(inputs, table, initial, automatSlot)
+    except Exception as error:
+        return f"its transitions could not be read: {error!r}"
 
 
 def transitionsOf(
@@ -441,25 +564,27 @@ def installInputs(
 ) -> Optional[CompiledInputs]:
     """
     Put compiled inputs for every input of C{machine} on C{machineClass},
-    if this automat is as expected and the probe agrees; otherwise leave
-    automat's own, and say why in one log line.  Nothing it meets escapes.
+    if this automat is as expected, the probe agrees and the machine can be
+    compiled; otherwise leave automat's own, and say why in one log line,
+    naming the input or argument at fault.  Nothing it meets escapes.
+    C{RECONNECT_AUTOMAT_INPUTS} set to anything but C{0}, C{false}, C{no},
+    C{off} (in any case) or nothing leaves automat's own quietly.
 
     @return: what was installed, or C{None}.
     """
-    if os.environ.get(FORCE_AUTOMAT, "") not in ("", "0"):
+    if os.environ.get(FORCE_AUTOMAT, "").strip().lower() not in _OFF:
         return None
+    compiled: CompiledInputs | str | None = None
     try:
         why = _compiledAgrees()
-        compiled = None
         if why is None:
-            compiled = compileInputs(machine, collector)
-        if compiled is not None:
-            compiled.install(machineClass, declaredInputs(machineClass, machine))
+            compiled = _compiling(machine, collector)
+            if isinstance(compiled, str):
+                why = f"{machineClass.__name__} could not be compiled: {compiled}"
+            else:
+                compiled.install(machineClass, declaredInputs(machineClass, machine))
+                return compiled
     except Exception as error:
-        why, compiled = f"{error!r}", None
-    if compiled is None:
-        _log.warn(
-            "reconnect: using automat's own (slower) inputs: {why}",
-            why=why or f"{machineClass.__name__} could not be compiled",
-        )
-    return compiled
+        why = f"{machineClass.__name__} could not be compiled: {error!r}"
+    _log.warn("reconnect: using automat's own (slower) inputs: {why}", why=why)
+    return None

@@ -18,6 +18,7 @@ from reconnect import _driver
 from reconnect._driver import (
     COMPILED_STATE,
     FORCE_AUTOMAT,
+    NO_TRACING,
     CompiledInputs,
     _probeClass,
     compileInputs,
@@ -26,8 +27,9 @@ from reconnect._driver import (
     installInputs,
     stateSlots,
     transition,
+    whyNotCompiled,
 )
-from reconnect._machine import _INPUTS, _ClientMachine, _compiled
+from reconnect._machine import _INPUTS, _ClientMachine, _compiled, _discard
 
 # The driver's own probe machine: two states, outputs that take none, some
 # and all of their input's arguments, and a missing transition.
@@ -341,19 +343,32 @@ def withStarStar(self: object, first: int, **rest: int) -> None:
     "An input with C{**} arguments."
 
 
+def withBody(self: object, first: int, second: int) -> int:
+    "An input whose body returns something (automat does not look)."
+    return 1
+
+
 @pytest.mark.parametrize(
-    "inputBody",
-    [withDefault, withKeywordOnly, withStar, withStarStar],
-    ids=["default", "keyword-only", "*args", "**kwargs"],
+    "inputBody, why",
+    [
+        (withDefault, "input withDefault: argument second has a default"),
+        (withKeywordOnly, "input withKeywordOnly: argument second is keyword-only"),
+        (withStar, "input withStar: it takes *rest"),
+        (withStarStar, "input withStarStar: it takes **rest"),
+        (withBody, "the body of input withBody does something"),
+    ],
+    ids=["default", "keyword-only", "*args", "**kwargs", "body"],
 )
 def test_unusualArgumentsAreLeftToAutomat(
-    inputBody: Any, monkeypatch: pytest.MonkeyPatch
+    inputBody: Any, why: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """
     An input with default, keyword-only, C{*} or C{**} arguments runs
     differently under compiled inputs (automat passes defaults on to the
-    outputs): such a machine is not compiled, and installing says so once
-    and leaves automat's inputs in place.
+    outputs), and so does one whose body does something (automat calls it
+    at every call; compiled inputs only to check arguments): such a machine
+    is not compiled, and installing says so once, naming the input and
+    argument at fault, and leaves automat's inputs in place.
     """
     monkeypatch.delenv(FORCE_AUTOMAT, raising=False)
     Odd = machineWith(inputBody)
@@ -372,7 +387,40 @@ def test_unusualArgumentsAreLeftToAutomat(
     assert [e["log_format"] for e in warnings if e.get("why")] == [
         "reconnect: using automat's own (slower) inputs: {why}"
     ]
+    assert [e["why"] for e in warnings if e.get("why")] == [
+        f"Odd could not be compiled: {why}"
+    ]
     assert "go" not in vars(Odd) or not callable(vars(Odd)["go"])
+
+
+def withDocstringOnly(self: object, first: int, second: int) -> None:
+    "Only a docstring."
+
+
+def withPass(self: object, first: int, second: int) -> None:
+    pass
+
+
+def withEllipsis(self: object, first: int, second: int) -> None:
+    "A docstring and an ellipsis."
+    ...
+
+
+@pytest.mark.parametrize("inputBody", [withDocstringOnly, withPass, withEllipsis])
+def test_emptyBodiesAreCompiled(inputBody: Any) -> None:
+    """
+    An input whose body is a docstring, C{pass} or C{...} is compiled.
+    """
+    Odd = machineWith(inputBody)
+    assert compileInputs(Odd._machine, discard) is not None
+
+
+def test_serviceInputsHaveEmptyBodies() -> None:
+    """
+    Every input of the service's machine does nothing in its body, so the
+    compiled inputs may stand in for them.
+    """
+    assert whyNotCompiled(_ClientMachine._machine, _discard) is None
 
 
 def bothEngines() -> list[tuple[str, Any]]:
@@ -472,10 +520,10 @@ def test_installIsAllOrNothing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_automatPathsOnALiveCompiledInstance() -> None:
     """
-    automat never reads the compiled state: tracing a live compiled
-    instance (C{setTrace}, which makes automat's transitioner for it) leaves
-    the compiled inputs working from where they were, and the state where
-    they left it.
+    Compiled inputs call no tracer: C{setTrace} on a live compiled instance
+    refuses, saying why, rather than set a tracer never to be called; the
+    compiled inputs go on working from where they were.  On automat's
+    inputs the same calls are traced.
     """
 
     class TracedDoor(Door):  # type: ignore[misc, valid-type]
@@ -487,11 +535,64 @@ def test_automatPathsOnALiveCompiledInstance() -> None:
     compiled.install(TracedDoor, ["push", "pull"])
     door = TracedDoor()
     door.push("ann", "gently")
-    door.setTrace(lambda old, input, new: None)
+    with pytest.raises(RuntimeError) as refused:
+        door.setTrace(lambda old, input, new: None)
+    assert str(refused.value) == NO_TRACING
+    assert "RECONNECT_AUTOMAT_INPUTS=1" in NO_TRACING
     assert door.state() == "open"
     door.pull()
     assert door.state() == "shut"
     assert getattr(door, COMPILED_STATE) == "shut"
+
+    class TracedOnAutomat(Door):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+        setTrace = Door._machine._setTrace
+
+    traced: list[tuple[str, str, str]] = []
+    slow = TracedOnAutomat()
+    slow.push("ann", "gently")
+    slow.setTrace(lambda old, input, new: traced.append((old, input, new)))
+    slow.pull()
+    assert traced == [("open", "pull", "shut")]
+
+
+@pytest.mark.parametrize("engine", ["compiled", "automat"])
+def test_tracingTheServiceMachine(engine: str) -> None:
+    """
+    automat's C{setTrace} on a live service's machine either traces every
+    transition (automat's inputs) or refuses, saying why (compiled inputs):
+    never a tracer that is silently not called.
+    """
+    from twisted.internet.protocol import Factory, Protocol
+    from twisted.internet.task import Clock
+    from worlds import machineClass
+
+    import reconnect
+    from reconnect.testing import FakeEndpoint
+
+    with machineClass(engine):
+        clock, endpoint = Clock(), FakeEndpoint()
+        service = reconnect.ClientService(
+            endpoint, Factory.forProtocol(Protocol), lambda n: 1.0, clock=clock
+        )
+    service.startService()
+    traced: list[tuple[str, str, str]] = []
+
+    def trace() -> None:
+        setTrace = _ClientMachine._machine._setTrace.__get__(service._machine)
+        setTrace(lambda old, input, new: traced.append((old, input, new)))
+
+    if engine == "compiled":
+        with pytest.raises(RuntimeError, match="RECONNECT_AUTOMAT_INPUTS=1"):
+            trace()
+    else:
+        trace()
+    endpoint.last.succeed()
+    endpoint.last.lose()
+    clock.advance(1)
+    assert service.state == "connecting"
+    assert (traced != []) == (engine == "automat")
+    service.stopService()
 
 
 @pytest.mark.parametrize("engine", ["compiled", "automat"])
@@ -516,3 +617,37 @@ def test_malformedInternalCallChangesNothing(engine: str) -> None:
         assert world.events == events
     assert world.clock.getDelayedCalls() != []
     world.shutDown()
+
+
+@pytest.mark.parametrize(
+    "value, forced",
+    [
+        ("", False),
+        ("0", False),
+        ("false", False),
+        ("False", False),
+        ("no", False),
+        ("NO", False),
+        ("off", False),
+        (" off ", False),
+        ("1", True),
+        ("yes", True),
+        ("true", True),
+        ("on", True),
+    ],
+)
+def test_forcedByEnvironment(
+    value: str, forced: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    C{RECONNECT_AUTOMAT_INPUTS} set to a usual spelling of false (C{0},
+    C{false}, C{no}, C{off}, in any case, or nothing) leaves the compiled
+    inputs on; any other value leaves automat's own.
+    """
+    monkeypatch.setenv(FORCE_AUTOMAT, value)
+    Door2 = _probeClass()
+    installed = installInputs(Door2, Door2._machine, discard)
+    assert (installed is None) == forced
+    door = Door2()
+    door.push("ann", "gently")
+    assert door.state() == "open"
