@@ -45,6 +45,7 @@ from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+import twisted
 from reconnect import (
     AllEndpointsFailed,
     AttemptTimedOut,
@@ -56,7 +57,9 @@ from reconnect import (
     isCertificateError,
 )
 from reconnect.testing import FakeEndpoint
-from twisted import version as twistedVersion
+
+# Twisted 24 and 25+ differ in what their TLS client will speak.
+TWISTED_MAJOR = int(twisted.__version__.split(".")[0])
 
 
 class Recorder(Protocol):
@@ -825,7 +828,7 @@ async def untilGaveUp(endpoint: Any, **kwargs: Any) -> ClientService:
             "stranger's",
             True,
             marks=pytest.mark.skipif(
-                twistedVersion.major < 25,
+                TWISTED_MAJOR < 25,
                 reason="Twisted 24's client, given a certificate of its own,"
                 " will not speak TLS 1.2 (tlsv1 alert protocol version)",
             ),
