@@ -35,6 +35,7 @@ from twisted.web.server import Request, Site
 from ._driver import transitionsOf
 from ._failover import FailoverEndpoint
 from ._machine import _ClientMachine
+from ._refusals import RefusalLog
 from ._service import ClientService
 
 
@@ -232,7 +233,6 @@ class _CappedSite(Site):
     """
 
     _log = Logger()
-    refusalLogInterval = 60.0
     maxConnections = METRICS_MAX_CONNECTIONS
     connectionTimeout = METRICS_CONNECTION_TIMEOUT
 
@@ -240,42 +240,24 @@ class _CappedSite(Site):
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
         self.open: set[_BodilessHTTPChannel] = set()
         self.refused = 0
-        self._refusedUnlogged = 0
-        self._lastRefusalLog: Optional[float] = None
-        self._refusalLog: Optional[IDelayedCall] = None
+        self._refusals = RefusalLog(self.reactor, self._logRefusals)
 
     def buildProtocol(self, addr: Optional[IAddress]) -> Any:
         if len(self.open) < self.maxConnections:
             return super().buildProtocol(addr)  # type: ignore[no-untyped-call]
         self.refused += 1
-        self._refusedUnlogged += 1
-        now = self.reactor.seconds()
-        last = self._lastRefusalLog
-        if last is None or now - last >= self.refusalLogInterval:
-            self._logRefusals()
-        elif self._refusalLog is None:
-            # Refusals that stop before the next log are logged then.
-            self._refusalLog = self.reactor.callLater(
-                last + self.refusalLogInterval - now, self._logRefusals
-            )
+        self._refusals.refused()
         return None
 
-    def _logRefusals(self) -> None:
-        if self._refusalLog is not None and self._refusalLog.active():
-            self._refusalLog.cancel()
-        self._refusalLog = None
-        if not self._refusedUnlogged:
-            return
+    def _logRefusals(self, count: int) -> None:
         self._log.warn(
             "Refused {count} metrics connection(s): {limit} are open, the limit",
-            count=self._refusedUnlogged,
+            count=count,
             limit=self.maxConnections,
         )
-        self._lastRefusalLog = self.reactor.seconds()
-        self._refusedUnlogged = 0
 
     def stopFactory(self) -> None:
-        self._logRefusals()
+        self._refusals.flush()
         super().stopFactory()
 
 

@@ -27,6 +27,7 @@ from twisted.logger import ILogObserver, Logger, textFileLogObserver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .._refusals import RefusalLog
 from ._errors import ServiceStoppedError
 from ._service import SayStuffToServerService
 
@@ -488,7 +489,6 @@ class RelayClients(Service):
     """
 
     _log = Logger()
-    refusalLogInterval = 60.0
 
     def __init__(
         self,
@@ -505,10 +505,8 @@ class RelayClients(Service):
         self.maxOwed = maxOwed
         self.live: set[RelayProtocol] = set()
         self.refused = 0
-        self._refusedUnlogged = 0
-        self._lastRefusalLog: Optional[float] = None
+        self._refusals = RefusalLog(reactor, self._logRefusals)
         self._idleCheck: Optional[Any] = None
-        self._refusalLog: Optional[Any] = None
         self._stopped: Optional[Deferred[None]] = None
 
     def now(self) -> float:
@@ -528,33 +526,17 @@ class RelayClients(Service):
         if len(self.live) < self.maxClients and self._stopped is None:
             return True
         self.refused += 1
-        self._refusedUnlogged += 1
-        now = self.now()
-        last = self._lastRefusalLog
-        if last is None or now - last >= self.refusalLogInterval:
-            self._logRefusals()
-        elif self._refusalLog is None:
-            # Refusals that stop before the next log are logged then.
-            self._refusalLog = self._reactor.callLater(
-                last + self.refusalLogInterval - now, self._logRefusals
-            )
+        self._refusals.refused()
         return False
 
-    def _logRefusals(self) -> None:
-        if self._refusalLog is not None and self._refusalLog.active():
-            self._refusalLog.cancel()
-        self._refusalLog = None
-        if not self._refusedUnlogged:
-            return
+    def _logRefusals(self, count: int) -> None:
         self._log.warn(
             "Refused {count} local client(s): {clients} connected, the "
             "limit (--max-clients) is {limit}",
-            count=self._refusedUnlogged,
+            count=count,
             clients=len(self.live),
             limit=self.maxClients,
         )
-        self._lastRefusalLog = self.now()
-        self._refusedUnlogged = 0
 
     def add(self, protocol: RelayProtocol) -> None:
         protocol.lastHeard = self.now()
@@ -607,7 +589,7 @@ class RelayClients(Service):
         (one that does not read its answers) is aborted.
         """
         Service.stopService(self)
-        self._logRefusals()
+        self._refusals.flush()
         stopped: Deferred[None] = Deferred()
         self._stopped = stopped
         if not self.live:
