@@ -18,7 +18,6 @@ from __future__ import annotations
 import socket
 import sys
 import threading
-import time
 
 
 def connect(port: int) -> socket.socket:
@@ -53,8 +52,7 @@ def idle(port: int, count: int) -> None:
         except OSError:
             pass
     print("opened", len(held), flush=True)
-    while True:
-        time.sleep(1)
+    threading.Event().wait()  # hold them until the test kills this process
 
 
 if __name__ == "__main__":
